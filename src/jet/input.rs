@@ -1,0 +1,225 @@
+//! Input jets with structured tangents: zero, one-hot, sparse or dense, per slot and row.
+//!
+//! Tangents are given in the **derivative convention** of spec §1.1: slot `k` holds `v_k` of the
+//! curve `x(s) = x_0 + Σ_k v_k s^k / k!`. The first layer turns them into normalised coefficients
+//! (`v_k / k!`) as it consumes them, so one-hot and sparse tangents are never densified.
+
+use super::support::{MAX_ORDER, Support};
+use crate::real::{Real, factorial};
+
+/// Errors in the shape or content of input jets.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum InputError {
+    /// A jet order outside `1..=MAX_ORDER`.
+    #[error("jet order {0} is out of range 1..={MAX_ORDER}")]
+    Order(usize),
+    /// A slot number outside `1..=K`.
+    #[error("tangent slot {slot} is out of range 1..={order}")]
+    Slot {
+        /// The slot given.
+        slot: usize,
+        /// The jet order.
+        order: usize,
+    },
+    /// A coordinate index `≥ d`.
+    #[error("tangent index {index} is out of range for input dimension {dim}")]
+    Index {
+        /// The index given.
+        index: usize,
+        /// The input dimension.
+        dim: usize,
+    },
+    /// A buffer with the wrong number of elements.
+    #[error("{what} has {got} elements, expected {expected}")]
+    Length {
+        /// Which buffer.
+        what: &'static str,
+        /// Its length.
+        got: usize,
+        /// The required length.
+        expected: usize,
+    },
+}
+
+/// The tangent `v_k` of one slot for every row.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Tangent<T> {
+    /// `v_k = 0` in every row (a symbolic zero).
+    Zero,
+    /// Row `r` carries `e_{index[r]}`.
+    OneHot(Vec<usize>),
+    /// Row `r` carries `Σ values[j]·e_{indices[j]}` for `j` in `row_ptr[r]..row_ptr[r+1]`
+    /// (compressed sparse rows; an empty row is a zero tangent).
+    Sparse {
+        /// Row offsets, `rows + 1` entries.
+        row_ptr: Vec<usize>,
+        /// Coordinate of each non-zero.
+        indices: Vec<usize>,
+        /// Value of each non-zero.
+        values: Vec<T>,
+    },
+    /// `[rows × d]` dense tangents.
+    Dense(Vec<T>),
+}
+
+/// A batch of input jets: `points` primals in `R^d`, each with `dirs` directions (rows), order `K`.
+#[derive(Clone, Debug)]
+pub struct InputJets<T> {
+    order: usize,
+    points: usize,
+    dirs: usize,
+    dim: usize,
+    primal: Vec<T>,
+    slots: Vec<Tangent<T>>,
+}
+
+impl<T: Real> InputJets<T> {
+    /// Jets of order `order` at the points `primal` (`[points × dim]`), `dirs` rows per point,
+    /// all tangents zero until set with [`InputJets::set`].
+    pub fn new(order: usize, dim: usize, dirs: usize, primal: Vec<T>) -> Result<Self, InputError> {
+        if order == 0 || order > MAX_ORDER {
+            return Err(InputError::Order(order));
+        }
+        if dim == 0 || primal.len() % dim != 0 {
+            return Err(InputError::Length { what: "primal", got: primal.len(), expected: dim.max(1) });
+        }
+        Ok(InputJets { order, points: primal.len() / dim, dirs, dim, primal, slots: vec![Tangent::Zero; order] })
+    }
+
+    /// Sets the tangent of slot `k` (1-based, derivative convention), validating shape and indices.
+    pub fn set(&mut self, k: usize, tangent: Tangent<T>) -> Result<(), InputError> {
+        if k == 0 || k > self.order {
+            return Err(InputError::Slot { slot: k, order: self.order });
+        }
+        let rows = self.rows();
+        let check = |i: usize| if i < self.dim { Ok(()) } else { Err(InputError::Index { index: i, dim: self.dim }) };
+        match &tangent {
+            Tangent::Zero => {}
+            Tangent::OneHot(idx) => {
+                if idx.len() != rows {
+                    return Err(InputError::Length { what: "one-hot indices", got: idx.len(), expected: rows });
+                }
+                idx.iter().try_for_each(|&i| check(i))?;
+            }
+            Tangent::Sparse { row_ptr, indices, values } => {
+                if row_ptr.len() != rows + 1 {
+                    return Err(InputError::Length { what: "sparse row_ptr", got: row_ptr.len(), expected: rows + 1 });
+                }
+                let nnz = *row_ptr.last().unwrap_or(&0);
+                if indices.len() != nnz || values.len() != nnz || row_ptr[0] != 0 || row_ptr.windows(2).any(|w| w[0] > w[1]) {
+                    return Err(InputError::Length { what: "sparse indices/values", got: indices.len().min(values.len()), expected: nnz });
+                }
+                indices.iter().try_for_each(|&i| check(i))?;
+            }
+            Tangent::Dense(v) => {
+                if v.len() != rows * self.dim {
+                    return Err(InputError::Length { what: "dense tangent", got: v.len(), expected: rows * self.dim });
+                }
+            }
+        }
+        self.slots[k - 1] = tangent;
+        Ok(())
+    }
+
+    /// Truncation order `K`.
+    pub fn order(&self) -> usize {
+        self.order
+    }
+    /// Number of points.
+    pub fn points(&self) -> usize {
+        self.points
+    }
+    /// Directions per point.
+    pub fn dirs(&self) -> usize {
+        self.dirs
+    }
+    /// Rows (`points × dirs`).
+    pub fn rows(&self) -> usize {
+        self.points * self.dirs
+    }
+    /// Input dimension `d`.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// The primals, `[points × d]`.
+    pub fn primal(&self) -> &[T] {
+        &self.primal
+    }
+    /// The tangent of slot `k` (1-based).
+    pub fn slot(&self, k: usize) -> &Tangent<T> {
+        &self.slots[k - 1]
+    }
+
+    /// Orders whose tangent is not identically zero.
+    pub fn support(&self) -> Support {
+        let mut s = Support::EMPTY;
+        for (i, t) in self.slots.iter().enumerate() {
+            if *t != Tangent::Zero {
+                s.insert(i + 1);
+            }
+        }
+        s
+    }
+
+    /// Whether any slot is dense.
+    pub fn has_dense(&self) -> bool {
+        self.slots.iter().any(|t| matches!(t, Tangent::Dense(_)))
+    }
+
+    /// Calls `f(coordinate, a)` for every non-zero of slot `k` in `row`, with `a = v/k!` the
+    /// normalised coefficient (dense slots visit every coordinate).
+    pub fn for_each_entry(&self, k: usize, row: usize, mut f: impl FnMut(usize, T)) {
+        let inv = T::one() / T::c(factorial(k));
+        match &self.slots[k - 1] {
+            Tangent::Zero => {}
+            Tangent::OneHot(idx) => f(idx[row], inv),
+            Tangent::Sparse { row_ptr, indices, values } => {
+                for j in row_ptr[row]..row_ptr[row + 1] {
+                    f(indices[j], values[j] * inv);
+                }
+            }
+            Tangent::Dense(v) => {
+                for (i, &x) in v[row * self.dim..(row + 1) * self.dim].iter().enumerate() {
+                    if x != T::zero() {
+                        f(i, x * inv);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The same jets with every tangent written densely (for tests and comparisons).
+    pub fn densified(&self) -> InputJets<T> {
+        let mut out = self.clone();
+        for k in 1..=self.order {
+            if self.slots[k - 1] == Tangent::Zero {
+                continue;
+            }
+            let mut dense = vec![T::zero(); self.rows() * self.dim];
+            let scale = T::c(factorial(k));
+            for r in 0..self.rows() {
+                self.for_each_entry(k, r, |i, a| dense[r * self.dim + i] += a * scale);
+            }
+            out.slots[k - 1] = Tangent::Dense(dense);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_shapes_and_indices() {
+        let mut j = InputJets::<f64>::new(2, 3, 1, vec![0.0; 6]).unwrap();
+        assert_eq!(j.rows(), 2);
+        assert_eq!(j.set(3, Tangent::Zero), Err(InputError::Slot { slot: 3, order: 2 }));
+        assert_eq!(j.set(1, Tangent::OneHot(vec![0, 3])), Err(InputError::Index { index: 3, dim: 3 }));
+        assert!(matches!(j.set(1, Tangent::Dense(vec![0.0; 5])), Err(InputError::Length { .. })));
+        assert!(j.set(1, Tangent::OneHot(vec![0, 2])).is_ok());
+        assert_eq!(j.support(), Support::from_orders(&[1]));
+        assert!(InputJets::<f64>::new(0, 3, 1, vec![0.0; 3]).is_err());
+        assert!(InputJets::<f64>::new(2, 4, 1, vec![0.0; 6]).is_err());
+    }
+}

@@ -1,0 +1,166 @@
+//! Batched jet kernels: the rule table applied to whole [`Jet`] batches (element-wise rules fused
+//! over all orders, linear rules as one GEMM over every order and direction).
+
+use super::batch::Jet;
+use super::rules::{Unary, unary_backward, unary_forward};
+use super::support::MAX_ORDER;
+use crate::real::Real;
+use crate::tensor::{self, Write};
+use rayon::prelude::*;
+
+/// Points per parallel task (small enough to balance, large enough to amortise scheduling).
+fn chunk_points(points: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    points.div_ceil(threads * 4).max(1)
+}
+
+/// Splits `buf` into `n` consecutive chunks of `len` elements (empty chunks if `buf` is empty),
+/// one per parallel task.
+fn split<T>(buf: &mut [T], len: usize, n: usize) -> Vec<&mut [T]> {
+    if buf.is_empty() {
+        return (0..n).map(|_| <&mut [T]>::default()).collect();
+    }
+    buf.chunks_mut(len.max(1)).collect()
+}
+
+/// `y = φ(z)` element-wise on a batch, storing the derivative series `g = φ'(z(s))` for backward.
+pub fn activation_forward<T: Real>(rule: Unary, z: &Jet<T>, y: &mut Jet<T>, g: &mut Jet<T>) {
+    let k_max = z.order;
+    let in_sup = z.support;
+    let out_sup = in_sup.closure(k_max);
+    y.reset(k_max, z.points, z.dirs, z.width, out_sup);
+    g.reset(k_max, z.points, z.dirs, z.width, out_sup);
+    let (w, dirs) = (z.width, z.dirs);
+    let (ns_in, ns_out) = (in_sup.count(), out_sup.count());
+    let in_orders: Vec<(usize, usize)> = in_sup.orders().enumerate().collect();
+    let out_orders: Vec<(usize, usize)> = out_sup.orders().enumerate().collect();
+    let cp = chunk_points(z.points);
+    let t_out = dirs * ns_out * w;
+    let n_chunks = z.points.div_ceil(cp);
+    let tasks: Vec<_> = split(&mut y.primal, cp * w, n_chunks)
+        .into_iter()
+        .zip(split(&mut g.primal, cp * w, n_chunks))
+        .zip(split(&mut y.tangents, cp * t_out, n_chunks))
+        .zip(split(&mut g.tangents, cp * t_out, n_chunks))
+        .enumerate()
+        .collect();
+    tasks.into_par_iter().for_each(|(c, (((yp, gp), yt), gt))| {
+        let mut u = [T::zero(); MAX_ORDER + 1];
+        let mut yy = [T::zero(); MAX_ORDER + 1];
+        let mut gg = [T::zero(); MAX_ORDER + 1];
+        let p0 = c * cp;
+        for lp in 0..yp.len() / w {
+            let p = p0 + lp;
+            for f in 0..w {
+                let (y0, g0) = rule.primal(z.primal[p * w + f]);
+                yp[lp * w + f] = y0;
+                gp[lp * w + f] = g0;
+                if ns_out == 0 {
+                    continue;
+                }
+                for d in 0..dirs {
+                    let r = p * dirs + d;
+                    u[0] = z.primal[p * w + f];
+                    u[1..=k_max].iter_mut().for_each(|x| *x = T::zero());
+                    for &(s, k) in &in_orders {
+                        u[k] = z.tangents[(r * ns_in + s) * w + f];
+                    }
+                    unary_forward(rule, &u[..=k_max], in_sup, Some((y0, g0)), &mut yy, &mut gg);
+                    let base = (lp * dirs + d) * ns_out;
+                    for &(s, k) in &out_orders {
+                        yt[(base + s) * w + f] = yy[k];
+                        gt[(base + s) * w + f] = gg[k];
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Backward of [`activation_forward`]: `z̄ = J_φᵀ ȳ`, with the shared primal's cotangent summed
+/// over its directions. `zbar` is reshaped to `z`'s support.
+pub fn activation_backward<T: Real>(z: &Jet<T>, g: &Jet<T>, ybar: &Jet<T>, zbar: &mut Jet<T>) {
+    let k_max = z.order;
+    let (in_sup, out_sup) = (z.support, g.support);
+    zbar.reset(k_max, z.points, z.dirs, z.width, in_sup);
+    let (w, dirs) = (z.width, z.dirs);
+    let (ns_in, ns_out) = (in_sup.count(), out_sup.count());
+    let in_orders: Vec<(usize, usize)> = in_sup.orders().enumerate().collect();
+    let out_orders: Vec<(usize, usize)> = out_sup.orders().enumerate().collect();
+    let cp = chunk_points(z.points);
+    let t_in = dirs * ns_in * w;
+    let n_chunks = z.points.div_ceil(cp);
+    let tasks: Vec<_> = split(&mut zbar.primal, cp * w, n_chunks)
+        .into_iter()
+        .zip(split(&mut zbar.tangents, cp * t_in, n_chunks))
+        .enumerate()
+        .collect();
+    tasks.into_par_iter().for_each(|(c, (zp, zt))| {
+        let mut yb = [T::zero(); MAX_ORDER + 1];
+        let mut gl = [T::zero(); MAX_ORDER + 1];
+        let mut ub = [T::zero(); MAX_ORDER + 1];
+        let p0 = c * cp;
+        for lp in 0..zp.len() / w {
+            let p = p0 + lp;
+            for f in 0..w {
+                // the primal path y_0 = φ(z_0) counts once per point
+                let mut acc = ybar.primal[p * w + f] * g.primal[p * w + f];
+                if ns_out > 0 {
+                    for d in 0..dirs {
+                        let r = p * dirs + d;
+                        yb[..=k_max].iter_mut().for_each(|x| *x = T::zero());
+                        gl[..=k_max].iter_mut().for_each(|x| *x = T::zero());
+                        ub[..=k_max].iter_mut().for_each(|x| *x = T::zero());
+                        gl[0] = g.primal[p * w + f];
+                        for &(s, k) in &out_orders {
+                            yb[k] = ybar.tangents[(r * ns_out + s) * w + f];
+                            gl[k] = g.tangents[(r * ns_out + s) * w + f];
+                        }
+                        unary_backward(&yb[..=k_max], &gl[..=k_max], &mut ub[..=k_max]);
+                        acc += ub[0];
+                        for &(s, k) in &in_orders {
+                            zt[((lp * dirs + d) * ns_in + s) * w + f] = ub[k];
+                        }
+                    }
+                }
+                zp[lp * w + f] = acc;
+            }
+        }
+    });
+}
+
+/// `z = h·W + b` on a batch (`W` is `[in × out]`); the bias enters only the primal.
+pub fn affine_forward<T: Real>(h: &Jet<T>, weight: &[T], bias: &[T], out: usize, z: &mut Jet<T>) {
+    let fan_in = h.width;
+    z.reset(h.order, h.points, h.dirs, out, h.support);
+    tensor::matmul(h.points, fan_in, out, &h.primal, weight, &mut z.primal, Write::Overwrite);
+    for row in z.primal.chunks_mut(out) {
+        row.iter_mut().zip(bias).for_each(|(x, b)| *x += *b);
+    }
+    let m = h.rows() * h.support.count();
+    tensor::matmul(m, fan_in, out, &h.tangents, weight, &mut z.tangents, Write::Overwrite);
+}
+
+/// Backward of [`affine_forward`]: accumulates `W̄ += hᵀ z̄`, `b̄ += Σ z̄_0`, and (if asked)
+/// writes `h̄ = z̄ Wᵀ`.
+pub fn affine_backward<T: Real>(
+    h: &Jet<T>,
+    zbar: &Jet<T>,
+    weight: &[T],
+    weight_grad: &mut [T],
+    bias_grad: &mut [T],
+    hbar: Option<&mut Jet<T>>,
+) {
+    let (fan_in, out) = (h.width, zbar.width);
+    tensor::matmul_tn(h.points, fan_in, out, &h.primal, &zbar.primal, weight_grad, Write::Accumulate);
+    let m = h.rows() * h.support.count();
+    tensor::matmul_tn(m, fan_in, out, &h.tangents, &zbar.tangents, weight_grad, Write::Accumulate);
+    for row in zbar.primal.chunks(out) {
+        bias_grad.iter_mut().zip(row).for_each(|(b, x)| *b += *x);
+    }
+    if let Some(hbar) = hbar {
+        hbar.reset(h.order, h.points, h.dirs, fan_in, h.support);
+        tensor::matmul_nt(h.points, out, fan_in, &zbar.primal, weight, &mut hbar.primal, Write::Overwrite);
+        tensor::matmul_nt(m, out, fan_in, &zbar.tangents, weight, &mut hbar.tangents, Write::Overwrite);
+    }
+}

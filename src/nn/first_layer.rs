@@ -1,0 +1,313 @@
+//! The first layer consumes structured input tangents: one-hot and sparse tangents become row
+//! gathers of the weight matrix (`O(width)` per non-zero, independent of `d`), dense ones a GEMM.
+//! With first-layer weight sharing the block features stay sparse until the next affine layer.
+
+use crate::jet::rules::{Unary, unary_backward, unary_forward};
+use crate::jet::{InputJets, Jet, MAX_ORDER, Support, Tangent};
+use crate::real::Real;
+use crate::tensor::{self, Write};
+use rayon::prelude::*;
+
+/// `z = x·W + b` for input jets (`W` is `[d × out]`): the primal by GEMM, tangents by gathers.
+pub fn input_affine_forward<T: Real>(input: &InputJets<T>, weight: &[T], bias: &[T], out: usize, z: &mut Jet<T>) {
+    let (d, k_max) = (input.dim(), input.order());
+    let sup = input.support();
+    z.reset(k_max, input.points(), input.dirs(), out, sup);
+    tensor::matmul(input.points(), d, out, input.primal(), weight, &mut z.primal, Write::Overwrite);
+    for row in z.primal.chunks_mut(out) {
+        row.iter_mut().zip(bias).for_each(|(x, b)| *x += *b);
+    }
+    let ns = sup.count();
+    if ns == 0 {
+        return;
+    }
+    for (s, k) in sup.orders().enumerate() {
+        if let Tangent::Dense(v) = input.slot(k) {
+            let scale = T::one() / T::c(crate::real::factorial(k));
+            tensor::matmul_strided(input.rows(), d, out, v, weight, &mut z.tangents[s * out..], ns * out, scale, Write::Overwrite);
+        }
+    }
+    let orders: Vec<(usize, usize)> = sup.orders().enumerate().filter(|&(_, k)| !matches!(input.slot(k), Tangent::Dense(_))).collect();
+    if orders.is_empty() {
+        return;
+    }
+    z.tangents.par_chunks_mut(ns * out).enumerate().for_each(|(r, zr)| {
+        for &(s, k) in &orders {
+            let dst = &mut zr[s * out..(s + 1) * out];
+            input.for_each_entry(k, r, |i, a| {
+                dst.iter_mut().zip(&weight[i * out..(i + 1) * out]).for_each(|(x, w)| *x += a * *w);
+            });
+        }
+    });
+}
+
+/// Backward of [`input_affine_forward`]: `W̄ += xᵀz̄_0 + Σ scatter`, `b̄ += Σ z̄_0`, optional `x̄ = z̄_0 Wᵀ`.
+pub fn input_affine_backward<T: Real>(
+    input: &InputJets<T>,
+    zbar: &Jet<T>,
+    weight: &[T],
+    weight_grad: &mut [T],
+    bias_grad: &mut [T],
+    xbar: Option<&mut [T]>,
+) {
+    let (d, out) = (input.dim(), zbar.width);
+    let sup = zbar.support;
+    let ns = sup.count();
+    tensor::matmul_tn(input.points(), d, out, input.primal(), &zbar.primal, weight_grad, Write::Accumulate);
+    for row in zbar.primal.chunks(out) {
+        bias_grad.iter_mut().zip(row).for_each(|(b, x)| *b += *x);
+    }
+    for (s, k) in sup.orders().enumerate() {
+        if let Tangent::Dense(v) = input.slot(k) {
+            let scale = T::one() / T::c(crate::real::factorial(k));
+            tensor::matmul_tn_strided(input.rows(), d, out, v, &zbar.tangents[s * out..], ns * out, weight_grad, scale, Write::Accumulate);
+        } else {
+            for r in 0..input.rows() {
+                let src = &zbar.tangents[(r * ns + s) * out..(r * ns + s + 1) * out];
+                input.for_each_entry(k, r, |i, a| {
+                    weight_grad[i * out..(i + 1) * out].iter_mut().zip(src).for_each(|(g, x)| *g += a * *x);
+                });
+            }
+        }
+    }
+    if let Some(xbar) = xbar {
+        tensor::matmul_nt(input.points(), out, d, &zbar.primal, weight, xbar, Write::Accumulate);
+    }
+}
+
+/// What the weight-shared first stage keeps for its backward pass.
+///
+/// Stage: `φ_b = act(w·x_[block b] + β)` for every block, then `z = φ·W + b`. Each row's tangents
+/// touch only the blocks its input tangents touch, so they are kept as a sparse list of entries.
+#[derive(Clone, Debug, Default)]
+pub struct SharedTape<T> {
+    blocks: usize,
+    /// Block pre-activation primal `[points × blocks]`.
+    pre0: Vec<T>,
+    /// Block activation primal `[points × blocks]`.
+    phi0: Vec<T>,
+    /// `φ'(pre0)`, `[points × blocks]`.
+    g0: Vec<T>,
+    /// Entries of row `r` are `row_ptr[r]..row_ptr[r+1]`.
+    row_ptr: Vec<usize>,
+    /// Block of each entry.
+    block: Vec<usize>,
+    /// Per entry, coefficients `0..=K` of the pre-activation (normalised; index 0 unused).
+    u: Vec<T>,
+    /// Per entry, coefficients of the activation.
+    y: Vec<T>,
+    /// Per entry, coefficients of `φ'(pre)`.
+    g: Vec<T>,
+    /// Scratch: entry of each block in the current row (`usize::MAX` if none).
+    position: Vec<usize>,
+    in_support: Support,
+    out_support: Support,
+}
+
+/// Parameters of the shared stage, borrowed from the flat parameter vector.
+pub struct SharedParams<'a, T> {
+    /// Shared block weight, `[B]`.
+    pub w: &'a [T],
+    /// Shared block bias.
+    pub beta: T,
+    /// Next affine layer weight `[blocks × out]`.
+    pub weight: &'a [T],
+    /// Next affine layer bias `[out]`.
+    pub bias: &'a [T],
+}
+
+/// Gradients of the shared stage, borrowed from the flat gradient vector.
+pub struct SharedGrads<'a, T> {
+    /// `∂L/∂w`.
+    pub w: &'a mut [T],
+    /// `∂L/∂β`.
+    pub beta: &'a mut T,
+    /// `∂L/∂W`.
+    pub weight: &'a mut [T],
+    /// `∂L/∂b`.
+    pub bias: &'a mut [T],
+}
+
+fn collect_entries<T: Real>(input: &InputJets<T>, w: &[T], tape: &mut SharedTape<T>) {
+    let (b_size, k_max) = (w.len(), input.order());
+    let stride = k_max + 1;
+    tape.row_ptr.clear();
+    tape.block.clear();
+    tape.u.clear();
+    tape.position.clear();
+    tape.position.resize(tape.blocks, usize::MAX);
+    tape.row_ptr.push(0);
+    for r in 0..input.rows() {
+        let start = tape.block.len();
+        for k in input.support().orders() {
+            input.for_each_entry(k, r, |i, a| {
+                let b = i / b_size;
+                let e = match tape.position[b] {
+                    usize::MAX => {
+                        tape.position[b] = tape.block.len();
+                        tape.block.push(b);
+                        tape.u.resize(tape.u.len() + stride, T::zero());
+                        tape.block.len() - 1
+                    }
+                    e => e,
+                };
+                tape.u[e * stride + k] += a * w[i % b_size];
+            });
+        }
+        for &b in &tape.block[start..] {
+            tape.position[b] = usize::MAX;
+        }
+        tape.row_ptr.push(tape.block.len());
+    }
+}
+
+/// Forward pass of the weight-shared first stage into the pre-activation `z` of the first hidden layer.
+pub fn shared_forward<T: Real>(input: &InputJets<T>, act: Unary, p: &SharedParams<T>, out: usize, tape: &mut SharedTape<T>, z: &mut Jet<T>) {
+    let (d, b_size, k_max) = (input.dim(), p.w.len(), input.order());
+    let blocks = d / b_size;
+    let points = input.points();
+    tape.blocks = blocks;
+    tape.pre0.resize(points * blocks, T::zero());
+    tape.phi0.resize(points * blocks, T::zero());
+    tape.g0.resize(points * blocks, T::zero());
+    tape.pre0
+        .par_chunks_mut(blocks)
+        .zip(tape.phi0.par_chunks_mut(blocks))
+        .zip(tape.g0.par_chunks_mut(blocks))
+        .enumerate()
+        .for_each(|(pt, ((pre, phi), g))| {
+            let x = &input.primal()[pt * d..(pt + 1) * d];
+            for b in 0..blocks {
+                let v = p.beta + x[b * b_size..(b + 1) * b_size].iter().zip(p.w).map(|(a, c)| *a * *c).sum::<T>();
+                let (y0, g0) = act.primal(v);
+                pre[b] = v;
+                phi[b] = y0;
+                g[b] = g0;
+            }
+        });
+    collect_entries(input, p.w, tape);
+    let in_sup = input.support();
+    let out_sup = in_sup.closure(k_max);
+    tape.in_support = in_sup;
+    tape.out_support = out_sup;
+    let stride = k_max + 1;
+    let nnz = tape.block.len();
+    tape.y.clear();
+    tape.y.resize(nnz * stride, T::zero());
+    tape.g.clear();
+    tape.g.resize(nnz * stride, T::zero());
+    let dirs = input.dirs();
+    for r in 0..input.rows() {
+        let pt = r / dirs;
+        for e in tape.row_ptr[r]..tape.row_ptr[r + 1] {
+            let b = tape.block[e];
+            let i0 = pt * blocks + b;
+            let u = &mut tape.u[e * stride..(e + 1) * stride];
+            u[0] = tape.pre0[i0];
+            unary_forward(
+                act,
+                u,
+                in_sup,
+                Some((tape.phi0[i0], tape.g0[i0])),
+                &mut tape.y[e * stride..(e + 1) * stride],
+                &mut tape.g[e * stride..(e + 1) * stride],
+            );
+        }
+    }
+    z.reset(k_max, points, dirs, out, out_sup);
+    tensor::matmul(points, blocks, out, &tape.phi0, p.weight, &mut z.primal, Write::Overwrite);
+    for row in z.primal.chunks_mut(out) {
+        row.iter_mut().zip(p.bias).for_each(|(x, b)| *x += *b);
+    }
+    let ns = out_sup.count();
+    if ns == 0 {
+        return;
+    }
+    let orders: Vec<(usize, usize)> = out_sup.orders().enumerate().collect();
+    let tape_ref = &*tape;
+    z.tangents.par_chunks_mut(ns * out).enumerate().for_each(|(r, zr)| {
+        for e in tape_ref.row_ptr[r]..tape_ref.row_ptr[r + 1] {
+            let wrow = &p.weight[tape_ref.block[e] * out..(tape_ref.block[e] + 1) * out];
+            for &(s, k) in &orders {
+                let a = tape_ref.y[e * stride + k];
+                zr[s * out..(s + 1) * out].iter_mut().zip(wrow).for_each(|(x, w)| *x += a * *w);
+            }
+        }
+    });
+}
+
+/// Backward pass of the weight-shared first stage.
+pub fn shared_backward<T: Real>(
+    input: &InputJets<T>,
+    p: &SharedParams<T>,
+    tape: &SharedTape<T>,
+    zbar: &Jet<T>,
+    grads: SharedGrads<T>,
+    xbar: Option<&mut [T]>,
+) {
+    let (d, b_size, k_max) = (input.dim(), p.w.len(), input.order());
+    let (blocks, points, dirs, out) = (tape.blocks, input.points(), input.dirs(), zbar.width);
+    let stride = k_max + 1;
+    // next affine layer
+    tensor::matmul_tn(points, blocks, out, &tape.phi0, &zbar.primal, grads.weight, Write::Accumulate);
+    for row in zbar.primal.chunks(out) {
+        grads.bias.iter_mut().zip(row).for_each(|(b, x)| *b += *x);
+    }
+    let mut pre0_bar = vec![T::zero(); points * blocks];
+    tensor::matmul_nt(points, out, blocks, &zbar.primal, p.weight, &mut pre0_bar, Write::Overwrite);
+    pre0_bar.iter_mut().zip(&tape.g0).for_each(|(x, g)| *x *= *g);
+    let ns = tape.out_support.count();
+    let out_orders: Vec<(usize, usize)> = tape.out_support.orders().enumerate().collect();
+    let mut u_bar = vec![T::zero(); tape.block.len() * stride];
+    let mut yb = [T::zero(); MAX_ORDER + 1];
+    let mut gl = [T::zero(); MAX_ORDER + 1];
+    let mut ub = [T::zero(); MAX_ORDER + 1];
+    for r in 0..input.rows() {
+        let pt = r / dirs;
+        for e in tape.row_ptr[r]..tape.row_ptr[r + 1] {
+            let b = tape.block[e];
+            let wrow = &p.weight[b * out..(b + 1) * out];
+            yb[..stride].iter_mut().for_each(|x| *x = T::zero());
+            for &(s, k) in &out_orders {
+                let zr = &zbar.tangents[(r * ns + s) * out..(r * ns + s + 1) * out];
+                yb[k] = zr.iter().zip(wrow).map(|(a, w)| *a * *w).sum();
+                let a = tape.y[e * stride + k];
+                grads.weight[b * out..(b + 1) * out].iter_mut().zip(zr).for_each(|(g, x)| *g += a * *x);
+            }
+            gl[..stride].copy_from_slice(&tape.g[e * stride..(e + 1) * stride]);
+            gl[0] = tape.g0[pt * blocks + b];
+            ub[..stride].iter_mut().for_each(|x| *x = T::zero());
+            unary_backward(&yb[..stride], &gl[..stride], &mut ub[..stride]);
+            pre0_bar[pt * blocks + b] += ub[0];
+            u_bar[e * stride..(e + 1) * stride].copy_from_slice(&ub[..stride]);
+        }
+    }
+    // shared block map: primal part
+    for pt in 0..points {
+        let x = &input.primal()[pt * d..(pt + 1) * d];
+        for b in 0..blocks {
+            let a = pre0_bar[pt * blocks + b];
+            *grads.beta += a;
+            grads.w.iter_mut().zip(&x[b * b_size..(b + 1) * b_size]).for_each(|(g, xv)| *g += a * *xv);
+        }
+    }
+    if let Some(xbar) = xbar {
+        for pt in 0..points {
+            for b in 0..blocks {
+                let a = pre0_bar[pt * blocks + b];
+                xbar[pt * d + b * b_size..pt * d + (b + 1) * b_size].iter_mut().zip(p.w).for_each(|(x, w)| *x += a * *w);
+            }
+        }
+    }
+    // shared block map: tangent part (entries are found by block within their row)
+    for r in 0..input.rows() {
+        let entries = tape.row_ptr[r]..tape.row_ptr[r + 1];
+        for k in tape.in_support.orders() {
+            input.for_each_entry(k, r, |i, a| {
+                let b = i / b_size;
+                let e = entries.clone().find(|&e| tape.block[e] == b).expect("entry recorded in forward");
+                grads.w[i % b_size] += a * u_bar[e * stride + k];
+            });
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Networks: layers, the MLP with optional first-layer weight sharing, initialisation and the
+//! flat parameter vector.
+
+pub mod first_layer;
+pub mod mlp;
+
+pub use mlp::{Activation, AffineLayout, Architecture, Mlp, NnError, SharedLayout, Tape};

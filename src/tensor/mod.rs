@@ -1,0 +1,284 @@
+//! The hardware seam: dense matrix products and the parallel loop helper, on plain row-major slices.
+//!
+//! Everything above this module works with `&[T]` buffers and shapes; only this module knows how a
+//! product is computed (the `gemm` crate on CPU today). A CUDA backend replaces these functions.
+
+use crate::real::Real;
+use gemm::Parallelism;
+
+/// Products smaller than this many multiply-adds run on one thread (threading costs more there).
+const PARALLEL_THRESHOLD: usize = 1 << 20;
+
+fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
+    if m * n * k >= PARALLEL_THRESHOLD && rayon::current_num_threads() > 1 {
+        Parallelism::Rayon(0)
+    } else {
+        Parallelism::None
+    }
+}
+
+/// How the product lands in the destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// `C = A·B`
+    Overwrite,
+    /// `C += A·B`
+    Accumulate,
+}
+
+/// Raw strided product `C[m×n] (=|+=) A[m×k]·B[k×n]`, strides in elements (row stride, column stride).
+///
+/// # Safety
+/// The pointers must address valid, non-overlapping (C with A, B) storage for the given shapes and strides.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut T,
+    c_rs: isize,
+    c_cs: isize,
+    a: *const T,
+    a_rs: isize,
+    a_cs: isize,
+    b: *const T,
+    b_rs: isize,
+    b_cs: isize,
+    write: Write,
+    scale: T,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if write == Write::Overwrite {
+            for i in 0..m {
+                for j in 0..n {
+                    unsafe { *c.offset(i as isize * c_rs + j as isize * c_cs) = T::zero() };
+                }
+            }
+        }
+        return;
+    }
+    let read_dst = write == Write::Accumulate;
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            c,
+            c_cs,
+            c_rs,
+            read_dst,
+            a,
+            a_cs,
+            a_rs,
+            b,
+            b_cs,
+            b_rs,
+            T::one(),
+            scale,
+            false,
+            false,
+            false,
+            parallelism(m, n, k),
+        )
+    }
+}
+
+/// `C[m×n] (=|+=) A[m×k] · B[k×n]`, all row-major.
+pub fn matmul<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T], write: Write) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matmul: buffer too small");
+    // SAFETY: lengths checked above; c is a distinct &mut borrow.
+    unsafe {
+        gemm_raw(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            n as isize,
+            1,
+            write,
+            T::one(),
+        )
+    }
+}
+
+/// `C[k×n] (=|+=) Aᵀ · B` with `A[m×k]`, `B[m×n]` row-major (weight gradients).
+pub fn matmul_tn<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T], write: Write) {
+    assert!(a.len() >= m * k && b.len() >= m * n && c.len() >= k * n, "matmul_tn: buffer too small");
+    // SAFETY: lengths checked above; Aᵀ is A read with swapped strides.
+    unsafe {
+        gemm_raw(
+            k,
+            n,
+            m,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            n as isize,
+            1,
+            write,
+            T::one(),
+        )
+    }
+}
+
+/// `C[m×k] (=|+=) A · Bᵀ` with `A[m×n]`, `B[k×n]` row-major (input cotangents).
+pub fn matmul_nt<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], write: Write) {
+    assert!(a.len() >= m * n && b.len() >= k * n && c.len() >= m * k, "matmul_nt: buffer too small");
+    // SAFETY: lengths checked above; Bᵀ is B read with swapped strides.
+    unsafe {
+        gemm_raw(
+            m,
+            k,
+            n,
+            c.as_mut_ptr(),
+            k as isize,
+            1,
+            a.as_ptr(),
+            n as isize,
+            1,
+            b.as_ptr(),
+            1,
+            n as isize,
+            write,
+            T::one(),
+        )
+    }
+}
+
+/// `C (=|+=) scale · A[m×k] · B[k×n]` where row `i` of `C` starts at `c[i·c_row_stride]`
+/// (writes into every `S`-th row of a stacked tangent buffer).
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_strided<T: Real>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    c_row_stride: usize,
+    scale: T,
+    write: Write,
+) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c_row_stride >= n, "matmul_strided: bad shape");
+    assert!(m == 0 || c.len() >= (m - 1) * c_row_stride + n, "matmul_strided: buffer too small");
+    // SAFETY: shapes checked above.
+    unsafe {
+        gemm_raw(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            c_row_stride as isize,
+            1,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            n as isize,
+            1,
+            write,
+            scale,
+        )
+    }
+}
+
+/// `C[k×n] (=|+=) scale · Aᵀ·B` with `A[m×k]` row-major and row `i` of `B` at `b[i·b_row_stride]`.
+#[allow(clippy::too_many_arguments)]
+pub fn matmul_tn_strided<T: Real>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    b: &[T],
+    b_row_stride: usize,
+    c: &mut [T],
+    scale: T,
+    write: Write,
+) {
+    assert!(a.len() >= m * k && c.len() >= k * n && b_row_stride >= n, "matmul_tn_strided: bad shape");
+    assert!(m == 0 || b.len() >= (m - 1) * b_row_stride + n, "matmul_tn_strided: buffer too small");
+    // SAFETY: shapes checked above.
+    unsafe {
+        gemm_raw(
+            k,
+            n,
+            m,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+            a.as_ptr(),
+            1,
+            k as isize,
+            b.as_ptr(),
+            b_row_stride as isize,
+            1,
+            write,
+            scale,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, k: usize, n: usize, a: &[f64], b: &[f64]) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                for l in 0..k {
+                    c[i * n + j] += a[i * k + l] * b[l * n + j];
+                }
+            }
+        }
+        c
+    }
+
+    fn transpose(r: usize, c: usize, a: &[f64]) -> Vec<f64> {
+        let mut t = vec![0.0; r * c];
+        for i in 0..r {
+            for j in 0..c {
+                t[j * r + i] = a[i * c + j];
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn products_match_naive_loops() {
+        let (m, k, n) = (7, 5, 3);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let want = naive(m, k, n, &a, &b);
+        let mut c = vec![1.0; m * n];
+        matmul(m, k, n, &a, &b, &mut c, Write::Overwrite);
+        assert!(c.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-13));
+        matmul(m, k, n, &a, &b, &mut c, Write::Accumulate);
+        assert!(c.iter().zip(&want).all(|(x, y)| (x - 2.0 * y).abs() < 1e-13));
+
+        // Aᵀ·B with A stored [k×m]
+        let at = transpose(m, k, &a);
+        let mut c2 = vec![0.0; m * n];
+        matmul_tn(k, m, n, &at, &b, &mut c2, Write::Overwrite);
+        assert!(c2.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-13));
+
+        // A·Bᵀ with B stored [n×k]
+        let bt = transpose(k, n, &b);
+        let mut c3 = vec![0.0; m * n];
+        matmul_nt(m, k, n, &a, &bt, &mut c3, Write::Overwrite);
+        assert!(c3.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-13));
+    }
+}

@@ -1,0 +1,89 @@
+//! Independent oracles for the engine's tests: nested dual numbers (`num-dual`) and a plain
+//! re-implementation of the MLP that shares no code with the engine.
+#![allow(dead_code)]
+
+use num_dual::{Dual, DualNum};
+
+/// A nested dual number that can act as the curve parameter `s` and report `dⁿ/dsⁿ`.
+pub trait Nested: DualNum<Primitive = f64> + Copy {
+    /// The variable `s` at value `x` (derivative 1 at every nesting level).
+    fn var(x: f64) -> Self;
+    /// The `n`-th derivative with respect to `s` (`n ≤` nesting depth).
+    fn deriv(&self, n: usize) -> f64;
+    /// A constant.
+    fn cst(x: f64) -> Self {
+        Self::from(x)
+    }
+}
+
+impl Nested for f64 {
+    fn var(x: f64) -> Self {
+        x
+    }
+    fn deriv(&self, n: usize) -> f64 {
+        assert_eq!(n, 0, "derivative deeper than the nesting");
+        *self
+    }
+}
+
+impl<T: Nested> Nested for Dual<T> {
+    fn var(x: f64) -> Self {
+        Dual::new(T::var(x), T::one())
+    }
+    fn deriv(&self, n: usize) -> f64 {
+        if n == 0 { self.re.deriv(0) } else { self.eps.deriv(n - 1) }
+    }
+}
+
+/// Depth-8 nested dual: derivatives up to order 8.
+pub type D8 = Dual<Dual<Dual<Dual<Dual<Dual<Dual<Dual<f64>>>>>>>>;
+/// Depth-4 nested dual.
+pub type D4 = Dual<Dual<Dual<Dual<f64>>>>;
+/// Depth-2 nested dual.
+pub type D2 = Dual<Dual<f64>>;
+
+/// Normalised output coefficients `c_0..c_K` of `f(u(s))` where `u(s) = Σ u_k s^k`, by nested duals.
+pub fn series_oracle<D: Nested>(u: &[f64], f: impl Fn(D) -> D) -> Vec<f64> {
+    let s = D::var(0.0);
+    let mut x = D::cst(0.0);
+    let mut p = D::cst(1.0);
+    for &uk in u {
+        x += p * uk;
+        p *= s;
+    }
+    let y = f(x);
+    (0..u.len()).map(|n| y.deriv(n) / factorial(n)).collect()
+}
+
+/// `n!`.
+pub fn factorial(n: usize) -> f64 {
+    (1..=n).fold(1.0, |a, i| a * i as f64)
+}
+
+/// Deterministic pseudo-random numbers in `[-1, 1)` for test inputs (SplitMix64).
+pub struct TestRng(u64);
+
+impl TestRng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        TestRng(seed)
+    }
+    /// Next value in `[-1, 1)`.
+    pub fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+    /// `n` values in `[-scale, scale)`.
+    pub fn vec(&mut self, n: usize, scale: f64) -> Vec<f64> {
+        (0..n).map(|_| self.next() * scale).collect()
+    }
+}
+
+/// Relative error `|a − b| / max(|b|, floor)`.
+pub fn rel_err(a: f64, b: f64, floor: f64) -> f64 {
+    (a - b).abs() / b.abs().max(floor)
+}
