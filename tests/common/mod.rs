@@ -87,3 +87,66 @@ impl TestRng {
 pub fn rel_err(a: f64, b: f64, floor: f64) -> f64 {
     (a - b).abs() / b.abs().max(floor)
 }
+
+use stde::nn::{Activation, Mlp};
+
+fn act<D: Nested>(a: Activation, x: D) -> D {
+    match a {
+        Activation::Tanh => x.tanh(),
+        Activation::Sin => x.sin(),
+        Activation::Sigmoid => (D::cst(1.0) + (-x).exp()).recip(),
+        Activation::Softplus => (D::cst(1.0) + x.exp()).ln(),
+    }
+}
+
+/// The network evaluated independently of the engine (plain loops over dual numbers), reading
+/// only the documented parameter layout.
+pub fn mlp_eval<D: Nested>(net: &Mlp<f64>, x: &[D]) -> Vec<D> {
+    let p = net.params();
+    let a = net.architecture().activation;
+    let mut h: Vec<D> = match net.shared_layout() {
+        None => x.to_vec(),
+        Some(s) => x
+            .chunks(s.block)
+            .map(|blk| {
+                let mut z = D::cst(p[s.beta]);
+                for (c, xv) in blk.iter().enumerate() {
+                    z += *xv * p[s.w + c];
+                }
+                act(a, z)
+            })
+            .collect(),
+    };
+    let layers = net.affine_layers();
+    for (l, layer) in layers.iter().enumerate() {
+        let mut z = vec![D::cst(0.0); layer.fan_out];
+        for (o, zo) in z.iter_mut().enumerate() {
+            let mut acc = D::cst(p[layer.bias + o]);
+            for (i, hi) in h.iter().enumerate() {
+                acc += *hi * p[layer.weight + i * layer.fan_out + o];
+            }
+            *zo = acc;
+        }
+        h = if l + 1 < layers.len() { z.into_iter().map(|v| act(a, v)).collect() } else { z };
+    }
+    h
+}
+
+/// Derivative-convention outputs `y_0..y_K` of the network's first output along the curve
+/// `x(s) = x0 + Σ_k v_k s^k / k!` (`tangents[k-1] = v_k`), by nested duals of depth ≥ K.
+pub fn curve_oracle<D: Nested>(net: &Mlp<f64>, x0: &[f64], tangents: &[Vec<f64>]) -> Vec<f64> {
+    let s = D::var(0.0);
+    let x: Vec<D> = (0..x0.len())
+        .map(|i| {
+            let mut xi = D::cst(x0[i]);
+            let mut p = D::cst(1.0);
+            for (k, v) in tangents.iter().enumerate() {
+                p *= s;
+                xi += p * (v[i] / factorial(k + 1));
+            }
+            xi
+        })
+        .collect();
+    let y = mlp_eval(net, &x)[0];
+    (0..=tangents.len()).map(|n| y.deriv(n)).collect()
+}
