@@ -1,6 +1,7 @@
 //! Networks: layers, the MLP with optional first-layer weight sharing, initialisation and the
 //! flat parameter vector.
 
+pub mod checkpoint;
 pub mod first_layer;
 pub mod mlp;
 

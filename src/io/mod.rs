@@ -1,0 +1,3 @@
+//! Reading and writing arrays: `.npy` files (points in, values out).
+
+pub mod npy;

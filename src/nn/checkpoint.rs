@@ -1,0 +1,202 @@
+//! Network checkpoints in safetensors: `layers.{l}.weight` (`[out, in]`), `layers.{l}.bias`
+//! (`[out]`), with first-layer weight sharing `shared.weight` (`[B]`) and `shared.bias` (`[1]`);
+//! metadata `format = stde-mlp`, `activation`, plus any caller entries. f32 or f64 on disk.
+//! Files are written atomically (temporary file in the same folder, then rename).
+
+use super::mlp::{Activation, Architecture, Mlp};
+use crate::real::Real;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// Errors reading or writing a checkpoint; each names the file and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not a usable network checkpoint.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A loaded checkpoint: the network, its metadata, and any extra tensors (e.g. optimiser state).
+#[derive(Debug)]
+pub struct Checkpoint<T> {
+    /// The network.
+    pub net: Mlp<T>,
+    /// String metadata (includes `activation`).
+    pub metadata: HashMap<String, String>,
+    /// Tensors other than the network's, flattened.
+    pub extra: BTreeMap<String, Vec<T>>,
+}
+
+fn format_err(path: &Path, message: impl Into<String>) -> CheckpointError {
+    CheckpointError::Format { path: path.to_path_buf(), message: message.into() }
+}
+
+fn to_le_bytes<T: Real>(values: &[T]) -> Vec<u8> {
+    if T::NAME == "f32" {
+        values.iter().flat_map(|v| (v.as_f64() as f32).to_le_bytes()).collect()
+    } else {
+        values.iter().flat_map(|v| v.as_f64().to_le_bytes()).collect()
+    }
+}
+
+fn read_values<T: Real>(path: &Path, name: &str, view: &TensorView) -> Result<Vec<T>, CheckpointError> {
+    let data = view.data();
+    match view.dtype() {
+        Dtype::F64 => Ok(data.chunks_exact(8).map(|c| T::c(f64::from_le_bytes(c.try_into().unwrap()))).collect()),
+        Dtype::F32 => Ok(data.chunks_exact(4).map(|c| T::c(f32::from_le_bytes(c.try_into().unwrap()) as f64)).collect()),
+        other => Err(format_err(path, format!("tensor '{name}' has dtype {other:?}; expected F32 or F64"))),
+    }
+}
+
+/// Serialises a network (weights transposed to `[out, in]`) with metadata and extra tensors.
+pub fn to_bytes<T: Real>(net: &Mlp<T>, metadata: &HashMap<String, String>, extra: &BTreeMap<String, Vec<T>>) -> Vec<u8> {
+    let dtype = if T::NAME == "f32" { Dtype::F32 } else { Dtype::F64 };
+    let p = net.params();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (l, layer) in net.affine_layers().iter().enumerate() {
+        let (fi, fo) = (layer.fan_in, layer.fan_out);
+        let mut w = vec![T::zero(); fi * fo];
+        for i in 0..fi {
+            for o in 0..fo {
+                w[o * fi + i] = p[layer.weight + i * fo + o];
+            }
+        }
+        tensors.push((format!("layers.{l}.weight"), vec![fo, fi], to_le_bytes(&w)));
+        tensors.push((format!("layers.{l}.bias"), vec![fo], to_le_bytes(&p[layer.bias..layer.bias + fo])));
+    }
+    if let Some(s) = net.shared_layout() {
+        tensors.push(("shared.weight".into(), vec![s.block], to_le_bytes(&p[s.w..s.w + s.block])));
+        tensors.push(("shared.bias".into(), vec![1], to_le_bytes(&p[s.beta..s.beta + 1])));
+    }
+    for (name, values) in extra {
+        tensors.push((name.clone(), vec![values.len()], to_le_bytes(values)));
+    }
+    let mut meta = metadata.clone();
+    meta.insert("format".into(), "stde-mlp".into());
+    meta.insert("activation".into(), net.architecture().activation.to_string());
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, shape, bytes)| (n.clone(), TensorView::new(dtype, shape.clone(), bytes).expect("shape matches data")))
+        .collect();
+    safetensors::serialize(views, Some(meta)).expect("checkpoint tensors are valid")
+}
+
+/// Writes a checkpoint atomically: a temporary file beside `path`, then a rename.
+pub fn save<T: Real>(
+    path: &Path,
+    net: &Mlp<T>,
+    metadata: &HashMap<String, String>,
+    extra: &BTreeMap<String, Vec<T>>,
+) -> Result<(), CheckpointError> {
+    let bytes = to_bytes(net, metadata, extra);
+    let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
+    let tmp = path.with_extension("safetensors.tmp");
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Reads a checkpoint written by [`save`] or by other software in the same layout.
+pub fn load<T: Real>(path: &Path) -> Result<Checkpoint<T>, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+    from_bytes(path, &bytes)
+}
+
+/// Parses checkpoint bytes (`path` is used in messages only).
+pub fn from_bytes<T: Real>(path: &Path, bytes: &[u8]) -> Result<Checkpoint<T>, CheckpointError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| format_err(path, format!("not a safetensors file ({e})")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| format_err(path, e.to_string()))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let activation: Activation = match metadata.get("activation") {
+        Some(a) => a.parse().map_err(|e: super::NnError| format_err(path, e.to_string()))?,
+        None => Activation::Tanh,
+    };
+    let get = |name: &str| -> Result<(Vec<usize>, Vec<T>), CheckpointError> {
+        let view = st.tensor(name).map_err(|_| format_err(path, format!("missing tensor '{name}'")))?;
+        Ok((view.shape().to_vec(), read_values(path, name, &view)?))
+    };
+    let mut weights = Vec::new();
+    let mut biases = Vec::new();
+    while st.names().contains(&format!("layers.{}.weight", weights.len()).as_str()) {
+        let l = weights.len();
+        let (ws, w) = get(&format!("layers.{l}.weight"))?;
+        let (bs, b) = get(&format!("layers.{l}.bias"))?;
+        if ws.len() != 2 || bs != [ws[0]] {
+            return Err(format_err(path, format!("layer {l}: weight shape {ws:?} and bias shape {bs:?} do not form [out, in] and [out]")));
+        }
+        if let Some((prev, _)) = weights.last() {
+            let prev: &Vec<usize> = prev;
+            if prev[0] != ws[1] {
+                return Err(format_err(path, format!("layer {l} takes {} inputs but layer {} gives {}", ws[1], l - 1, prev[0])));
+            }
+        }
+        weights.push((ws, w));
+        biases.push(b);
+    }
+    if weights.is_empty() {
+        return Err(format_err(path, "no tensor 'layers.0.weight': not a stde network checkpoint"));
+    }
+    let shared = if st.names().contains(&"shared.weight") {
+        let (_, w) = get("shared.weight")?;
+        let (_, b) = get("shared.bias")?;
+        if b.len() != 1 || w.is_empty() {
+            return Err(format_err(path, "shared.weight must be [B] and shared.bias [1]"));
+        }
+        Some((w, b[0]))
+    } else {
+        None
+    };
+    let n = weights.len();
+    let first_in = weights[0].0[1];
+    let (input_dim, block_size) = match &shared {
+        Some((w, _)) => (first_in * w.len(), Some(w.len())),
+        None => (first_in, None),
+    };
+    let arch = Architecture {
+        input_dim,
+        hidden: weights[..n - 1].iter().map(|(s, _)| s[0]).collect(),
+        output_dim: weights[n - 1].0[0],
+        activation,
+        block_size,
+    };
+    if arch.hidden.is_empty() && block_size.is_some() {
+        return Err(format_err(path, "weight sharing needs at least one hidden layer"));
+    }
+    let mut net = Mlp::zeros(arch).map_err(|e| format_err(path, e.to_string()))?;
+    let layouts = net.affine_layers().to_vec();
+    let sl = net.shared_layout();
+    let p = net.params_mut();
+    for (layer, ((shape, w), b)) in layouts.iter().zip(weights.iter().zip(&biases)) {
+        let (fo, fi) = (shape[0], shape[1]);
+        for o in 0..fo {
+            for i in 0..fi {
+                p[layer.weight + i * fo + o] = w[o * fi + i];
+            }
+        }
+        p[layer.bias..layer.bias + fo].copy_from_slice(b);
+    }
+    if let (Some(s), Some((w, beta))) = (sl, shared) {
+        p[s.w..s.w + s.block].copy_from_slice(&w);
+        p[s.beta] = beta;
+    }
+    let mut extra = BTreeMap::new();
+    for name in st.names() {
+        if !name.starts_with("layers.") && !name.starts_with("shared.") {
+            extra.insert(name.to_string(), get(name)?.1);
+        }
+    }
+    Ok(Checkpoint { net, metadata, extra })
+}
