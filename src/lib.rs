@@ -4,6 +4,7 @@
 //! Data flow: input jets ([`jet::InputJets`]) → network ([`nn::Mlp`]) → output jet coefficients →
 //! loss → cotangents → [`nn::Mlp::backward`] → parameter gradients.
 
+pub mod bench;
 pub mod io;
 pub mod jet;
 pub mod nn;

@@ -10,13 +10,20 @@ use rayon::prelude::*;
 
 /// `z = x·W + b` for input jets (`W` is `[d × out]`): the primal by GEMM, tangents by gathers.
 pub fn input_affine_forward<T: Real>(input: &InputJets<T>, weight: &[T], bias: &[T], out: usize, z: &mut Jet<T>) {
-    let (d, k_max) = (input.dim(), input.order());
-    let sup = input.support();
-    z.reset(k_max, input.points(), input.dirs(), out, sup);
+    let d = input.dim();
+    z.reset(input.order(), input.points(), input.dirs(), out, input.support());
     tensor::matmul(input.points(), d, out, input.primal(), weight, &mut z.primal, Write::Overwrite);
     for row in z.primal.chunks_mut(out) {
         row.iter_mut().zip(bias).for_each(|(x, b)| *x += *b);
     }
+    input_tangent_forward(input, weight, out, &mut z.tangents);
+}
+
+/// The tangent part of the first affine layer, `z_k = a_k·W` for every present order: a row
+/// gather of `W` per non-zero for one-hot and sparse tangents (cost independent of `d`), a GEMM
+/// for dense ones. `tangents` is the `[rows × S × out]` buffer of the output jet.
+pub fn input_tangent_forward<T: Real>(input: &InputJets<T>, weight: &[T], out: usize, tangents: &mut [T]) {
+    let (d, sup) = (input.dim(), input.support());
     let ns = sup.count();
     if ns == 0 {
         return;
@@ -24,16 +31,17 @@ pub fn input_affine_forward<T: Real>(input: &InputJets<T>, weight: &[T], bias: &
     for (s, k) in sup.orders().enumerate() {
         if let Tangent::Dense(v) = input.slot(k) {
             let scale = T::one() / T::c(crate::real::factorial(k));
-            tensor::matmul_strided(input.rows(), d, out, v, weight, &mut z.tangents[s * out..], ns * out, scale, Write::Overwrite);
+            tensor::matmul_strided(input.rows(), d, out, v, weight, &mut tangents[s * out..], ns * out, scale, Write::Overwrite);
         }
     }
     let orders: Vec<(usize, usize)> = sup.orders().enumerate().filter(|&(_, k)| !matches!(input.slot(k), Tangent::Dense(_))).collect();
     if orders.is_empty() {
         return;
     }
-    z.tangents.par_chunks_mut(ns * out).enumerate().for_each(|(r, zr)| {
+    tangents.par_chunks_mut(ns * out).enumerate().for_each(|(r, zr)| {
         for &(s, k) in &orders {
             let dst = &mut zr[s * out..(s + 1) * out];
+            dst.iter_mut().for_each(|x| *x = T::zero());
             input.for_each_entry(k, r, |i, a| {
                 dst.iter_mut().zip(&weight[i * out..(i + 1) * out]).for_each(|(x, w)| *x += a * *w);
             });

@@ -5,6 +5,37 @@
 
 use crate::real::Real;
 use gemm::Parallelism;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+static PROFILE: AtomicBool = AtomicBool::new(false);
+static GEMM_NANOS: AtomicU64 = AtomicU64::new(0);
+static GEMM_FLOPS: AtomicU64 = AtomicU64::new(0);
+
+/// Time and floating-point operations spent in matrix products since the last [`profile_reset`].
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GemmProfile {
+    /// Wall time inside products, seconds.
+    pub seconds: f64,
+    /// Floating-point operations (`2·m·n·k` per product).
+    pub flops: f64,
+}
+
+/// Turns product timing on or off (off by default: one relaxed atomic load per product).
+pub fn profile_enable(on: bool) {
+    PROFILE.store(on, Ordering::Relaxed);
+}
+
+/// Clears the product counters.
+pub fn profile_reset() {
+    GEMM_NANOS.store(0, Ordering::Relaxed);
+    GEMM_FLOPS.store(0, Ordering::Relaxed);
+}
+
+/// Reads the product counters.
+pub fn profile_read() -> GemmProfile {
+    GemmProfile { seconds: GEMM_NANOS.load(Ordering::Relaxed) as f64 * 1e-9, flops: GEMM_FLOPS.load(Ordering::Relaxed) as f64 }
+}
 
 /// Products smaller than this many multiply-adds run on one thread (threading costs more there).
 const PARALLEL_THRESHOLD: usize = 1 << 20;
@@ -61,6 +92,7 @@ unsafe fn gemm_raw<T: Real>(
         return;
     }
     let read_dst = write == Write::Accumulate;
+    let start = PROFILE.load(Ordering::Relaxed).then(Instant::now);
     unsafe {
         gemm::gemm(
             m,
@@ -83,6 +115,10 @@ unsafe fn gemm_raw<T: Real>(
             false,
             parallelism(m, n, k),
         )
+    }
+    if let Some(start) = start {
+        GEMM_NANOS.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        GEMM_FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
     }
 }
 

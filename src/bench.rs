@@ -1,0 +1,127 @@
+//! Reproducible timing of the engine on the reference shapes (used by `stde bench` and
+//! the criterion bench `jet_mlp`). Reports medians; no timing is asserted anywhere.
+
+use crate::jet::{InputJets, Jet, Tangent};
+use crate::nn::first_layer::input_tangent_forward;
+use crate::nn::{Architecture, Mlp, Tape};
+use crate::real::Real;
+use crate::tensor;
+use std::time::Instant;
+
+/// One forward+backward problem: `points × dirs` one-hot `K`-jets through a tanh MLP.
+#[derive(Clone, Debug)]
+pub struct StepCase {
+    /// Input dimension `d`.
+    pub dim: usize,
+    /// Points per batch.
+    pub points: usize,
+    /// Directions (jets) per point.
+    pub dirs: usize,
+    /// Hidden width.
+    pub width: usize,
+    /// Number of affine layers.
+    pub depth: usize,
+    /// Jet order `K`.
+    pub order: usize,
+    /// Dense Gaussian-like tangents instead of one-hot ones.
+    pub dense: bool,
+}
+
+/// A prepared step: network, inputs, tape, cotangent and gradient buffers.
+pub struct PreparedStep<T> {
+    net: Mlp<T>,
+    input: InputJets<T>,
+    tape: Tape<T>,
+    cotangent: Jet<T>,
+    grad: Vec<T>,
+}
+
+impl<T: Real> PreparedStep<T> {
+    /// Builds the network (seed 0) and deterministic inputs for `case`.
+    pub fn new(case: &StepCase) -> PreparedStep<T> {
+        let net = Mlp::new(Architecture::mlp(case.dim, case.width, case.depth), 0).expect("valid bench architecture");
+        let rows = case.points * case.dirs;
+        let x: Vec<T> = (0..case.points * case.dim).map(|i| T::c(((i * 7919) % 1000) as f64 / 1000.0 - 0.5)).collect();
+        let mut input = InputJets::new(case.order, case.dim, case.dirs, x).expect("valid bench input");
+        let tangent = if case.dense {
+            Tangent::Dense((0..rows * case.dim).map(|i| T::c(if (i * 2654435761) % 7 < 3 { 1.0 } else { -1.0 })).collect())
+        } else {
+            Tangent::OneHot((0..rows).map(|r| (r * 7) % case.dim).collect())
+        };
+        input.set(1, tangent).expect("valid bench tangent");
+        let mut tape = Tape::default();
+        let cotangent = {
+            let out = net.forward(&input, &mut tape).expect("forward");
+            let mut c = Jet::zeros_like(out);
+            c.primal.iter_mut().for_each(|v| *v = T::one());
+            c.tangents.iter_mut().for_each(|v| *v = T::one());
+            c
+        };
+        let grad = vec![T::zero(); net.num_params()];
+        PreparedStep { net, input, tape, cotangent, grad }
+    }
+
+    /// One forward and backward pass (gradient buffer reused).
+    pub fn run(&mut self) {
+        self.net.forward(&self.input, &mut self.tape).expect("forward");
+        self.grad.iter_mut().for_each(|g| *g = T::zero());
+        self.net.backward(&self.input, &mut self.tape, &self.cotangent, &mut self.grad, None).expect("backward");
+    }
+}
+
+/// Timing summary of repeated runs.
+#[derive(Clone, Debug)]
+pub struct Timing {
+    /// Median seconds per run.
+    pub median_s: f64,
+    /// Fastest run, seconds.
+    pub min_s: f64,
+    /// Runs measured.
+    pub runs: usize,
+    /// Matrix-product throughput during the runs, GFLOP/s.
+    pub gemm_gflops: f64,
+    /// Share of the run spent outside matrix products (0..1).
+    pub outside_gemm_share: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs `f` `warmup` times, then `runs` times, and summarises (product profile included).
+pub fn time<F: FnMut()>(mut f: F, warmup: usize, runs: usize) -> Timing {
+    for _ in 0..warmup {
+        f();
+    }
+    let mut samples = Vec::with_capacity(runs);
+    tensor::profile_enable(true);
+    tensor::profile_reset();
+    let total = Instant::now();
+    for _ in 0..runs {
+        let t = Instant::now();
+        f();
+        samples.push(t.elapsed().as_secs_f64());
+    }
+    let wall = total.elapsed().as_secs_f64();
+    let prof = tensor::profile_read();
+    tensor::profile_enable(false);
+    Timing {
+        min_s: samples.iter().cloned().fold(f64::INFINITY, f64::min),
+        median_s: median(samples),
+        runs,
+        gemm_gflops: prof.flops / prof.seconds.max(1e-12) * 1e-9,
+        outside_gemm_share: (1.0 - prof.seconds / wall).clamp(0.0, 1.0),
+    }
+}
+
+/// Times the tangent part of the first layer for one-hot jets at input dimension `dim`
+/// (`points × dirs` rows, width `width`): the cost should not depend on `dim`.
+pub fn first_layer_one_hot<T: Real>(dim: usize, points: usize, dirs: usize, width: usize, runs: usize) -> Timing {
+    let rows = points * dirs;
+    let weight: Vec<T> = (0..dim * width).map(|i| T::c((i % 97) as f64 / 97.0)).collect();
+    let mut input = InputJets::new(2, dim, dirs, vec![T::zero(); points * dim]).expect("valid input");
+    input.set(1, Tangent::OneHot((0..rows).map(|r| (r * 104729) % dim).collect())).expect("valid tangent");
+    let mut tangents = vec![T::zero(); rows * width];
+    time(|| input_tangent_forward(&input, &weight, width, &mut tangents), 3, runs)
+}
