@@ -2,7 +2,7 @@
 //! over all orders, linear rules as one GEMM over every order and direction).
 
 use super::batch::Jet;
-use super::rules::{Unary, unary_backward, unary_forward};
+use super::rules::{Unary, unary_backward_rows, unary_forward, unary_forward_rows};
 use super::support::MAX_ORDER;
 use crate::real::Real;
 use crate::tensor::{self, Write};
@@ -24,6 +24,9 @@ fn split<T>(buf: &mut [T], len: usize, n: usize) -> Vec<&mut [T]> {
 }
 
 /// `y = φ(z)` element-wise on a batch, storing the derivative series `g = φ'(z(s))` for backward.
+///
+/// Each row is processed order-major across all its features at once, so the recurrences run as
+/// vectorisable loops over features (rules without a row form fall back to per-element series).
 pub fn activation_forward<T: Real>(rule: Unary, z: &Jet<T>, y: &mut Jet<T>, g: &mut Jet<T>) {
     let k_max = z.order;
     let in_sup = z.support;
@@ -32,8 +35,10 @@ pub fn activation_forward<T: Real>(rule: Unary, z: &Jet<T>, y: &mut Jet<T>, g: &
     g.reset(k_max, z.points, z.dirs, z.width, out_sup);
     let (w, dirs) = (z.width, z.dirs);
     let (ns_in, ns_out) = (in_sup.count(), out_sup.count());
-    let in_orders: Vec<(usize, usize)> = in_sup.orders().enumerate().collect();
-    let out_orders: Vec<(usize, usize)> = out_sup.orders().enumerate().collect();
+    let in_slots: Vec<(usize, usize)> = in_sup.orders().enumerate().collect();
+    let out_slots: Vec<(usize, usize)> = out_sup.orders().enumerate().collect();
+    let in_orders: Vec<usize> = in_sup.orders().collect();
+    let out_orders: Vec<usize> = out_sup.orders().collect();
     let cp = chunk_points(z.points);
     let t_out = dirs * ns_out * w;
     let n_chunks = z.points.div_ceil(cp);
@@ -44,33 +49,49 @@ pub fn activation_forward<T: Real>(rule: Unary, z: &Jet<T>, y: &mut Jet<T>, g: &
         .zip(split(&mut g.tangents, cp * t_out, n_chunks))
         .enumerate()
         .collect();
+    let row_form = rule.has_row_form();
     tasks.into_par_iter().for_each(|(c, (((yp, gp), yt), gt))| {
-        let mut u = [T::zero(); MAX_ORDER + 1];
-        let mut yy = [T::zero(); MAX_ORDER + 1];
-        let mut gg = [T::zero(); MAX_ORDER + 1];
-        let p0 = c * cp;
+        let n = (k_max + 1) * w;
+        let (mut ub, mut yb, mut gb) = (vec![T::zero(); n], vec![T::zero(); n], vec![T::zero(); n]);
+        let mut col = [[T::zero(); MAX_ORDER + 1]; 3];
         for lp in 0..yp.len() / w {
-            let p = p0 + lp;
+            let p = c * cp + lp;
+            let z0 = &z.primal[p * w..(p + 1) * w];
             for f in 0..w {
-                let (y0, g0) = rule.primal(z.primal[p * w + f]);
+                let (y0, g0) = rule.primal(z0[f]);
                 yp[lp * w + f] = y0;
                 gp[lp * w + f] = g0;
-                if ns_out == 0 {
-                    continue;
+            }
+            if ns_out == 0 {
+                continue;
+            }
+            ub[..w].copy_from_slice(z0);
+            yb[..w].copy_from_slice(&yp[lp * w..(lp + 1) * w]);
+            gb[..w].copy_from_slice(&gp[lp * w..(lp + 1) * w]);
+            for d in 0..dirs {
+                let r = p * dirs + d;
+                for &(s, k) in &in_slots {
+                    ub[k * w..(k + 1) * w].copy_from_slice(&z.tangents[(r * ns_in + s) * w..(r * ns_in + s + 1) * w]);
                 }
-                for d in 0..dirs {
-                    let r = p * dirs + d;
-                    u[0] = z.primal[p * w + f];
-                    u[1..=k_max].iter_mut().for_each(|x| *x = T::zero());
-                    for &(s, k) in &in_orders {
-                        u[k] = z.tangents[(r * ns_in + s) * w + f];
+                if row_form {
+                    unary_forward_rows(rule, w, &in_orders, &out_orders, &ub, &mut yb, &mut gb);
+                } else {
+                    for f in 0..w {
+                        let [u, yy, gg] = &mut col;
+                        for k in 0..=k_max {
+                            u[k] = ub[k * w + f];
+                        }
+                        unary_forward(rule, &u[..=k_max], in_sup, Some((yb[f], gb[f])), yy, gg);
+                        for &k in &out_orders {
+                            yb[k * w + f] = yy[k];
+                            gb[k * w + f] = gg[k];
+                        }
                     }
-                    unary_forward(rule, &u[..=k_max], in_sup, Some((y0, g0)), &mut yy, &mut gg);
-                    let base = (lp * dirs + d) * ns_out;
-                    for &(s, k) in &out_orders {
-                        yt[(base + s) * w + f] = yy[k];
-                        gt[(base + s) * w + f] = gg[k];
-                    }
+                }
+                let base = (lp * dirs + d) * ns_out;
+                for &(s, k) in &out_slots {
+                    yt[(base + s) * w..(base + s + 1) * w].copy_from_slice(&yb[k * w..(k + 1) * w]);
+                    gt[(base + s) * w..(base + s + 1) * w].copy_from_slice(&gb[k * w..(k + 1) * w]);
                 }
             }
         }
@@ -85,8 +106,10 @@ pub fn activation_backward<T: Real>(z: &Jet<T>, g: &Jet<T>, ybar: &Jet<T>, zbar:
     zbar.reset(k_max, z.points, z.dirs, z.width, in_sup);
     let (w, dirs) = (z.width, z.dirs);
     let (ns_in, ns_out) = (in_sup.count(), out_sup.count());
-    let in_orders: Vec<(usize, usize)> = in_sup.orders().enumerate().collect();
-    let out_orders: Vec<(usize, usize)> = out_sup.orders().enumerate().collect();
+    let in_slots: Vec<(usize, usize)> = in_sup.orders().enumerate().collect();
+    let out_slots: Vec<(usize, usize)> = out_sup.orders().enumerate().collect();
+    let targets: Vec<usize> = std::iter::once(0).chain(in_sup.orders()).collect();
+    let out_orders: Vec<usize> = out_sup.orders().collect();
     let cp = chunk_points(z.points);
     let t_in = dirs * ns_in * w;
     let n_chunks = z.points.div_ceil(cp);
@@ -96,34 +119,34 @@ pub fn activation_backward<T: Real>(z: &Jet<T>, g: &Jet<T>, ybar: &Jet<T>, zbar:
         .enumerate()
         .collect();
     tasks.into_par_iter().for_each(|(c, (zp, zt))| {
-        let mut yb = [T::zero(); MAX_ORDER + 1];
-        let mut gl = [T::zero(); MAX_ORDER + 1];
-        let mut ub = [T::zero(); MAX_ORDER + 1];
-        let p0 = c * cp;
+        let n = (k_max + 1) * w;
+        let (mut yb, mut gb, mut ub) = (vec![T::zero(); n], vec![T::zero(); n], vec![T::zero(); n]);
         for lp in 0..zp.len() / w {
-            let p = p0 + lp;
+            let p = c * cp + lp;
+            let acc = &mut zp[lp * w..(lp + 1) * w];
+            // the primal path y_0 = φ(z_0) counts once per point
             for f in 0..w {
-                // the primal path y_0 = φ(z_0) counts once per point
-                let mut acc = ybar.primal[p * w + f] * g.primal[p * w + f];
-                if ns_out > 0 {
-                    for d in 0..dirs {
-                        let r = p * dirs + d;
-                        yb[..=k_max].iter_mut().for_each(|x| *x = T::zero());
-                        gl[..=k_max].iter_mut().for_each(|x| *x = T::zero());
-                        ub[..=k_max].iter_mut().for_each(|x| *x = T::zero());
-                        gl[0] = g.primal[p * w + f];
-                        for &(s, k) in &out_orders {
-                            yb[k] = ybar.tangents[(r * ns_out + s) * w + f];
-                            gl[k] = g.tangents[(r * ns_out + s) * w + f];
-                        }
-                        unary_backward(&yb[..=k_max], &gl[..=k_max], &mut ub[..=k_max]);
-                        acc += ub[0];
-                        for &(s, k) in &in_orders {
-                            zt[((lp * dirs + d) * ns_in + s) * w + f] = ub[k];
-                        }
-                    }
+                acc[f] = ybar.primal[p * w + f] * g.primal[p * w + f];
+            }
+            if ns_out == 0 {
+                continue;
+            }
+            gb[..w].copy_from_slice(&g.primal[p * w..(p + 1) * w]);
+            for d in 0..dirs {
+                let r = p * dirs + d;
+                for &(s, k) in &out_slots {
+                    let src = (r * ns_out + s) * w;
+                    yb[k * w..(k + 1) * w].copy_from_slice(&ybar.tangents[src..src + w]);
+                    gb[k * w..(k + 1) * w].copy_from_slice(&g.tangents[src..src + w]);
                 }
-                zp[lp * w + f] = acc;
+                unary_backward_rows(w, k_max, &targets, &out_orders, &yb, &gb, &mut ub);
+                for f in 0..w {
+                    acc[f] += ub[f];
+                }
+                for &(s, k) in &in_slots {
+                    let dst = ((lp * dirs + d) * ns_in + s) * w;
+                    zt[dst..dst + w].copy_from_slice(&ub[k * w..(k + 1) * w]);
+                }
             }
         }
     });

@@ -200,6 +200,93 @@ pub fn unary_forward<T: Real>(rule: Unary, u: &[T], sup: Support, y0g0: Option<(
     }
 }
 
+impl Unary {
+    /// Whether [`unary_forward_rows`] has a vectorised form of this rule.
+    pub fn has_row_form(self) -> bool {
+        matches!(self, Unary::Tanh | Unary::Sigmoid | Unary::Sin | Unary::Cos | Unary::Sinh | Unary::Cosh | Unary::Exp)
+    }
+}
+
+/// `dst[f] (+)= scale · Σ_{i=0..k} a_i[f]·a_{k−i}[f]` over rows of an order-major `[(K+1) × w]` buffer.
+fn self_cauchy_rows<T: Real>(buf: &[T], w: usize, k: usize, dst: &mut [T], scale: T) {
+    // a_i a_{k−i} is symmetric in i ↔ k−i: sum half and double.
+    for i in 0..=k / 2 {
+        let j = k - i;
+        let s = if i == j { scale } else { scale + scale };
+        let (a, b) = (&buf[i * w..(i + 1) * w], &buf[j * w..(j + 1) * w]);
+        for f in 0..w {
+            dst[f] += s * a[f] * b[f];
+        }
+    }
+}
+
+/// Row-vectorised forward rule for the rules with [`Unary::has_row_form`]: every buffer is
+/// order-major `[(K+1) × w]` (order `k` of feature `f` at `k·w + f`). On entry `u` holds the input
+/// (zeros at absent orders), `y[0..w]` and `g[0..w]` hold `φ(u_0)` and `φ'(u_0)`, and `y`, `g`
+/// are zero at orders outside `out_orders`. `in_orders`/`out_orders` list the present orders.
+pub fn unary_forward_rows<T: Real>(rule: Unary, w: usize, in_orders: &[usize], out_orders: &[usize], u: &[T], y: &mut [T], g: &mut [T]) {
+    debug_assert!(rule.has_row_form());
+    for &k in out_orders {
+        let inv_k = T::one() / T::c(k as f64);
+        {
+            let (lo, hi) = y.split_at_mut(k * w);
+            let yk = &mut hi[..w];
+            let _ = lo;
+            yk.iter_mut().for_each(|v| *v = T::zero());
+            for &j in in_orders.iter().take_while(|&&j| j <= k) {
+                let c = T::c(j as f64) * inv_k;
+                let (uj, gkj) = (&u[j * w..(j + 1) * w], &g[(k - j) * w..(k - j + 1) * w]);
+                for f in 0..w {
+                    yk[f] += c * uj[f] * gkj[f];
+                }
+            }
+        }
+        let (g_lo, g_hi) = g.split_at_mut(k * w);
+        let gk = &mut g_hi[..w];
+        let _ = g_lo;
+        match rule {
+            Unary::Tanh => {
+                gk.iter_mut().for_each(|v| *v = T::zero());
+                self_cauchy_rows(y, w, k, gk, -T::one());
+            }
+            Unary::Sigmoid => {
+                gk.copy_from_slice(&y[k * w..(k + 1) * w]);
+                self_cauchy_rows(y, w, k, gk, -T::one());
+            }
+            Unary::Exp => gk.copy_from_slice(&y[k * w..(k + 1) * w]),
+            Unary::Sin | Unary::Sinh | Unary::Cos | Unary::Cosh => {
+                // companion series: ±(1/k) Σ_j j·u_j·y_{k−j}
+                let sign = if matches!(rule, Unary::Sin | Unary::Cos) { -T::one() } else { T::one() };
+                gk.iter_mut().for_each(|v| *v = T::zero());
+                for &j in in_orders.iter().take_while(|&&j| j <= k) {
+                    let c = sign * T::c(j as f64) * inv_k;
+                    let (uj, ykj) = (&u[j * w..(j + 1) * w], &y[(k - j) * w..(k - j + 1) * w]);
+                    for f in 0..w {
+                        gk[f] += c * uj[f] * ykj[f];
+                    }
+                }
+            }
+            _ => unreachable!("rule without a row form"),
+        }
+    }
+}
+
+/// Row-vectorised backward rule (any unary primitive): `ū_j[f] = Σ_{k≥j} ȳ_k[f]·g_{k−j}[f]` for
+/// `j ∈ targets` (order 0 and the input's present orders), buffers order-major `[(K+1) × w]`,
+/// absent orders of `ȳ` zero.
+pub fn unary_backward_rows<T: Real>(w: usize, k_max: usize, targets: &[usize], out_orders: &[usize], ybar: &[T], g: &[T], ubar: &mut [T]) {
+    for &j in targets {
+        let dst = &mut ubar[j * w..(j + 1) * w];
+        dst.iter_mut().for_each(|v| *v = T::zero());
+        for &k in std::iter::once(&0).chain(out_orders).filter(|&&k| k >= j && k <= k_max) {
+            let (yk, gkj) = (&ybar[k * w..(k + 1) * w], &g[(k - j) * w..(k - j + 1) * w]);
+            for f in 0..w {
+                dst[f] += yk[f] * gkj[f];
+            }
+        }
+    }
+}
+
 /// `u^n` for `n ≥ 0` by repeated products (valid at `u_0 = 0`), with `g = n·u^{n−1}`.
 fn powi_forward<T: Real>(n: u32, u: &[T], y: &mut [T], g: &mut [T]) {
     let len = u.len();

@@ -62,20 +62,19 @@ impl Support {
     /// Orders reachable as sums of present orders, up to `k`: the support of `φ(u)` for a smooth
     /// non-linear `φ` (and of products of such series).
     pub fn closure(self, k: usize) -> Support {
-        let mut out = self;
+        let limit = Support::full(k).0 as u64;
+        let mut m = self.0 as u64 & limit;
         loop {
-            let mut next = out;
-            for a in out.orders() {
-                for b in out.orders() {
-                    if a + b <= k {
-                        next.insert(a + b);
-                    }
+            let mut next = m;
+            for a in 1..=k {
+                if m & (1 << a) != 0 {
+                    next |= (m << a) & limit;
                 }
             }
-            if next == out {
-                return out;
+            if next == m {
+                return Support(m as u32);
             }
-            out = next;
+            m = next;
         }
     }
 
