@@ -41,10 +41,16 @@ impl<T: Real> PreparedStep<T> {
     pub fn new(case: &StepCase) -> PreparedStep<T> {
         let net = Mlp::new(Architecture::mlp(case.dim, case.width, case.depth), 0).expect("valid bench architecture");
         let rows = case.points * case.dirs;
-        let x: Vec<T> = (0..case.points * case.dim).map(|i| T::c(((i * 7919) % 1000) as f64 / 1000.0 - 0.5)).collect();
+        let x: Vec<T> = (0..case.points * case.dim)
+            .map(|i| T::c(((i * 7919) % 1000) as f64 / 1000.0 - 0.5))
+            .collect();
         let mut input = InputJets::new(case.order, case.dim, case.dirs, x).expect("valid bench input");
         let tangent = if case.dense {
-            Tangent::Dense((0..rows * case.dim).map(|i| T::c(if (i * 2654435761) % 7 < 3 { 1.0 } else { -1.0 })).collect())
+            Tangent::Dense(
+                (0..rows * case.dim)
+                    .map(|i| T::c(if (i * 2654435761) % 7 < 3 { 1.0 } else { -1.0 }))
+                    .collect(),
+            )
         } else {
             Tangent::OneHot((0..rows).map(|r| (r * 7) % case.dim).collect())
         };
@@ -58,14 +64,22 @@ impl<T: Real> PreparedStep<T> {
             c
         };
         let grad = vec![T::zero(); net.num_params()];
-        PreparedStep { net, input, tape, cotangent, grad }
+        PreparedStep {
+            net,
+            input,
+            tape,
+            cotangent,
+            grad,
+        }
     }
 
     /// One forward and backward pass (gradient buffer reused).
     pub fn run(&mut self) {
         self.net.forward(&self.input, &mut self.tape).expect("forward");
         self.grad.iter_mut().for_each(|g| *g = T::zero());
-        self.net.backward(&self.input, &mut self.tape, &self.cotangent, &mut self.grad, None).expect("backward");
+        self.net
+            .backward(&self.input, &mut self.tape, &self.cotangent, &mut self.grad, None)
+            .expect("backward");
     }
 }
 
@@ -121,7 +135,9 @@ pub fn first_layer_one_hot<T: Real>(dim: usize, points: usize, dirs: usize, widt
     let rows = points * dirs;
     let weight: Vec<T> = (0..dim * width).map(|i| T::c((i % 97) as f64 / 97.0)).collect();
     let mut input = InputJets::new(2, dim, dirs, vec![T::zero(); points * dim]).expect("valid input");
-    input.set(1, Tangent::OneHot((0..rows).map(|r| (r * 104729) % dim).collect())).expect("valid tangent");
+    input
+        .set(1, Tangent::OneHot((0..rows).map(|r| (r * 104729) % dim).collect()))
+        .expect("valid tangent");
     let mut tangents = vec![T::zero(); rows * width];
     time(|| input_tangent_forward(&input, &weight, width, &mut tangents), 3, runs)
 }

@@ -1,11 +1,15 @@
 //! The `stde` command line: parses arguments, calls the library, prints results.
 
 use clap::{Args, Parser, Subcommand};
-use stde::bench::{self, PreparedStep, StepCase};
 use std::process::ExitCode;
+use stde::bench::{self, PreparedStep, StepCase};
 
 #[derive(Parser)]
-#[command(name = "stde", version, about = "Stochastic Taylor Derivative Estimator: Taylor-mode AD for PINNs")]
+#[command(
+    name = "stde",
+    version,
+    about = "Stochastic Taylor Derivative Estimator: Taylor-mode AD for PINNs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -58,7 +62,10 @@ fn run_bench(a: &BenchArgs) -> Result<(), String> {
         return Err("bench: --points, --dirs, --width, --depth, --dim and --runs must be positive".into());
     }
     if let Some(k) = a.orders.iter().find(|&&k| k == 0 || k > stde::jet::MAX_ORDER) {
-        return Err(format!("bench: jet order {k} is out of range 1..={}", stde::jet::MAX_ORDER));
+        return Err(format!(
+            "bench: jet order {k} is out of range 1..={}",
+            stde::jet::MAX_ORDER
+        ));
     }
     println!(
         "jet_mlp: {} points x {} directions, d = {}, {} affine layers of width {}, {} tangents, {}, {} threads",
@@ -71,9 +78,20 @@ fn run_bench(a: &BenchArgs) -> Result<(), String> {
         if a.f64 { "f64" } else { "f32" },
         rayon::current_num_threads()
     );
-    println!("{:>3} {:>12} {:>12} {:>12} {:>14}", "K", "median ms", "min ms", "GEMM GFLOP/s", "outside GEMM");
+    println!(
+        "{:>3} {:>12} {:>12} {:>12} {:>14}",
+        "K", "median ms", "min ms", "GEMM GFLOP/s", "outside GEMM"
+    );
     for &order in &a.orders {
-        let case = StepCase { dim: a.dim, points: a.points, dirs: a.dirs, width: a.width, depth: a.depth, order, dense: a.dense };
+        let case = StepCase {
+            dim: a.dim,
+            points: a.points,
+            dirs: a.dirs,
+            width: a.width,
+            depth: a.depth,
+            order,
+            dense: a.dense,
+        };
         let t = if a.f64 {
             let mut s = PreparedStep::<f64>::new(&case);
             bench::time(|| s.run(), 3, a.runs)
@@ -81,10 +99,21 @@ fn run_bench(a: &BenchArgs) -> Result<(), String> {
             let mut s = PreparedStep::<f32>::new(&case);
             bench::time(|| s.run(), 3, a.runs)
         };
-        println!("{:>3} {:>12.3} {:>12.3} {:>12.1} {:>13.1}%", order, t.median_s * 1e3, t.min_s * 1e3, t.gemm_gflops, t.outside_gemm_share * 100.0);
+        println!(
+            "{:>3} {:>12.3} {:>12.3} {:>12.1} {:>13.1}%",
+            order,
+            t.median_s * 1e3,
+            t.min_s * 1e3,
+            t.gemm_gflops,
+            t.outside_gemm_share * 100.0
+        );
     }
     if a.first_layer {
-        println!("first-layer one-hot tangent gather ({} rows, width {}):", a.points * a.dirs, a.width);
+        println!(
+            "first-layer one-hot tangent gather ({} rows, width {}):",
+            a.points * a.dirs,
+            a.width
+        );
         for dim in [1_000usize, 1_000_000] {
             let t = bench::first_layer_one_hot::<f32>(dim, a.points, a.dirs, a.width, a.runs);
             println!("  d = {dim:>9}: median {:.1} us", t.median_s * 1e6);
@@ -99,7 +128,18 @@ fn main() -> ExitCode {
         Command::Train => {
             println!("stde train: the PINN trainer is not implemented yet (issue #4).");
             println!("Running the Taylor-mode engine's reference step instead (forward+backward, one-hot jets):");
-            let args = BenchArgs { dim: 100, points: 100, dirs: 16, width: 128, depth: 4, orders: vec![2, 4], dense: false, f64: false, runs: 10, first_layer: false };
+            let args = BenchArgs {
+                dim: 100,
+                points: 100,
+                dirs: 16,
+                width: 128,
+                depth: 4,
+                orders: vec![2, 4],
+                dense: false,
+                f64: false,
+                runs: 10,
+                first_layer: false,
+            };
             run_bench(&args)
         }
         Command::Bench(a) => run_bench(&a),

@@ -3,10 +3,10 @@
 //! outputs, loaded from the `stde apply` checkpoint layout, to 1e-10 relative.
 
 mod common;
+use std::path::PathBuf;
 use stde::io::npy;
 use stde::jet::{InputJets, Tangent};
 use stde::nn::{Tape, checkpoint};
-use std::path::PathBuf;
 
 fn fixtures() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
@@ -21,12 +21,18 @@ fn jets_match_jax_fixture() {
     let ck = checkpoint::load::<f64>(&dir.join("mlp_4_16_16_1.safetensors")).unwrap();
     let pts = npy::read(&dir.join("points_8x4.npy")).unwrap();
     assert_eq!((pts.rows, pts.cols), (8, 4));
-    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("mlp_4_16_16_1.expected.json")).unwrap()).unwrap();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("mlp_4_16_16_1.expected.json")).unwrap()).unwrap();
     let jets = expected["jets"].as_array().unwrap();
     assert!(jets.len() >= 4);
     let mut tape = Tape::default();
     for jet in jets {
-        let tangents: Vec<Vec<f64>> = jet["tangents"].as_array().unwrap().iter().map(|t| t.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect()).collect();
+        let tangents: Vec<Vec<f64>> = jet["tangents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect())
+            .collect();
         let k = tangents.len();
         let mut input = InputJets::new(k, 4, 1, pts.data.clone()).unwrap();
         for (slot, v) in tangents.iter().enumerate() {
@@ -53,8 +59,8 @@ fn jets_match_jax_fixture() {
 
 #[test]
 fn checkpoint_round_trips_and_rejects_garbage() {
-    use stde::nn::{Architecture, Mlp};
     use std::collections::{BTreeMap, HashMap};
+    use stde::nn::{Architecture, Mlp};
     let mut arch = Architecture::mlp(6, 5, 3);
     arch.block_size = Some(3);
     let net = Mlp::<f64>::new(arch, 1).unwrap();

@@ -8,7 +8,13 @@ use stde::jet::{InputJets, Jet, Tangent};
 use stde::nn::{Activation, Architecture, Mlp, Tape};
 
 fn net(d: usize, hidden: &[usize], act: Activation, block: Option<usize>, seed: u64) -> Mlp<f64> {
-    let arch = Architecture { input_dim: d, hidden: hidden.to_vec(), output_dim: 1, activation: act, block_size: block };
+    let arch = Architecture {
+        input_dim: d,
+        hidden: hidden.to_vec(),
+        output_dim: 1,
+        activation: act,
+        block_size: block,
+    };
     Mlp::new(arch, seed).unwrap()
 }
 
@@ -28,7 +34,12 @@ fn one_hot(d: usize, i: usize) -> Vec<f64> {
 #[test]
 fn hessian_diagonal_from_one_hot_2_jets() {
     let d = 5;
-    for act in [Activation::Tanh, Activation::Sin, Activation::Sigmoid, Activation::Softplus] {
+    for act in [
+        Activation::Tanh,
+        Activation::Sin,
+        Activation::Sigmoid,
+        Activation::Softplus,
+    ] {
         let net = net(d, &[8, 8], act, None, 3);
         let x0 = TestRng::new(9).vec(d, 0.8);
         let mut input = InputJets::new(2, d, d, x0.clone()).unwrap();
@@ -59,7 +70,12 @@ fn fourth_directional_derivative_from_dense_4_jet() {
         let t = vec![v[p * d..(p + 1) * d].to_vec(), vec![0.0; d], vec![0.0; d], vec![0.0; d]];
         let want = curve_oracle::<D4>(&net, &x[p * d..(p + 1) * d], &t);
         for n in 0..=4 {
-            assert!(rel_err(got[p][n], want[n], 1e-6) < 1e-8, "p={p} y{n}: {} vs {}", got[p][n], want[n]);
+            assert!(
+                rel_err(got[p][n], want[n], 1e-6) < 1e-8,
+                "p={p} y{n}: {} vs {}",
+                got[p][n],
+                want[n]
+            );
         }
     }
 }
@@ -74,8 +90,12 @@ fn multi_slot_sparse_7_jets() {
         let x0 = TestRng::new(11).vec(d, 0.7);
         let pairs = [(0usize, 1usize), (2, 2), (5, 3)];
         let mut input = InputJets::new(7, d, pairs.len(), x0.clone()).unwrap();
-        input.set(2, Tangent::OneHot(pairs.iter().map(|p| p.0).collect())).unwrap();
-        input.set(3, Tangent::OneHot(pairs.iter().map(|p| p.1).collect())).unwrap();
+        input
+            .set(2, Tangent::OneHot(pairs.iter().map(|p| p.0).collect()))
+            .unwrap();
+        input
+            .set(3, Tangent::OneHot(pairs.iter().map(|p| p.1).collect()))
+            .unwrap();
         let got = engine(&net, &input);
         for (r, &(i, j)) in pairs.iter().enumerate() {
             let mut t = vec![vec![0.0; d]; 7];
@@ -83,7 +103,12 @@ fn multi_slot_sparse_7_jets() {
             t[2] = one_hot(d, j);
             let want = curve_oracle::<D8>(&net, &x0, &t);
             for n in 0..=7 {
-                assert!(rel_err(got[r][n], want[n], 1e-5) < 1e-8, "block {block:?} ({i},{j}) y{n}: {} vs {}", got[r][n], want[n]);
+                assert!(
+                    rel_err(got[r][n], want[n], 1e-5) < 1e-8,
+                    "block {block:?} ({i},{j}) y{n}: {} vs {}",
+                    got[r][n],
+                    want[n]
+                );
             }
             assert_eq!(got[r][1], 0.0, "y1 is a symbolic zero");
         }
@@ -99,7 +124,9 @@ fn one_hot_and_sparse_equal_dense() {
         let (points, dirs) = (3, 4);
         let x = rng.vec(points * d, 0.9);
         let mut input = InputJets::new(4, d, dirs, x).unwrap();
-        input.set(1, Tangent::OneHot((0..points * dirs).map(|r| (r * 5) % d).collect())).unwrap();
+        input
+            .set(1, Tangent::OneHot((0..points * dirs).map(|r| (r * 5) % d).collect()))
+            .unwrap();
         let rows = points * dirs;
         let mut row_ptr = vec![0];
         let (mut indices, mut values) = (vec![], vec![]);
@@ -110,13 +137,25 @@ fn one_hot_and_sparse_equal_dense() {
             }
             row_ptr.push(indices.len());
         }
-        input.set(3, Tangent::Sparse { row_ptr, indices, values }).unwrap();
+        input
+            .set(
+                3,
+                Tangent::Sparse {
+                    row_ptr,
+                    indices,
+                    values,
+                },
+            )
+            .unwrap();
         let structured = engine(&net, &input);
         let dense = engine(&net, &input.densified());
         for r in 0..rows {
             for n in 0..=4 {
                 let (a, b) = (structured[r][n], dense[r][n]);
-                assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "block {block:?} row {r} y{n}: {a} vs {b}");
+                assert!(
+                    (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                    "block {block:?} row {r} y{n}: {a} vs {b}"
+                );
             }
         }
     }
@@ -127,7 +166,11 @@ fn loss_and_cotangent(out: &Jet<f64>) -> (f64, Jet<f64>) {
     let mut bar = Jet::zeros_like(out);
     let mut loss = 0.0;
     for r in 0..out.rows() {
-        let (y0, y2, y4) = (out.derivative(0, r, 0), out.derivative(2, r, 0), out.derivative(4, r, 0));
+        let (y0, y2, y4) = (
+            out.derivative(0, r, 0),
+            out.derivative(2, r, 0),
+            out.derivative(4, r, 0),
+        );
         loss += (y2 - 0.3).powi(2) + 0.1 * y4 * y0 + 0.5 * y0 * y0;
         bar.add_derivative_cotangent(2, r, 0, 2.0 * (y2 - 0.3));
         bar.add_derivative_cotangent(4, r, 0, 0.1 * y0);
@@ -142,10 +185,12 @@ fn check_gradients(mut net: Mlp<f64>, input: &InputJets<f64>) {
     let (_, bar) = loss_and_cotangent(&out);
     let mut grad = vec![0.0; net.num_params()];
     let mut xgrad = vec![0.0; input.points() * input.dim()];
-    net.backward(input, &mut tape, &bar, &mut grad, Some(&mut xgrad)).unwrap();
+    net.backward(input, &mut tape, &bar, &mut grad, Some(&mut xgrad))
+        .unwrap();
     let scale = grad.iter().fold(0.0f64, |m, g| m.max(g.abs()));
     let h = 1e-5;
-    let mut eval = |net: &Mlp<f64>, input: &InputJets<f64>| loss_and_cotangent(net.forward(input, &mut tape).unwrap()).0;
+    let mut eval =
+        |net: &Mlp<f64>, input: &InputJets<f64>| loss_and_cotangent(net.forward(input, &mut tape).unwrap()).0;
     for i in 0..net.num_params() {
         let orig = net.params()[i];
         net.params_mut()[i] = orig + h;
@@ -154,7 +199,11 @@ fn check_gradients(mut net: Mlp<f64>, input: &InputJets<f64>) {
         let lm = eval(&net, input);
         net.params_mut()[i] = orig;
         let fd = (lp - lm) / (2.0 * h);
-        assert!(rel_err(grad[i], fd, 1e-3 * scale) < 1e-6, "param {i}: {} vs {fd}", grad[i]);
+        assert!(
+            rel_err(grad[i], fd, 1e-3 * scale) < 1e-6,
+            "param {i}: {} vs {fd}",
+            grad[i]
+        );
     }
     // input primal gradient
     for j in 0..xgrad.len() {
@@ -168,7 +217,11 @@ fn check_gradients(mut net: Mlp<f64>, input: &InputJets<f64>) {
             inp
         };
         let fd = (eval(&net, &shifted(h)) - eval(&net, &shifted(-h))) / (2.0 * h);
-        assert!(rel_err(xgrad[j], fd, 1e-3 * scale) < 1e-6, "x {j}: {} vs {fd}", xgrad[j]);
+        assert!(
+            rel_err(xgrad[j], fd, 1e-3 * scale) < 1e-6,
+            "x {j}: {} vs {fd}",
+            xgrad[j]
+        );
     }
 }
 
@@ -208,13 +261,17 @@ fn f32_agrees_with_f64() {
     let net32 = net64.cast::<f32>();
     let x = TestRng::new(18).vec(4 * d, 0.8);
     let mut in64 = InputJets::new(4, d, d, x.clone()).unwrap();
-    in64.set(1, Tangent::OneHot((0..4 * d).map(|r| r % d).collect())).unwrap();
+    in64.set(1, Tangent::OneHot((0..4 * d).map(|r| r % d).collect()))
+        .unwrap();
     let mut in32 = InputJets::new(4, d, d, x.iter().map(|v| *v as f32).collect()).unwrap();
-    in32.set(1, Tangent::OneHot((0..4 * d).map(|r| r % d).collect())).unwrap();
+    in32.set(1, Tangent::OneHot((0..4 * d).map(|r| r % d).collect()))
+        .unwrap();
     let (mut t64, mut t32) = (Tape::default(), Tape::default());
     let o64 = net64.forward(&in64, &mut t64).unwrap();
     let o32 = net32.forward(&in32, &mut t32).unwrap();
-    let scale = (0..in64.rows()).flat_map(|r| o64.derivatives(r, 0)).fold(0.0f64, |m, v| m.max(v.abs()));
+    let scale = (0..in64.rows())
+        .flat_map(|r| o64.derivatives(r, 0))
+        .fold(0.0f64, |m, v| m.max(v.abs()));
     for r in 0..in64.rows() {
         for n in 0..=4 {
             let (a, b) = (o32.derivative(n, r, 0) as f64, o64.derivative(n, r, 0));
@@ -228,7 +285,13 @@ fn bad_inputs_are_errors_not_panics() {
     let net = net(4, &[3], Activation::Tanh, None, 1);
     let input = InputJets::new(2, 5, 1, vec![0.0; 5]).unwrap();
     assert!(net.forward(&input, &mut Tape::default()).is_err());
-    let bad = Architecture { input_dim: 6, hidden: vec![3], output_dim: 1, activation: Activation::Tanh, block_size: Some(4) };
+    let bad = Architecture {
+        input_dim: 6,
+        hidden: vec![3],
+        output_dim: 1,
+        activation: Activation::Tanh,
+        block_size: Some(4),
+    };
     assert!(Mlp::<f64>::new(bad, 0).is_err());
     assert!("relu".parse::<Activation>().is_err());
 }

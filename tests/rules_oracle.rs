@@ -17,7 +17,12 @@ fn check(rule: Unary, u0: f64, oracle: impl Fn(D8) -> D8, seed: u64) {
     let want = series_oracle::<D8>(&u, &oracle);
     for n in 0..=K {
         let e = rel_err(got[n], want[n], 1e-3);
-        assert!(e <= 1e-10, "{rule:?} u0={u0} order {n}: got {} want {} (rel {e:e})", got[n], want[n]);
+        assert!(
+            e <= 1e-10,
+            "{rule:?} u0={u0} order {n}: got {} want {} (rel {e:e})",
+            got[n],
+            want[n]
+        );
     }
 }
 
@@ -103,7 +108,12 @@ fn composition_matches_nested_duals() {
         rules::div_forward(&t, &den, &mut y);
         let want = series_oracle::<D8>(&u, |x| (x.sin() * x.exp()).tanh() / (D8::cst(1.0) + x * x));
         for n in 0..=K {
-            assert!(rel_err(y[n], want[n], 1e-3) <= 1e-10, "order {n}: {} vs {}", y[n], want[n]);
+            assert!(
+                rel_err(y[n], want[n], 1e-3) <= 1e-10,
+                "order {n}: {} vs {}",
+                y[n],
+                want[n]
+            );
         }
     }
 }
@@ -111,7 +121,18 @@ fn composition_matches_nested_duals() {
 /// The shared backward rule (Toeplitz adjoint with `g`) against central differences of the forward rule.
 #[test]
 fn unary_backward_matches_finite_differences() {
-    let rules_list = [Unary::Tanh, Unary::Sin, Unary::Exp, Unary::Sigmoid, Unary::Softplus, Unary::Log, Unary::Sqrt, Unary::Powf(2.5), Unary::Arctan, Unary::Recip];
+    let rules_list = [
+        Unary::Tanh,
+        Unary::Sin,
+        Unary::Exp,
+        Unary::Sigmoid,
+        Unary::Softplus,
+        Unary::Log,
+        Unary::Sqrt,
+        Unary::Powf(2.5),
+        Unary::Arctan,
+        Unary::Recip,
+    ];
     let mut rng = TestRng::new(42);
     for rule in rules_list {
         let mut u = vec![0.9];

@@ -46,14 +46,21 @@ pub fn parse(bytes: &[u8]) -> Result<Array2, NpyError> {
         2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
         v => return Err(NpyError::Format(format!("unsupported .npy version {v}"))),
     };
-    let Some(header) = bytes.get(hstart..hstart + hlen).and_then(|h| std::str::from_utf8(h).ok()) else {
+    let Some(header) = bytes
+        .get(hstart..hstart + hlen)
+        .and_then(|h| std::str::from_utf8(h).ok())
+    else {
         return bad("truncated .npy header");
     };
     let descr = header_value(header, "descr").unwrap_or("").trim_matches(['\'', '"']);
     let width = match descr {
         "<f8" => 8,
         "<f4" => 4,
-        other => return Err(NpyError::Format(format!("dtype '{other}' is not supported; expected float64 ('<f8') or float32 ('<f4')"))),
+        other => {
+            return Err(NpyError::Format(format!(
+                "dtype '{other}' is not supported; expected float64 ('<f8') or float32 ('<f4')"
+            )));
+        }
     };
     if header_value(header, "fortran_order") != Some("False") {
         return bad("Fortran-ordered arrays are not supported; save with C order");
@@ -70,16 +77,28 @@ pub fn parse(bytes: &[u8]) -> Result<Array2, NpyError> {
     let (rows, cols) = match dims.as_slice() {
         [n] => (*n, 1),
         [n, d] => (*n, *d),
-        _ => return Err(NpyError::Format(format!("array has shape {shape_s}; expected 2-D [n, d]"))),
+        _ => {
+            return Err(NpyError::Format(format!(
+                "array has shape {shape_s}; expected 2-D [n, d]"
+            )));
+        }
     };
     let body = &bytes[hstart + hlen..];
     if body.len() != rows * cols * width {
-        return Err(NpyError::Format(format!("data holds {} bytes, shape {shape_s} needs {}", body.len(), rows * cols * width)));
+        return Err(NpyError::Format(format!(
+            "data holds {} bytes, shape {shape_s} needs {}",
+            body.len(),
+            rows * cols * width
+        )));
     }
     let data = if width == 8 {
-        body.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+        body.chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     } else {
-        body.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect()
+        body.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+            .collect()
     };
     Ok(Array2 { rows, cols, data })
 }

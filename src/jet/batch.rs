@@ -62,9 +62,7 @@ impl<T: Real> Jet<T> {
     /// Index into `tangents` of order `k ≥ 1` of `feature` in `row`, if the order is present.
     pub fn index(&self, k: usize, row: usize, feature: usize) -> Option<usize> {
         let ns = self.support.count();
-        self.support
-            .slot(k)
-            .map(|s| (row * ns + s) * self.width + feature)
+        self.support.slot(k).map(|s| (row * ns + s) * self.width + feature)
     }
 
     /// Normalised coefficient `c_k` of `feature` in `row` (0 for a symbolic zero).

@@ -80,40 +80,87 @@ impl<T: Real> InputJets<T> {
         if order == 0 || order > MAX_ORDER {
             return Err(InputError::Order(order));
         }
-        if dim == 0 || primal.len() % dim != 0 {
-            return Err(InputError::Length { what: "primal", got: primal.len(), expected: dim.max(1) });
+        if dim == 0 || !primal.len().is_multiple_of(dim) {
+            return Err(InputError::Length {
+                what: "primal",
+                got: primal.len(),
+                expected: dim.max(1),
+            });
         }
-        Ok(InputJets { order, points: primal.len() / dim, dirs, dim, primal, slots: vec![Tangent::Zero; order] })
+        Ok(InputJets {
+            order,
+            points: primal.len() / dim,
+            dirs,
+            dim,
+            primal,
+            slots: vec![Tangent::Zero; order],
+        })
     }
 
     /// Sets the tangent of slot `k` (1-based, derivative convention), validating shape and indices.
     pub fn set(&mut self, k: usize, tangent: Tangent<T>) -> Result<(), InputError> {
         if k == 0 || k > self.order {
-            return Err(InputError::Slot { slot: k, order: self.order });
+            return Err(InputError::Slot {
+                slot: k,
+                order: self.order,
+            });
         }
         let rows = self.rows();
-        let check = |i: usize| if i < self.dim { Ok(()) } else { Err(InputError::Index { index: i, dim: self.dim }) };
+        let check = |i: usize| {
+            if i < self.dim {
+                Ok(())
+            } else {
+                Err(InputError::Index {
+                    index: i,
+                    dim: self.dim,
+                })
+            }
+        };
         match &tangent {
             Tangent::Zero => {}
             Tangent::OneHot(idx) => {
                 if idx.len() != rows {
-                    return Err(InputError::Length { what: "one-hot indices", got: idx.len(), expected: rows });
+                    return Err(InputError::Length {
+                        what: "one-hot indices",
+                        got: idx.len(),
+                        expected: rows,
+                    });
                 }
                 idx.iter().try_for_each(|&i| check(i))?;
             }
-            Tangent::Sparse { row_ptr, indices, values } => {
+            Tangent::Sparse {
+                row_ptr,
+                indices,
+                values,
+            } => {
                 if row_ptr.len() != rows + 1 {
-                    return Err(InputError::Length { what: "sparse row_ptr", got: row_ptr.len(), expected: rows + 1 });
+                    return Err(InputError::Length {
+                        what: "sparse row_ptr",
+                        got: row_ptr.len(),
+                        expected: rows + 1,
+                    });
                 }
                 let nnz = *row_ptr.last().unwrap_or(&0);
-                if indices.len() != nnz || values.len() != nnz || row_ptr[0] != 0 || row_ptr.windows(2).any(|w| w[0] > w[1]) {
-                    return Err(InputError::Length { what: "sparse indices/values", got: indices.len().min(values.len()), expected: nnz });
+                if indices.len() != nnz
+                    || values.len() != nnz
+                    || row_ptr[0] != 0
+                    || row_ptr.windows(2).any(|w| w[0] > w[1])
+                {
+                    return Err(InputError::Length {
+                        what: "sparse indices/values",
+                        got: indices.len().min(values.len()),
+                        expected: nnz,
+                    });
                 }
                 indices.iter().try_for_each(|&i| check(i))?;
             }
             Tangent::Dense(v) => {
                 if v.len() != rows * self.dim {
-                    return Err(InputError::Length { what: "dense tangent", got: v.len(), expected: rows * self.dim });
+                    return Err(InputError::Length {
+                        what: "dense tangent",
+                        got: v.len(),
+                        expected: rows * self.dim,
+                    });
                 }
             }
         }
@@ -173,7 +220,11 @@ impl<T: Real> InputJets<T> {
         match &self.slots[k - 1] {
             Tangent::Zero => {}
             Tangent::OneHot(idx) => f(idx[row], inv),
-            Tangent::Sparse { row_ptr, indices, values } => {
+            Tangent::Sparse {
+                row_ptr,
+                indices,
+                values,
+            } => {
                 for j in row_ptr[row]..row_ptr[row + 1] {
                     f(indices[j], values[j] * inv);
                 }
@@ -215,8 +266,14 @@ mod tests {
         let mut j = InputJets::<f64>::new(2, 3, 1, vec![0.0; 6]).unwrap();
         assert_eq!(j.rows(), 2);
         assert_eq!(j.set(3, Tangent::Zero), Err(InputError::Slot { slot: 3, order: 2 }));
-        assert_eq!(j.set(1, Tangent::OneHot(vec![0, 3])), Err(InputError::Index { index: 3, dim: 3 }));
-        assert!(matches!(j.set(1, Tangent::Dense(vec![0.0; 5])), Err(InputError::Length { .. })));
+        assert_eq!(
+            j.set(1, Tangent::OneHot(vec![0, 3])),
+            Err(InputError::Index { index: 3, dim: 3 })
+        );
+        assert!(matches!(
+            j.set(1, Tangent::Dense(vec![0.0; 5])),
+            Err(InputError::Length { .. })
+        ));
         assert!(j.set(1, Tangent::OneHot(vec![0, 2])).is_ok());
         assert_eq!(j.support(), Support::from_orders(&[1]));
         assert!(InputJets::<f64>::new(0, 3, 1, vec![0.0; 3]).is_err());

@@ -156,7 +156,15 @@ pub fn activation_backward<T: Real>(z: &Jet<T>, g: &Jet<T>, ybar: &Jet<T>, zbar:
 pub fn affine_forward<T: Real>(h: &Jet<T>, weight: &[T], bias: &[T], out: usize, z: &mut Jet<T>) {
     let fan_in = h.width;
     z.reset(h.order, h.points, h.dirs, out, h.support);
-    tensor::matmul(h.points, fan_in, out, &h.primal, weight, &mut z.primal, Write::Overwrite);
+    tensor::matmul(
+        h.points,
+        fan_in,
+        out,
+        &h.primal,
+        weight,
+        &mut z.primal,
+        Write::Overwrite,
+    );
     for row in z.primal.chunks_mut(out) {
         row.iter_mut().zip(bias).for_each(|(x, b)| *x += *b);
     }
@@ -175,15 +183,47 @@ pub fn affine_backward<T: Real>(
     hbar: Option<&mut Jet<T>>,
 ) {
     let (fan_in, out) = (h.width, zbar.width);
-    tensor::matmul_tn(h.points, fan_in, out, &h.primal, &zbar.primal, weight_grad, Write::Accumulate);
+    tensor::matmul_tn(
+        h.points,
+        fan_in,
+        out,
+        &h.primal,
+        &zbar.primal,
+        weight_grad,
+        Write::Accumulate,
+    );
     let m = h.rows() * h.support.count();
-    tensor::matmul_tn(m, fan_in, out, &h.tangents, &zbar.tangents, weight_grad, Write::Accumulate);
+    tensor::matmul_tn(
+        m,
+        fan_in,
+        out,
+        &h.tangents,
+        &zbar.tangents,
+        weight_grad,
+        Write::Accumulate,
+    );
     for row in zbar.primal.chunks(out) {
         bias_grad.iter_mut().zip(row).for_each(|(b, x)| *b += *x);
     }
     if let Some(hbar) = hbar {
         hbar.reset(h.order, h.points, h.dirs, fan_in, h.support);
-        tensor::matmul_nt(h.points, out, fan_in, &zbar.primal, weight, &mut hbar.primal, Write::Overwrite);
-        tensor::matmul_nt(m, out, fan_in, &zbar.tangents, weight, &mut hbar.tangents, Write::Overwrite);
+        tensor::matmul_nt(
+            h.points,
+            out,
+            fan_in,
+            &zbar.primal,
+            weight,
+            &mut hbar.primal,
+            Write::Overwrite,
+        );
+        tensor::matmul_nt(
+            m,
+            out,
+            fan_in,
+            &zbar.tangents,
+            weight,
+            &mut hbar.tangents,
+            Write::Overwrite,
+        );
     }
 }

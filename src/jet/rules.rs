@@ -178,11 +178,11 @@ pub fn unary_forward<T: Real>(rule: Unary, u: &[T], sup: Support, y0g0: Option<(
     let (y0, g0) = y0g0.unwrap_or_else(|| rule.primal(u[0]));
     y[0] = y0;
     g[0] = g0;
-    if let Unary::Powi(n) = rule {
-        if n >= 0 {
-            powi_forward(n as u32, u, y, g);
-            return;
-        }
+    if let Unary::Powi(n) = rule
+        && n >= 0
+    {
+        powi_forward(n as u32, u, y, g);
+        return;
     }
     let out = sup.closure(k_max);
     for k in 1..=k_max {
@@ -203,7 +203,10 @@ pub fn unary_forward<T: Real>(rule: Unary, u: &[T], sup: Support, y0g0: Option<(
 impl Unary {
     /// Whether [`unary_forward_rows`] has a vectorised form of this rule.
     pub fn has_row_form(self) -> bool {
-        matches!(self, Unary::Tanh | Unary::Sigmoid | Unary::Sin | Unary::Cos | Unary::Sinh | Unary::Cosh | Unary::Exp)
+        matches!(
+            self,
+            Unary::Tanh | Unary::Sigmoid | Unary::Sin | Unary::Cos | Unary::Sinh | Unary::Cosh | Unary::Exp
+        )
     }
 }
 
@@ -224,7 +227,15 @@ fn self_cauchy_rows<T: Real>(buf: &[T], w: usize, k: usize, dst: &mut [T], scale
 /// order-major `[(K+1) × w]` (order `k` of feature `f` at `k·w + f`). On entry `u` holds the input
 /// (zeros at absent orders), `y[0..w]` and `g[0..w]` hold `φ(u_0)` and `φ'(u_0)`, and `y`, `g`
 /// are zero at orders outside `out_orders`. `in_orders`/`out_orders` list the present orders.
-pub fn unary_forward_rows<T: Real>(rule: Unary, w: usize, in_orders: &[usize], out_orders: &[usize], u: &[T], y: &mut [T], g: &mut [T]) {
+pub fn unary_forward_rows<T: Real>(
+    rule: Unary,
+    w: usize,
+    in_orders: &[usize],
+    out_orders: &[usize],
+    u: &[T],
+    y: &mut [T],
+    g: &mut [T],
+) {
     debug_assert!(rule.has_row_form());
     for &k in out_orders {
         let inv_k = T::one() / T::c(k as f64);
@@ -256,7 +267,11 @@ pub fn unary_forward_rows<T: Real>(rule: Unary, w: usize, in_orders: &[usize], o
             Unary::Exp => gk.copy_from_slice(&y[k * w..(k + 1) * w]),
             Unary::Sin | Unary::Sinh | Unary::Cos | Unary::Cosh => {
                 // companion series: ±(1/k) Σ_j j·u_j·y_{k−j}
-                let sign = if matches!(rule, Unary::Sin | Unary::Cos) { -T::one() } else { T::one() };
+                let sign = if matches!(rule, Unary::Sin | Unary::Cos) {
+                    -T::one()
+                } else {
+                    T::one()
+                };
                 gk.iter_mut().for_each(|v| *v = T::zero());
                 for &j in in_orders.iter().take_while(|&&j| j <= k) {
                     let c = sign * T::c(j as f64) * inv_k;
@@ -274,7 +289,15 @@ pub fn unary_forward_rows<T: Real>(rule: Unary, w: usize, in_orders: &[usize], o
 /// Row-vectorised backward rule (any unary primitive): `ū_j[f] = Σ_{k≥j} ȳ_k[f]·g_{k−j}[f]` for
 /// `j ∈ targets` (order 0 and the input's present orders), buffers order-major `[(K+1) × w]`,
 /// absent orders of `ȳ` zero.
-pub fn unary_backward_rows<T: Real>(w: usize, k_max: usize, targets: &[usize], out_orders: &[usize], ybar: &[T], g: &[T], ubar: &mut [T]) {
+pub fn unary_backward_rows<T: Real>(
+    w: usize,
+    k_max: usize,
+    targets: &[usize],
+    out_orders: &[usize],
+    ybar: &[T],
+    g: &[T],
+    ubar: &mut [T],
+) {
     for &j in targets {
         let dst = &mut ubar[j * w..(j + 1) * w];
         dst.iter_mut().for_each(|v| *v = T::zero());

@@ -103,7 +103,10 @@ mod tests {
         assert_eq!(s.slot(3), Some(1));
         assert_eq!(s.slot(1), None);
         assert_eq!(s.closure(7).orders().collect::<Vec<_>>(), vec![2, 3, 4, 5, 6, 7]);
-        assert_eq!(Support::from_orders(&[2]).closure(7).orders().collect::<Vec<_>>(), vec![2, 4, 6]);
+        assert_eq!(
+            Support::from_orders(&[2]).closure(7).orders().collect::<Vec<_>>(),
+            vec![2, 4, 6]
+        );
         assert_eq!(Support::full(4).count(), 4);
         assert_eq!(Support::EMPTY.closure(5), Support::EMPTY);
         assert_eq!(

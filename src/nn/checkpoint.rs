@@ -42,7 +42,10 @@ pub struct Checkpoint<T> {
 }
 
 fn format_err(path: &Path, message: impl Into<String>) -> CheckpointError {
-    CheckpointError::Format { path: path.to_path_buf(), message: message.into() }
+    CheckpointError::Format {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 fn to_le_bytes<T: Real>(values: &[T]) -> Vec<u8> {
@@ -56,14 +59,27 @@ fn to_le_bytes<T: Real>(values: &[T]) -> Vec<u8> {
 fn read_values<T: Real>(path: &Path, name: &str, view: &TensorView) -> Result<Vec<T>, CheckpointError> {
     let data = view.data();
     match view.dtype() {
-        Dtype::F64 => Ok(data.chunks_exact(8).map(|c| T::c(f64::from_le_bytes(c.try_into().unwrap()))).collect()),
-        Dtype::F32 => Ok(data.chunks_exact(4).map(|c| T::c(f32::from_le_bytes(c.try_into().unwrap()) as f64)).collect()),
-        other => Err(format_err(path, format!("tensor '{name}' has dtype {other:?}; expected F32 or F64"))),
+        Dtype::F64 => Ok(data
+            .chunks_exact(8)
+            .map(|c| T::c(f64::from_le_bytes(c.try_into().unwrap())))
+            .collect()),
+        Dtype::F32 => Ok(data
+            .chunks_exact(4)
+            .map(|c| T::c(f32::from_le_bytes(c.try_into().unwrap()) as f64))
+            .collect()),
+        other => Err(format_err(
+            path,
+            format!("tensor '{name}' has dtype {other:?}; expected F32 or F64"),
+        )),
     }
 }
 
 /// Serialises a network (weights transposed to `[out, in]`) with metadata and extra tensors.
-pub fn to_bytes<T: Real>(net: &Mlp<T>, metadata: &HashMap<String, String>, extra: &BTreeMap<String, Vec<T>>) -> Vec<u8> {
+pub fn to_bytes<T: Real>(
+    net: &Mlp<T>,
+    metadata: &HashMap<String, String>,
+    extra: &BTreeMap<String, Vec<T>>,
+) -> Vec<u8> {
     let dtype = if T::NAME == "f32" { Dtype::F32 } else { Dtype::F64 };
     let p = net.params();
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
@@ -76,10 +92,18 @@ pub fn to_bytes<T: Real>(net: &Mlp<T>, metadata: &HashMap<String, String>, extra
             }
         }
         tensors.push((format!("layers.{l}.weight"), vec![fo, fi], to_le_bytes(&w)));
-        tensors.push((format!("layers.{l}.bias"), vec![fo], to_le_bytes(&p[layer.bias..layer.bias + fo])));
+        tensors.push((
+            format!("layers.{l}.bias"),
+            vec![fo],
+            to_le_bytes(&p[layer.bias..layer.bias + fo]),
+        ));
     }
     if let Some(s) = net.shared_layout() {
-        tensors.push(("shared.weight".into(), vec![s.block], to_le_bytes(&p[s.w..s.w + s.block])));
+        tensors.push((
+            "shared.weight".into(),
+            vec![s.block],
+            to_le_bytes(&p[s.w..s.w + s.block]),
+        ));
         tensors.push(("shared.bias".into(), vec![1], to_le_bytes(&p[s.beta..s.beta + 1])));
     }
     for (name, values) in extra {
@@ -90,7 +114,12 @@ pub fn to_bytes<T: Real>(net: &Mlp<T>, metadata: &HashMap<String, String>, extra
     meta.insert("activation".into(), net.architecture().activation.to_string());
     let views: Vec<(String, TensorView)> = tensors
         .iter()
-        .map(|(n, shape, bytes)| (n.clone(), TensorView::new(dtype, shape.clone(), bytes).expect("shape matches data")))
+        .map(|(n, shape, bytes)| {
+            (
+                n.clone(),
+                TensorView::new(dtype, shape.clone(), bytes).expect("shape matches data"),
+            )
+        })
         .collect();
     safetensors::serialize(views, Some(meta)).expect("checkpoint tensors are valid")
 }
@@ -103,7 +132,10 @@ pub fn save<T: Real>(
     extra: &BTreeMap<String, Vec<T>>,
 ) -> Result<(), CheckpointError> {
     let bytes = to_bytes(net, metadata, extra);
-    let io = |source| CheckpointError::Io { path: path.to_path_buf(), source };
+    let io = |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let tmp = path.with_extension("safetensors.tmp");
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
@@ -111,7 +143,10 @@ pub fn save<T: Real>(
 
 /// Reads a checkpoint written by [`save`] or by other software in the same layout.
 pub fn load<T: Real>(path: &Path) -> Result<Checkpoint<T>, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     from_bytes(path, &bytes)
 }
 
@@ -125,29 +160,43 @@ pub fn from_bytes<T: Real>(path: &Path, bytes: &[u8]) -> Result<Checkpoint<T>, C
         None => Activation::Tanh,
     };
     let get = |name: &str| -> Result<(Vec<usize>, Vec<T>), CheckpointError> {
-        let view = st.tensor(name).map_err(|_| format_err(path, format!("missing tensor '{name}'")))?;
+        let view = st
+            .tensor(name)
+            .map_err(|_| format_err(path, format!("missing tensor '{name}'")))?;
         Ok((view.shape().to_vec(), read_values(path, name, &view)?))
     };
     let mut weights = Vec::new();
     let mut biases = Vec::new();
-    while st.names().contains(&format!("layers.{}.weight", weights.len()).as_str()) {
+    while st
+        .names()
+        .contains(&format!("layers.{}.weight", weights.len()).as_str())
+    {
         let l = weights.len();
         let (ws, w) = get(&format!("layers.{l}.weight"))?;
         let (bs, b) = get(&format!("layers.{l}.bias"))?;
         if ws.len() != 2 || bs != [ws[0]] {
-            return Err(format_err(path, format!("layer {l}: weight shape {ws:?} and bias shape {bs:?} do not form [out, in] and [out]")));
+            return Err(format_err(
+                path,
+                format!("layer {l}: weight shape {ws:?} and bias shape {bs:?} do not form [out, in] and [out]"),
+            ));
         }
         if let Some((prev, _)) = weights.last() {
             let prev: &Vec<usize> = prev;
             if prev[0] != ws[1] {
-                return Err(format_err(path, format!("layer {l} takes {} inputs but layer {} gives {}", ws[1], l - 1, prev[0])));
+                return Err(format_err(
+                    path,
+                    format!("layer {l} takes {} inputs but layer {} gives {}", ws[1], l - 1, prev[0]),
+                ));
             }
         }
         weights.push((ws, w));
         biases.push(b);
     }
     if weights.is_empty() {
-        return Err(format_err(path, "no tensor 'layers.0.weight': not a stde network checkpoint"));
+        return Err(format_err(
+            path,
+            "no tensor 'layers.0.weight': not a stde network checkpoint",
+        ));
     }
     let shared = if st.names().contains(&"shared.weight") {
         let (_, w) = get("shared.weight")?;

@@ -12,7 +12,15 @@ use rayon::prelude::*;
 pub fn input_affine_forward<T: Real>(input: &InputJets<T>, weight: &[T], bias: &[T], out: usize, z: &mut Jet<T>) {
     let d = input.dim();
     z.reset(input.order(), input.points(), input.dirs(), out, input.support());
-    tensor::matmul(input.points(), d, out, input.primal(), weight, &mut z.primal, Write::Overwrite);
+    tensor::matmul(
+        input.points(),
+        d,
+        out,
+        input.primal(),
+        weight,
+        &mut z.primal,
+        Write::Overwrite,
+    );
     for row in z.primal.chunks_mut(out) {
         row.iter_mut().zip(bias).for_each(|(x, b)| *x += *b);
     }
@@ -31,10 +39,24 @@ pub fn input_tangent_forward<T: Real>(input: &InputJets<T>, weight: &[T], out: u
     for (s, k) in sup.orders().enumerate() {
         if let Tangent::Dense(v) = input.slot(k) {
             let scale = T::one() / T::c(crate::real::factorial(k));
-            tensor::matmul_strided(input.rows(), d, out, v, weight, &mut tangents[s * out..], ns * out, scale, Write::Overwrite);
+            tensor::matmul_strided(
+                input.rows(),
+                d,
+                out,
+                v,
+                weight,
+                &mut tangents[s * out..],
+                ns * out,
+                scale,
+                Write::Overwrite,
+            );
         }
     }
-    let orders: Vec<(usize, usize)> = sup.orders().enumerate().filter(|&(_, k)| !matches!(input.slot(k), Tangent::Dense(_))).collect();
+    let orders: Vec<(usize, usize)> = sup
+        .orders()
+        .enumerate()
+        .filter(|&(_, k)| !matches!(input.slot(k), Tangent::Dense(_)))
+        .collect();
     if orders.is_empty() {
         return;
     }
@@ -43,7 +65,9 @@ pub fn input_tangent_forward<T: Real>(input: &InputJets<T>, weight: &[T], out: u
             let dst = &mut zr[s * out..(s + 1) * out];
             dst.iter_mut().for_each(|x| *x = T::zero());
             input.for_each_entry(k, r, |i, a| {
-                dst.iter_mut().zip(&weight[i * out..(i + 1) * out]).for_each(|(x, w)| *x += a * *w);
+                dst.iter_mut()
+                    .zip(&weight[i * out..(i + 1) * out])
+                    .for_each(|(x, w)| *x += a * *w);
             });
         }
     });
@@ -61,19 +85,40 @@ pub fn input_affine_backward<T: Real>(
     let (d, out) = (input.dim(), zbar.width);
     let sup = zbar.support;
     let ns = sup.count();
-    tensor::matmul_tn(input.points(), d, out, input.primal(), &zbar.primal, weight_grad, Write::Accumulate);
+    tensor::matmul_tn(
+        input.points(),
+        d,
+        out,
+        input.primal(),
+        &zbar.primal,
+        weight_grad,
+        Write::Accumulate,
+    );
     for row in zbar.primal.chunks(out) {
         bias_grad.iter_mut().zip(row).for_each(|(b, x)| *b += *x);
     }
     for (s, k) in sup.orders().enumerate() {
         if let Tangent::Dense(v) = input.slot(k) {
             let scale = T::one() / T::c(crate::real::factorial(k));
-            tensor::matmul_tn_strided(input.rows(), d, out, v, &zbar.tangents[s * out..], ns * out, weight_grad, scale, Write::Accumulate);
+            tensor::matmul_tn_strided(
+                input.rows(),
+                d,
+                out,
+                v,
+                &zbar.tangents[s * out..],
+                ns * out,
+                weight_grad,
+                scale,
+                Write::Accumulate,
+            );
         } else {
             for r in 0..input.rows() {
                 let src = &zbar.tangents[(r * ns + s) * out..(r * ns + s + 1) * out];
                 input.for_each_entry(k, r, |i, a| {
-                    weight_grad[i * out..(i + 1) * out].iter_mut().zip(src).for_each(|(g, x)| *g += a * *x);
+                    weight_grad[i * out..(i + 1) * out]
+                        .iter_mut()
+                        .zip(src)
+                        .for_each(|(g, x)| *g += a * *x);
                 });
             }
         }
@@ -170,7 +215,14 @@ fn collect_entries<T: Real>(input: &InputJets<T>, w: &[T], tape: &mut SharedTape
 }
 
 /// Forward pass of the weight-shared first stage into the pre-activation `z` of the first hidden layer.
-pub fn shared_forward<T: Real>(input: &InputJets<T>, act: Unary, p: &SharedParams<T>, out: usize, tape: &mut SharedTape<T>, z: &mut Jet<T>) {
+pub fn shared_forward<T: Real>(
+    input: &InputJets<T>,
+    act: Unary,
+    p: &SharedParams<T>,
+    out: usize,
+    tape: &mut SharedTape<T>,
+    z: &mut Jet<T>,
+) {
     let (d, b_size, k_max) = (input.dim(), p.w.len(), input.order());
     let blocks = d / b_size;
     let points = input.points();
@@ -186,7 +238,12 @@ pub fn shared_forward<T: Real>(input: &InputJets<T>, act: Unary, p: &SharedParam
         .for_each(|(pt, ((pre, phi), g))| {
             let x = &input.primal()[pt * d..(pt + 1) * d];
             for b in 0..blocks {
-                let v = p.beta + x[b * b_size..(b + 1) * b_size].iter().zip(p.w).map(|(a, c)| *a * *c).sum::<T>();
+                let v = p.beta
+                    + x[b * b_size..(b + 1) * b_size]
+                        .iter()
+                        .zip(p.w)
+                        .map(|(a, c)| *a * *c)
+                        .sum::<T>();
                 let (y0, g0) = act.primal(v);
                 pre[b] = v;
                 phi[b] = y0;
@@ -223,7 +280,15 @@ pub fn shared_forward<T: Real>(input: &InputJets<T>, act: Unary, p: &SharedParam
         }
     }
     z.reset(k_max, points, dirs, out, out_sup);
-    tensor::matmul(points, blocks, out, &tape.phi0, p.weight, &mut z.primal, Write::Overwrite);
+    tensor::matmul(
+        points,
+        blocks,
+        out,
+        &tape.phi0,
+        p.weight,
+        &mut z.primal,
+        Write::Overwrite,
+    );
     for row in z.primal.chunks_mut(out) {
         row.iter_mut().zip(p.bias).for_each(|(x, b)| *x += *b);
     }
@@ -238,7 +303,10 @@ pub fn shared_forward<T: Real>(input: &InputJets<T>, act: Unary, p: &SharedParam
             let wrow = &p.weight[tape_ref.block[e] * out..(tape_ref.block[e] + 1) * out];
             for &(s, k) in &orders {
                 let a = tape_ref.y[e * stride + k];
-                zr[s * out..(s + 1) * out].iter_mut().zip(wrow).for_each(|(x, w)| *x += a * *w);
+                zr[s * out..(s + 1) * out]
+                    .iter_mut()
+                    .zip(wrow)
+                    .for_each(|(x, w)| *x += a * *w);
             }
         }
     });
@@ -257,12 +325,28 @@ pub fn shared_backward<T: Real>(
     let (blocks, points, dirs, out) = (tape.blocks, input.points(), input.dirs(), zbar.width);
     let stride = k_max + 1;
     // next affine layer
-    tensor::matmul_tn(points, blocks, out, &tape.phi0, &zbar.primal, grads.weight, Write::Accumulate);
+    tensor::matmul_tn(
+        points,
+        blocks,
+        out,
+        &tape.phi0,
+        &zbar.primal,
+        grads.weight,
+        Write::Accumulate,
+    );
     for row in zbar.primal.chunks(out) {
         grads.bias.iter_mut().zip(row).for_each(|(b, x)| *b += *x);
     }
     let mut pre0_bar = vec![T::zero(); points * blocks];
-    tensor::matmul_nt(points, out, blocks, &zbar.primal, p.weight, &mut pre0_bar, Write::Overwrite);
+    tensor::matmul_nt(
+        points,
+        out,
+        blocks,
+        &zbar.primal,
+        p.weight,
+        &mut pre0_bar,
+        Write::Overwrite,
+    );
     pre0_bar.iter_mut().zip(&tape.g0).for_each(|(x, g)| *x *= *g);
     let ns = tape.out_support.count();
     let out_orders: Vec<(usize, usize)> = tape.out_support.orders().enumerate().collect();
@@ -280,7 +364,10 @@ pub fn shared_backward<T: Real>(
                 let zr = &zbar.tangents[(r * ns + s) * out..(r * ns + s + 1) * out];
                 yb[k] = zr.iter().zip(wrow).map(|(a, w)| *a * *w).sum();
                 let a = tape.y[e * stride + k];
-                grads.weight[b * out..(b + 1) * out].iter_mut().zip(zr).for_each(|(g, x)| *g += a * *x);
+                grads.weight[b * out..(b + 1) * out]
+                    .iter_mut()
+                    .zip(zr)
+                    .for_each(|(g, x)| *g += a * *x);
             }
             gl[..stride].copy_from_slice(&tape.g[e * stride..(e + 1) * stride]);
             gl[0] = tape.g0[pt * blocks + b];
@@ -296,14 +383,21 @@ pub fn shared_backward<T: Real>(
         for b in 0..blocks {
             let a = pre0_bar[pt * blocks + b];
             *grads.beta += a;
-            grads.w.iter_mut().zip(&x[b * b_size..(b + 1) * b_size]).for_each(|(g, xv)| *g += a * *xv);
+            grads
+                .w
+                .iter_mut()
+                .zip(&x[b * b_size..(b + 1) * b_size])
+                .for_each(|(g, xv)| *g += a * *xv);
         }
     }
     if let Some(xbar) = xbar {
         for pt in 0..points {
             for b in 0..blocks {
                 let a = pre0_bar[pt * blocks + b];
-                xbar[pt * d + b * b_size..pt * d + (b + 1) * b_size].iter_mut().zip(p.w).for_each(|(x, w)| *x += a * *w);
+                xbar[pt * d + b * b_size..pt * d + (b + 1) * b_size]
+                    .iter_mut()
+                    .zip(p.w)
+                    .for_each(|(x, w)| *x += a * *w);
             }
         }
     }
@@ -313,7 +407,10 @@ pub fn shared_backward<T: Real>(
         for k in tape.in_support.orders() {
             input.for_each_entry(k, r, |i, a| {
                 let b = i / b_size;
-                let e = entries.clone().find(|&e| tape.block[e] == b).expect("entry recorded in forward");
+                let e = entries
+                    .clone()
+                    .find(|&e| tape.block[e] == b)
+                    .expect("entry recorded in forward");
                 grads.w[i % b_size] += a * u_bar[e * stride + k];
             });
         }

@@ -81,7 +81,9 @@ impl FromStr for Activation {
             "sin" => Ok(Activation::Sin),
             "sigmoid" => Ok(Activation::Sigmoid),
             "softplus" => Ok(Activation::Softplus),
-            _ => Err(NnError::Architecture(format!("unknown activation '{s}' (expected tanh, sin, sigmoid or softplus)"))),
+            _ => Err(NnError::Architecture(format!(
+                "unknown activation '{s}' (expected tanh, sin, sigmoid or softplus)"
+            ))),
         }
     }
 }
@@ -106,7 +108,13 @@ pub struct Architecture {
 impl Architecture {
     /// The paper's default: `depth` affine layers (`depth − 1` hidden of `width`), scalar output, tanh.
     pub fn mlp(input_dim: usize, width: usize, depth: usize) -> Architecture {
-        Architecture { input_dim, hidden: vec![width; depth.saturating_sub(1)], output_dim: 1, activation: Activation::Tanh, block_size: None }
+        Architecture {
+            input_dim,
+            hidden: vec![width; depth.saturating_sub(1)],
+            output_dim: 1,
+            activation: Activation::Tanh,
+            block_size: None,
+        }
     }
 
     fn validate(&self) -> Result<(), NnError> {
@@ -115,8 +123,11 @@ impl Architecture {
             return bad("every layer width must be positive".into());
         }
         if let Some(b) = self.block_size {
-            if b == 0 || self.input_dim % b != 0 {
-                return bad(format!("block size {b} does not divide the input dimension {}", self.input_dim));
+            if b == 0 || !self.input_dim.is_multiple_of(b) {
+                return bad(format!(
+                    "block size {b} does not divide the input dimension {}",
+                    self.input_dim
+                ));
             }
             if self.hidden.is_empty() {
                 return bad("weight sharing needs at least one hidden layer".into());
@@ -189,7 +200,11 @@ impl<T: Real> Mlp<T> {
             uniform(1, 1.0, &mut net.params[s.beta..]);
         }
         for l in net.affine.clone() {
-            uniform(l.fan_in * l.fan_out, 1.0 / (l.fan_in as f64).sqrt(), &mut net.params[l.weight..]);
+            uniform(
+                l.fan_in * l.fan_out,
+                1.0 / (l.fan_in as f64).sqrt(),
+                &mut net.params[l.weight..],
+            );
             uniform(l.fan_out, 1.0 / (l.fan_out as f64).sqrt(), &mut net.params[l.bias..]);
         }
         Ok(net)
@@ -200,21 +215,38 @@ impl<T: Real> Mlp<T> {
         arch.validate()?;
         let mut offset = 0;
         let shared = arch.block_size.map(|b| {
-            let s = SharedLayout { block: b, w: offset, beta: offset + b };
+            let s = SharedLayout {
+                block: b,
+                w: offset,
+                beta: offset + b,
+            };
             offset += b + 1;
             s
         });
         let first_in = arch.block_size.map_or(arch.input_dim, |b| arch.input_dim / b);
-        let widths: Vec<usize> = std::iter::once(first_in).chain(arch.hidden.iter().copied()).chain(std::iter::once(arch.output_dim)).collect();
+        let widths: Vec<usize> = std::iter::once(first_in)
+            .chain(arch.hidden.iter().copied())
+            .chain(std::iter::once(arch.output_dim))
+            .collect();
         let affine = widths
             .windows(2)
             .map(|w| {
-                let l = AffineLayout { fan_in: w[0], fan_out: w[1], weight: offset, bias: offset + w[0] * w[1] };
+                let l = AffineLayout {
+                    fan_in: w[0],
+                    fan_out: w[1],
+                    weight: offset,
+                    bias: offset + w[0] * w[1],
+                };
                 offset += w[0] * w[1] + w[1];
                 l
             })
             .collect();
-        Ok(Mlp { arch, params: vec![T::zero(); offset], affine, shared })
+        Ok(Mlp {
+            arch,
+            params: vec![T::zero(); offset],
+            affine,
+            shared,
+        })
     }
 
     /// The architecture.
@@ -244,7 +276,12 @@ impl<T: Real> Mlp<T> {
 
     /// The same network in another precision.
     pub fn cast<U: Real>(&self) -> Mlp<U> {
-        Mlp { arch: self.arch.clone(), params: self.params.iter().map(|x| U::c(x.as_f64())).collect(), affine: self.affine.clone(), shared: self.shared }
+        Mlp {
+            arch: self.arch.clone(),
+            params: self.params.iter().map(|x| U::c(x.as_f64())).collect(),
+            affine: self.affine.clone(),
+            shared: self.shared,
+        }
     }
 
     fn weight(&self, l: &AffineLayout) -> &[T] {
@@ -256,14 +293,22 @@ impl<T: Real> Mlp<T> {
 
     fn shared_params(&self, s: &SharedLayout) -> SharedParams<'_, T> {
         let l = &self.affine[0];
-        SharedParams { w: &self.params[s.w..s.w + s.block], beta: self.params[s.beta], weight: self.weight(l), bias: self.bias(l) }
+        SharedParams {
+            w: &self.params[s.w..s.w + s.block],
+            beta: self.params[s.beta],
+            weight: self.weight(l),
+            bias: self.bias(l),
+        }
     }
 
     /// Pushes the input jets through the network. Returns the output jet (normalised coefficients;
     /// read the derivative convention with [`Jet::derivative`]). The tape keeps what backward needs.
     pub fn forward<'t>(&self, input: &InputJets<T>, tape: &'t mut Tape<T>) -> Result<&'t Jet<T>, NnError> {
         if input.dim() != self.arch.input_dim {
-            return Err(NnError::InputDim { got: input.dim(), expected: self.arch.input_dim });
+            return Err(NnError::InputDim {
+                got: input.dim(),
+                expected: self.arch.input_dim,
+            });
         }
         let n = self.affine.len();
         tape.z.resize_with(n, Jet::default);
@@ -272,15 +317,34 @@ impl<T: Real> Mlp<T> {
         let act = self.arch.activation.rule();
         let first = &self.affine[0];
         match &self.shared {
-            None => first_layer::input_affine_forward(input, self.weight(first), self.bias(first), first.fan_out, &mut tape.z[0]),
-            Some(s) => first_layer::shared_forward(input, act, &self.shared_params(s), first.fan_out, &mut tape.shared, &mut tape.z[0]),
+            None => first_layer::input_affine_forward(
+                input,
+                self.weight(first),
+                self.bias(first),
+                first.fan_out,
+                &mut tape.z[0],
+            ),
+            Some(s) => first_layer::shared_forward(
+                input,
+                act,
+                &self.shared_params(s),
+                first.fan_out,
+                &mut tape.shared,
+                &mut tape.z[0],
+            ),
         }
         for l in 1..n {
             activation_forward(act, &tape.z[l - 1], &mut tape.h[l - 1], &mut tape.g[l - 1]);
             let layer = &self.affine[l];
             let (z_lo, z_hi) = tape.z.split_at_mut(l);
             let _ = z_lo;
-            affine_forward(&tape.h[l - 1], self.weight(layer), self.bias(layer), layer.fan_out, &mut z_hi[0]);
+            affine_forward(
+                &tape.h[l - 1],
+                self.weight(layer),
+                self.bias(layer),
+                layer.fan_out,
+                &mut z_hi[0],
+            );
         }
         Ok(&tape.z[n - 1])
     }
@@ -300,17 +364,26 @@ impl<T: Real> Mlp<T> {
         input_grad: Option<&mut [T]>,
     ) -> Result<(), NnError> {
         if grad.len() != self.params.len() {
-            return Err(NnError::ParamLength { got: grad.len(), expected: self.params.len() });
+            return Err(NnError::ParamLength {
+                got: grad.len(),
+                expected: self.params.len(),
+            });
         }
         let n = self.affine.len();
         let out = tape.z.get(n - 1).ok_or(NnError::CotangentShape)?;
-        if cotangent.primal.len() != out.primal.len() || cotangent.tangents.len() != out.tangents.len() || cotangent.support != out.support {
+        if cotangent.primal.len() != out.primal.len()
+            || cotangent.tangents.len() != out.tangents.len()
+            || cotangent.support != out.support
+        {
             return Err(NnError::CotangentShape);
         }
-        if let Some(xg) = &input_grad {
-            if xg.len() != input.points() * input.dim() {
-                return Err(NnError::InputDim { got: xg.len() / input.points().max(1), expected: input.dim() });
-            }
+        if let Some(xg) = &input_grad
+            && xg.len() != input.points() * input.dim()
+        {
+            return Err(NnError::InputDim {
+                got: xg.len() / input.points().max(1),
+                expected: input.dim(),
+            });
         }
         let mut bar_z = std::mem::take(&mut tape.bar_z);
         let mut bar_h = std::mem::take(&mut tape.bar_h);
@@ -332,7 +405,12 @@ impl<T: Real> Mlp<T> {
                 let (head, tail) = grad.split_at_mut(first.weight);
                 let (wg, rest) = tail.split_at_mut(first.fan_in * first.fan_out);
                 let (w_grad, beta_rest) = head[s.w..].split_at_mut(s.block);
-                let grads = SharedGrads { w: w_grad, beta: &mut beta_rest[0], weight: wg, bias: &mut rest[..first.fan_out] };
+                let grads = SharedGrads {
+                    w: w_grad,
+                    beta: &mut beta_rest[0],
+                    weight: wg,
+                    bias: &mut rest[..first.fan_out],
+                };
                 first_layer::shared_backward(input, &self.shared_params(s), &tape.shared, zbar, grads, input_grad);
             }
         }

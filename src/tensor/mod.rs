@@ -1,10 +1,12 @@
 //! The hardware seam: dense matrix products and the parallel loop helper, on plain row-major slices.
 //!
 //! Everything above this module works with `&[T]` buffers and shapes; only this module knows how a
-//! product is computed (the `gemm` crate on CPU today). A CUDA backend replaces these functions.
+//! product is computed (`faer` on CPU today; chosen over the `gemm` crate by `benches/gemm_shapes.rs`). A CUDA backend replaces these functions.
 
 use crate::real::Real;
-use gemm::Parallelism;
+use faer::linalg::matmul::matmul as faer_matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use std::any::TypeId;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -34,17 +36,20 @@ pub fn profile_reset() {
 
 /// Reads the product counters.
 pub fn profile_read() -> GemmProfile {
-    GemmProfile { seconds: GEMM_NANOS.load(Ordering::Relaxed) as f64 * 1e-9, flops: GEMM_FLOPS.load(Ordering::Relaxed) as f64 }
+    GemmProfile {
+        seconds: GEMM_NANOS.load(Ordering::Relaxed) as f64 * 1e-9,
+        flops: GEMM_FLOPS.load(Ordering::Relaxed) as f64,
+    }
 }
 
 /// Products smaller than this many multiply-adds run on one thread (threading costs more there).
 const PARALLEL_THRESHOLD: usize = 1 << 20;
 
-fn parallelism(m: usize, n: usize, k: usize) -> Parallelism {
+fn parallelism(m: usize, n: usize, k: usize) -> Par {
     if m * n * k >= PARALLEL_THRESHOLD && rayon::current_num_threads() > 1 {
-        Parallelism::Rayon(0)
+        Par::rayon(0)
     } else {
-        Parallelism::None
+        Par::Seq
     }
 }
 
@@ -91,30 +96,31 @@ unsafe fn gemm_raw<T: Real>(
         }
         return;
     }
-    let read_dst = write == Write::Accumulate;
+    let accum = if write == Write::Accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
     let start = PROFILE.load(Ordering::Relaxed).then(Instant::now);
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            c,
-            c_cs,
-            c_rs,
-            read_dst,
-            a,
-            a_cs,
-            a_rs,
-            b,
-            b_cs,
-            b_rs,
-            T::one(),
-            scale,
-            false,
-            false,
-            false,
-            parallelism(m, n, k),
-        )
+    let par = parallelism(m, n, k);
+    // SAFETY (both arms): T is exactly the type it is cast to (TypeId equality); the caller
+    // guarantees the pointers address the described strided matrices.
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        unsafe {
+            let dst = MatMut::from_raw_parts_mut(c as *mut f32, m, n, c_rs, c_cs);
+            let lhs = MatRef::from_raw_parts(a as *const f32, m, k, a_rs, a_cs);
+            let rhs = MatRef::from_raw_parts(b as *const f32, k, n, b_rs, b_cs);
+            faer_matmul(dst, accum, lhs, rhs, scale.as_f64() as f32, par);
+        }
+    } else if TypeId::of::<T>() == TypeId::of::<f64>() {
+        unsafe {
+            let dst = MatMut::from_raw_parts_mut(c as *mut f64, m, n, c_rs, c_cs);
+            let lhs = MatRef::from_raw_parts(a as *const f64, m, k, a_rs, a_cs);
+            let rhs = MatRef::from_raw_parts(b as *const f64, k, n, b_rs, b_cs);
+            faer_matmul(dst, accum, lhs, rhs, scale.as_f64(), par);
+        }
+    } else {
+        unreachable!("Real is implemented for f32 and f64 only");
     }
     if let Some(start) = start {
         GEMM_NANOS.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -124,7 +130,10 @@ unsafe fn gemm_raw<T: Real>(
 
 /// `C[m×n] (=|+=) A[m×k] · B[k×n]`, all row-major.
 pub fn matmul<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T], write: Write) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n, "matmul: buffer too small");
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        "matmul: buffer too small"
+    );
     // SAFETY: lengths checked above; c is a distinct &mut borrow.
     unsafe {
         gemm_raw(
@@ -148,7 +157,10 @@ pub fn matmul<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [
 
 /// `C[k×n] (=|+=) Aᵀ · B` with `A[m×k]`, `B[m×n]` row-major (weight gradients).
 pub fn matmul_tn<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T], write: Write) {
-    assert!(a.len() >= m * k && b.len() >= m * n && c.len() >= k * n, "matmul_tn: buffer too small");
+    assert!(
+        a.len() >= m * k && b.len() >= m * n && c.len() >= k * n,
+        "matmul_tn: buffer too small"
+    );
     // SAFETY: lengths checked above; Aᵀ is A read with swapped strides.
     unsafe {
         gemm_raw(
@@ -172,7 +184,10 @@ pub fn matmul_tn<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mu
 
 /// `C[m×k] (=|+=) A · Bᵀ` with `A[m×n]`, `B[k×n]` row-major (input cotangents).
 pub fn matmul_nt<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], write: Write) {
-    assert!(a.len() >= m * n && b.len() >= k * n && c.len() >= m * k, "matmul_nt: buffer too small");
+    assert!(
+        a.len() >= m * n && b.len() >= k * n && c.len() >= m * k,
+        "matmul_nt: buffer too small"
+    );
     // SAFETY: lengths checked above; Bᵀ is B read with swapped strides.
     unsafe {
         gemm_raw(
@@ -208,8 +223,14 @@ pub fn matmul_strided<T: Real>(
     scale: T,
     write: Write,
 ) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c_row_stride >= n, "matmul_strided: bad shape");
-    assert!(m == 0 || c.len() >= (m - 1) * c_row_stride + n, "matmul_strided: buffer too small");
+    assert!(
+        a.len() >= m * k && b.len() >= k * n && c_row_stride >= n,
+        "matmul_strided: bad shape"
+    );
+    assert!(
+        m == 0 || c.len() >= (m - 1) * c_row_stride + n,
+        "matmul_strided: buffer too small"
+    );
     // SAFETY: shapes checked above.
     unsafe {
         gemm_raw(
@@ -244,8 +265,14 @@ pub fn matmul_tn_strided<T: Real>(
     scale: T,
     write: Write,
 ) {
-    assert!(a.len() >= m * k && c.len() >= k * n && b_row_stride >= n, "matmul_tn_strided: bad shape");
-    assert!(m == 0 || b.len() >= (m - 1) * b_row_stride + n, "matmul_tn_strided: buffer too small");
+    assert!(
+        a.len() >= m * k && c.len() >= k * n && b_row_stride >= n,
+        "matmul_tn_strided: bad shape"
+    );
+    assert!(
+        m == 0 || b.len() >= (m - 1) * b_row_stride + n,
+        "matmul_tn_strided: buffer too small"
+    );
     // SAFETY: shapes checked above.
     unsafe {
         gemm_raw(

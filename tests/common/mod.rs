@@ -31,7 +31,11 @@ impl<T: Nested> Nested for Dual<T> {
         Dual::new(T::var(x), T::one())
     }
     fn deriv(&self, n: usize) -> f64 {
-        if n == 0 { self.re.deriv(0) } else { self.eps.deriv(n - 1) }
+        if n == 0 {
+            self.re.deriv(0)
+        } else {
+            self.eps.deriv(n - 1)
+        }
     }
 }
 
@@ -127,7 +131,11 @@ pub fn mlp_eval<D: Nested>(net: &Mlp<f64>, x: &[D]) -> Vec<D> {
             }
             *zo = acc;
         }
-        h = if l + 1 < layers.len() { z.into_iter().map(|v| act(a, v)).collect() } else { z };
+        h = if l + 1 < layers.len() {
+            z.into_iter().map(|v| act(a, v)).collect()
+        } else {
+            z
+        };
     }
     h
 }
