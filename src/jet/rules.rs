@@ -411,6 +411,13 @@ pub fn to_derivative<T: Real>(c: &mut [T]) {
 }
 
 /// Applies a unary rule to a whole series (convenience for scalar use and tests): returns `y`.
+///
+/// ```
+/// use stde::jet::rules::{apply, Unary};
+/// // exp(s): normalised coefficients 1, 1, 1/2, 1/6
+/// let y = apply(Unary::Exp, &[0.0f64, 1.0, 0.0, 0.0]);
+/// assert!((y[3] - 1.0 / 6.0).abs() < 1e-15);
+/// ```
 pub fn apply<T: Real>(rule: Unary, u: &[T]) -> Vec<T> {
     let mut y = vec![T::zero(); u.len()];
     let mut g = vec![T::zero(); u.len()];
