@@ -47,6 +47,18 @@ impl<T: Real> Jet<T> {
         self.tangents.resize(support.count() * points * dirs * width, T::zero());
     }
 
+    /// Sets the shape without clearing: contents are unspecified until written (for outputs that a
+    /// kernel overwrites entirely; avoids a memset per layer).
+    pub fn reshape(&mut self, order: usize, points: usize, dirs: usize, width: usize, support: Support) {
+        self.order = order;
+        self.points = points;
+        self.dirs = dirs;
+        self.width = width;
+        self.support = support;
+        self.primal.resize(points * width, T::zero());
+        self.tangents.resize(support.count() * points * dirs * width, T::zero());
+    }
+
     /// A zero jet shaped like `other`.
     pub fn zeros_like(other: &Jet<T>) -> Jet<T> {
         let mut j = Jet::default();

@@ -31,8 +31,8 @@ pub fn activation_forward<T: Real>(rule: Unary, z: &Jet<T>, y: &mut Jet<T>, g: &
     let k_max = z.order;
     let in_sup = z.support;
     let out_sup = in_sup.closure(k_max);
-    y.reset(k_max, z.points, z.dirs, z.width, out_sup);
-    g.reset(k_max, z.points, z.dirs, z.width, out_sup);
+    y.reshape(k_max, z.points, z.dirs, z.width, out_sup);
+    g.reshape(k_max, z.points, z.dirs, z.width, out_sup);
     let (w, dirs) = (z.width, z.dirs);
     let (ns_in, ns_out) = (in_sup.count(), out_sup.count());
     let in_slots: Vec<(usize, usize)> = in_sup.orders().enumerate().collect();
@@ -103,7 +103,7 @@ pub fn activation_forward<T: Real>(rule: Unary, z: &Jet<T>, y: &mut Jet<T>, g: &
 pub fn activation_backward<T: Real>(z: &Jet<T>, g: &Jet<T>, ybar: &Jet<T>, zbar: &mut Jet<T>) {
     let k_max = z.order;
     let (in_sup, out_sup) = (z.support, g.support);
-    zbar.reset(k_max, z.points, z.dirs, z.width, in_sup);
+    zbar.reshape(k_max, z.points, z.dirs, z.width, in_sup);
     let (w, dirs) = (z.width, z.dirs);
     let (ns_in, ns_out) = (in_sup.count(), out_sup.count());
     let in_slots: Vec<(usize, usize)> = in_sup.orders().enumerate().collect();
@@ -155,7 +155,7 @@ pub fn activation_backward<T: Real>(z: &Jet<T>, g: &Jet<T>, ybar: &Jet<T>, zbar:
 /// `z = h·W + b` on a batch (`W` is `[in × out]`); the bias enters only the primal.
 pub fn affine_forward<T: Real>(h: &Jet<T>, weight: &[T], bias: &[T], out: usize, z: &mut Jet<T>) {
     let fan_in = h.width;
-    z.reset(h.order, h.points, h.dirs, out, h.support);
+    z.reshape(h.order, h.points, h.dirs, out, h.support);
     tensor::matmul(
         h.points,
         fan_in,
@@ -206,7 +206,7 @@ pub fn affine_backward<T: Real>(
         bias_grad.iter_mut().zip(row).for_each(|(b, x)| *b += *x);
     }
     if let Some(hbar) = hbar {
-        hbar.reset(h.order, h.points, h.dirs, fan_in, h.support);
+        hbar.reshape(h.order, h.points, h.dirs, fan_in, h.support);
         tensor::matmul_nt(
             h.points,
             out,

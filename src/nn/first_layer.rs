@@ -11,7 +11,7 @@ use rayon::prelude::*;
 /// `z = x·W + b` for input jets (`W` is `[d × out]`): the primal by GEMM, tangents by gathers.
 pub fn input_affine_forward<T: Real>(input: &InputJets<T>, weight: &[T], bias: &[T], out: usize, z: &mut Jet<T>) {
     let d = input.dim();
-    z.reset(input.order(), input.points(), input.dirs(), out, input.support());
+    z.reshape(input.order(), input.points(), input.dirs(), out, input.support());
     tensor::matmul(
         input.points(),
         d,
