@@ -28,6 +28,7 @@
 
 pub mod bench;
 pub mod io;
+pub mod operator;
 pub mod jet;
 pub mod nn;
 pub mod real;

@@ -60,6 +60,9 @@ pub enum Tangent<T> {
     },
     /// `[rows × d]` dense tangents.
     Dense(Vec<T>),
+    /// `[dirs × d]` dense tangents shared by every point: row `r` carries direction `r mod dirs`
+    /// (its first-layer product is computed once per direction, not once per row).
+    Shared(Vec<T>),
 }
 
 /// A batch of input jets: `points` primals in `R^d`, each with `dirs` directions (rows), order `K`.
@@ -163,6 +166,15 @@ impl<T: Real> InputJets<T> {
                     });
                 }
             }
+            Tangent::Shared(v) => {
+                if v.len() != self.dirs * self.dim {
+                    return Err(InputError::Length {
+                        what: "shared dense tangent",
+                        got: v.len(),
+                        expected: self.dirs * self.dim,
+                    });
+                }
+            }
         }
         self.slots[k - 1] = tangent;
         Ok(())
@@ -208,9 +220,9 @@ impl<T: Real> InputJets<T> {
         s
     }
 
-    /// Whether any slot is dense.
+    /// Whether any slot is dense (per row or shared).
     pub fn has_dense(&self) -> bool {
-        self.slots.iter().any(|t| matches!(t, Tangent::Dense(_)))
+        self.slots.iter().any(|t| matches!(t, Tangent::Dense(_) | Tangent::Shared(_)))
     }
 
     /// Calls `f(coordinate, a)` for every non-zero of slot `k` in `row`, with `a = v/k!` the
@@ -231,6 +243,14 @@ impl<T: Real> InputJets<T> {
             }
             Tangent::Dense(v) => {
                 for (i, &x) in v[row * self.dim..(row + 1) * self.dim].iter().enumerate() {
+                    if x != T::zero() {
+                        f(i, x * inv);
+                    }
+                }
+            }
+            Tangent::Shared(v) => {
+                let dir = row % self.dirs;
+                for (i, &x) in v[dir * self.dim..(dir + 1) * self.dim].iter().enumerate() {
                     if x != T::zero() {
                         f(i, x * inv);
                     }

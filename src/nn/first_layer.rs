@@ -36,26 +36,29 @@ pub fn input_tangent_forward<T: Real>(input: &InputJets<T>, weight: &[T], out: u
     if ns == 0 {
         return;
     }
+    let dirs = input.dirs();
     for (s, k) in sup.orders().enumerate() {
-        if let Tangent::Dense(v) = input.slot(k) {
-            let scale = T::one() / T::c(crate::real::factorial(k));
-            tensor::matmul_strided(
-                input.rows(),
-                d,
-                out,
-                v,
-                weight,
-                &mut tangents[s * out..],
-                ns * out,
-                scale,
-                Write::Overwrite,
-            );
+        let scale = T::one() / T::c(crate::real::factorial(k));
+        match input.slot(k) {
+            Tangent::Dense(v) => {
+                tensor::matmul_strided(input.rows(), d, out, v, weight, &mut tangents[s * out..], ns * out, scale, Write::Overwrite)
+            }
+            Tangent::Shared(v) => {
+                // one product per direction, copied to every point's row of that direction
+                let mut per_dir = vec![T::zero(); dirs * out];
+                tensor::matmul_strided(dirs, d, out, v, weight, &mut per_dir, out, scale, Write::Overwrite);
+                for r in 0..input.rows() {
+                    let dir = r % dirs;
+                    tangents[(r * ns + s) * out..(r * ns + s + 1) * out].copy_from_slice(&per_dir[dir * out..(dir + 1) * out]);
+                }
+            }
+            _ => {}
         }
     }
     let orders: Vec<(usize, usize)> = sup
         .orders()
         .enumerate()
-        .filter(|&(_, k)| !matches!(input.slot(k), Tangent::Dense(_)))
+        .filter(|&(_, k)| !matches!(input.slot(k), Tangent::Dense(_) | Tangent::Shared(_)))
         .collect();
     if orders.is_empty() {
         return;
@@ -98,8 +101,8 @@ pub fn input_affine_backward<T: Real>(
         bias_grad.iter_mut().zip(row).for_each(|(b, x)| *b += *x);
     }
     for (s, k) in sup.orders().enumerate() {
+        let scale = T::one() / T::c(crate::real::factorial(k));
         if let Tangent::Dense(v) = input.slot(k) {
-            let scale = T::one() / T::c(crate::real::factorial(k));
             tensor::matmul_tn_strided(
                 input.rows(),
                 d,
@@ -111,6 +114,15 @@ pub fn input_affine_backward<T: Real>(
                 scale,
                 Write::Accumulate,
             );
+        } else if let Tangent::Shared(v) = input.slot(k) {
+            // sum each direction's cotangent over points, then one product per direction
+            let dirs = input.dirs();
+            let mut per_dir = vec![T::zero(); dirs * out];
+            for r in 0..input.rows() {
+                let src = &zbar.tangents[(r * ns + s) * out..(r * ns + s + 1) * out];
+                per_dir[(r % dirs) * out..(r % dirs + 1) * out].iter_mut().zip(src).for_each(|(a, b)| *a += *b);
+            }
+            tensor::matmul_tn_strided(dirs, d, out, v, &per_dir, out, weight_grad, scale, Write::Accumulate);
         } else {
             for r in 0..input.rows() {
                 let src = &zbar.tangents[(r * ns + s) * out..(r * ns + s + 1) * out];

@@ -1,0 +1,128 @@
+//! Evaluating a probe plan on a network: the plan's jets are grouped by order, pushed through the
+//! network for every point at once, and their outputs combined with the read-out weights.
+
+use super::plan::{ProbeDirection, ProbePlan};
+use crate::jet::{InputError, InputJets, Tangent};
+use crate::nn::{Mlp, NnError, Tape};
+use crate::real::Real;
+
+/// Errors while evaluating a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The points array does not match the network.
+    #[error("points have {got} values, not a multiple of the network's input dimension {dim}")]
+    Points {
+        /// Values supplied.
+        got: usize,
+        /// Input dimension.
+        dim: usize,
+    },
+    /// The jets could not be built.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The network rejected the input.
+    #[error(transparent)]
+    Network(#[from] NnError),
+}
+
+/// `u` and `L u` at every point (`points` is `[n × d]`), by the plan's jets.
+pub fn evaluate_plan<T: Real>(
+    net: &Mlp<T>,
+    plan: &ProbePlan,
+    points: &[T],
+    tape: &mut Tape<T>,
+) -> Result<(Vec<T>, Vec<T>), EvalError> {
+    let dim = net.architecture().input_dim;
+    if points.len() % dim != 0 {
+        return Err(EvalError::Points { got: points.len(), dim });
+    }
+    let n = points.len() / dim;
+    let mut u = vec![T::zero(); n];
+    let mut lu = vec![T::zero(); n];
+    if plan.probes.is_empty() {
+        // L = 0: still report u
+        let input = InputJets::new(1, dim, 1, points.to_vec())?;
+        let out = net.forward(&input, tape)?;
+        for p in 0..n {
+            u[p] = out.derivative(0, p, 0);
+        }
+        return Ok((u, lu));
+    }
+    let mut orders: Vec<usize> = plan.probes.iter().map(|p| p.order).collect();
+    orders.sort_unstable();
+    orders.dedup();
+    let mut first = true;
+    let mut position = vec![usize::MAX; plan.probes.len()];
+    for order in orders {
+        let group: Vec<usize> = (0..plan.probes.len()).filter(|&i| plan.probes[i].order == order).collect();
+        let dirs = group.len();
+        for (g, &i) in group.iter().enumerate() {
+            position[i] = g;
+        }
+        let mut input = InputJets::new(order, dim, dirs, points.to_vec())?;
+        for k in 1..=order {
+            let slot: Vec<Option<&ProbeDirection>> =
+                group.iter().map(|&i| plan.probes[i].slots.iter().find(|(kk, _)| *kk == k).map(|(_, d)| d)).collect();
+            if slot.iter().all(Option::is_none) {
+                continue;
+            }
+            let tangent = if slot.iter().any(|d| matches!(d, Some(ProbeDirection::Dense(_)))) {
+                let mut v = vec![T::zero(); dirs * dim];
+                for (g, d) in slot.iter().enumerate() {
+                    match d {
+                        Some(ProbeDirection::Dense(w)) => {
+                            for (x, w) in v[g * dim..(g + 1) * dim].iter_mut().zip(&plan.directions[*w]) {
+                                *x = T::c(*w);
+                            }
+                        }
+                        Some(ProbeDirection::Coord(c)) => v[g * dim + c] = T::one(),
+                        Some(ProbeDirection::Sparse(e)) => {
+                            for &(c, w) in e {
+                                v[g * dim + c] = T::c(w as f64);
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                Tangent::Shared(v)
+            } else {
+                let mut row_ptr = vec![0];
+                let (mut indices, mut values) = (Vec::new(), Vec::new());
+                for _ in 0..n {
+                    for d in &slot {
+                        match d {
+                            Some(ProbeDirection::Coord(c)) => {
+                                indices.push(*c);
+                                values.push(T::one());
+                            }
+                            Some(ProbeDirection::Sparse(e)) => {
+                                for &(c, w) in e {
+                                    indices.push(c);
+                                    values.push(T::c(w as f64));
+                                }
+                            }
+                            _ => {}
+                        }
+                        row_ptr.push(indices.len());
+                    }
+                }
+                Tangent::Sparse { row_ptr, indices, values }
+            };
+            input.set(k, tangent)?;
+        }
+        let out = net.forward(&input, tape)?;
+        if first {
+            for p in 0..n {
+                u[p] = out.derivative(0, p * dirs, 0);
+            }
+            first = false;
+        }
+        for r in plan.readout.iter().filter(|r| plan.probes[r.probe].order == order) {
+            let (g, w) = (position[r.probe], T::c(r.weight));
+            for p in 0..n {
+                lu[p] += w * out.derivative(r.n, p * dirs + g, 0);
+            }
+        }
+    }
+    Ok((u, lu))
+}

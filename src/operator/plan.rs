@@ -1,0 +1,452 @@
+//! Exact probe plans: a list of jets (which tangent slot carries which direction) and read-out
+//! weights such that `L u = Σ weight · y_n(probe)` exactly (derivative convention, spec §4).
+//!
+//! A mixed partial `∂^q` over distinct coordinates `i_1..i_T` (multiplicities `q_t`) is read off one
+//! sparse jet with `v_{j_t} = e_{i_t}` at order `k = Σ j_t q_t`: `y_k = κ(q)·∂^q u + Σ_{m≠q} κ(m)·∂^m u`
+//! over the other multiplicity vectors with `Σ j_t m_t = k`, `κ(m) = k!/Π m_t!(j_t!)^{m_t}`. We choose
+//! distinct slot orders `j` with the lowest `k` such that every contaminating `m` involves fewer
+//! coordinates, then subtract those contaminants with their own (recursively built) recipes. Pure
+//! partials `∂_i^n` need no correction (`v_1 = e_i`, `y_n`). Identical jets are shared, and a jet
+//! serves every lower order it contains.
+
+use super::{Family, Operator, OperatorError};
+use crate::real::factorial;
+use std::collections::HashMap;
+use std::fmt;
+
+/// The direction carried by one tangent slot of a probe.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProbeDirection {
+    /// The coordinate vector `e_i`.
+    Coord(usize),
+    /// A dense vector: index into [`ProbePlan::directions`].
+    Dense(usize),
+    /// A few non-zeros `Σ c·e_i` (as `(i, c)` pairs, `c` an integer-valued weight).
+    Sparse(Vec<(usize, i64)>),
+}
+
+/// One jet of a plan: `order` and the non-zero slots (`slot k` carries `v_k`, derivative convention).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Probe {
+    /// Jet order `K`.
+    pub order: usize,
+    /// `(k, v_k)` for the non-zero slots, increasing `k`.
+    pub slots: Vec<(usize, ProbeDirection)>,
+}
+
+/// One read-out: `weight · y_n` of probe `probe`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Readout {
+    /// Index into [`ProbePlan::probes`].
+    pub probe: usize,
+    /// Output order `n` (0 is `u`).
+    pub n: usize,
+    /// Weight.
+    pub weight: f64,
+}
+
+/// Jets and read-out weights whose weighted sum is an operator's value.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProbePlan {
+    /// The jets.
+    pub probes: Vec<Probe>,
+    /// `L u = Σ weight · y_n(probe)`.
+    pub readout: Vec<Readout>,
+    /// Dense directions referenced by [`ProbeDirection::Dense`].
+    pub directions: Vec<Vec<f64>>,
+}
+
+/// A direction over abstract variables: `Σ coeff·e_var`, sorted by variable.
+type AbsDir = Vec<(usize, i64)>;
+
+/// A plan for abstract variables `0..T` (instantiated with actual coordinates later).
+#[derive(Clone, Debug, Default)]
+struct Recipe {
+    /// Abstract jets: slots `(j, direction)` (direction: `Σ coeff·e_var`, sorted) and order.
+    jets: Vec<(Vec<(usize, AbsDir)>, usize)>,
+    /// `(jet, n, weight)`.
+    readout: Vec<(usize, usize, f64)>,
+}
+
+impl Recipe {
+    fn add_jet(&mut self, slots: Vec<(usize, AbsDir)>, order: usize) -> usize {
+        if let Some(i) = self.jets.iter().position(|(s, _)| *s == slots) {
+            self.jets[i].1 = self.jets[i].1.max(order);
+            return i;
+        }
+        self.jets.push((slots, order));
+        self.jets.len() - 1
+    }
+}
+
+/// `κ(m) = k! / Π m_t! (j_t!)^{m_t}`.
+fn kappa(j: &[usize], m: &[usize], k: usize) -> f64 {
+    let den: f64 = j.iter().zip(m).map(|(&jt, &mt)| factorial(mt) * factorial(jt).powi(mt as i32)).product();
+    factorial(k) / den
+}
+
+/// All `m ≥ 0` with `Σ j_t m_t = k`.
+fn representations(j: &[usize], k: usize) -> Vec<Vec<usize>> {
+    fn rec(j: &[usize], t: usize, left: usize, cur: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+        if t == j.len() {
+            if left == 0 {
+                out.push(cur.clone());
+            }
+            return;
+        }
+        for m in 0..=left / j[t] {
+            cur.push(m);
+            rec(j, t + 1, left - m * j[t], cur, out);
+            cur.pop();
+        }
+    }
+    let mut out = Vec::new();
+    rec(j, 0, k, &mut Vec::new(), &mut out);
+    out
+}
+
+/// Whether `q` is the only representation of `k` using every variable (no full-support contaminant).
+fn unique_full_support(j: &[usize], k: usize) -> bool {
+    let base: usize = j.iter().sum();
+    if base > k {
+        return false;
+    }
+    // count representations of k − Σj with coins j (m − 1 ≥ 0), stopping at 2
+    let r = k - base;
+    let mut ways = vec![0u8; r + 1];
+    ways[0] = 1;
+    for &c in j {
+        for v in c..=r {
+            ways[v] = (ways[v] + ways[v - c]).min(2);
+        }
+    }
+    ways[r] == 1
+}
+
+/// Candidate slot orders for multiplicities `q`: distinct `j`, no full-support contaminant, jet
+/// order `k ≤ k_max`; variables with equal multiplicity get increasing slots (the others are the
+/// same recipe with variables renamed).
+fn candidates(q: &[usize], k_max: usize) -> Vec<(Vec<usize>, usize)> {
+    fn rec(q: &[usize], t: usize, used: &mut Vec<usize>, k_max: usize, out: &mut Vec<(Vec<usize>, usize)>) {
+        let k: usize = used.iter().zip(q).map(|(j, m)| j * m).sum();
+        if t == q.len() {
+            if unique_full_support(used, k) {
+                out.push((used.clone(), k));
+            }
+            return;
+        }
+        let rest_min: usize = q[t + 1..].iter().sum();
+        let start = if t > 0 && q[t] == q[t - 1] { used[t - 1] + 1 } else { 1 };
+        for jt in start.. {
+            if k + jt * q[t] + rest_min > k_max {
+                break;
+            }
+            if used.contains(&jt) {
+                continue;
+            }
+            used.push(jt);
+            rec(q, t + 1, used, k_max, out);
+            used.pop();
+        }
+    }
+    let mut out = Vec::new();
+    rec(q, 0, &mut Vec::new(), k_max, &mut out);
+    out
+}
+
+/// Cost of a recipe: the sum of its jets' orders (matrix products grow linearly with the order).
+fn cost(r: &Recipe) -> usize {
+    r.jets.iter().map(|(_, k)| k).sum()
+}
+
+/// The recipe for `∂^q` built on slot orders `j` at jet order `k`.
+fn recipe_with(q: &[usize], j: &[usize], k: usize, cache: &mut HashMap<Vec<usize>, Option<Recipe>>) -> Option<Recipe> {
+    let mut out = Recipe::default();
+    let main = out.add_jet(j.iter().enumerate().map(|(t, &jt)| (jt, vec![(t, 1)])).collect(), k);
+    let kq = kappa(j, q, k);
+    out.readout.push((main, k, 1.0 / kq));
+    for m in representations(j, k) {
+        if m == q {
+            continue;
+        }
+        let support: Vec<usize> = (0..q.len()).filter(|&t| m[t] > 0).collect();
+        let sub_q: Vec<usize> = support.iter().map(|&t| m[t]).collect();
+        let w = -kappa(j, &m, k) / kq;
+        let sub = recipe(&sub_q, cache)?;
+        let map: Vec<usize> = sub
+            .jets
+            .iter()
+            .map(|(slots, order)| {
+                let slots = slots.iter().map(|(jj, dir)| (*jj, dir.iter().map(|&(v, c)| (support[v], c)).collect())).collect();
+                out.add_jet(slots, *order)
+            })
+            .collect();
+        out.readout.extend(sub.readout.iter().map(|&(jet, n, wt)| (map[jet], n, w * wt)));
+    }
+    Some(out)
+}
+
+/// Polarisation (spec §3.4) with repeated directions: for `w` = `e_t` repeated `q_t` times,
+/// `D^k u[w_1..w_k] = 1/(k!·2^{k−1}) Σ_{ε, ε_1 = +1} Π ε · D^k u[(Σ ε_i w_i)^{×k}]`; sign patterns
+/// giving the same direction are merged.
+fn polarised(q: &[usize]) -> Recipe {
+    let k: usize = q.iter().sum();
+    let owner: Vec<usize> = q.iter().enumerate().flat_map(|(t, &m)| std::iter::repeat_n(t, m)).collect();
+    let mut weights: HashMap<AbsDir, f64> = HashMap::new();
+    let norm = factorial(k) * 2f64.powi(k as i32 - 1);
+    for bits in 0..(1u64 << (k - 1)) {
+        let mut dir = vec![0i64; q.len()];
+        let mut sign = 1.0;
+        for (i, &t) in owner.iter().enumerate() {
+            let e = if i > 0 && bits & (1 << (i - 1)) != 0 { -1 } else { 1 };
+            dir[t] += e;
+            sign *= e as f64;
+        }
+        let dir: AbsDir = dir.into_iter().enumerate().filter(|&(_, c)| c != 0).collect();
+        *weights.entry(dir).or_insert(0.0) += sign / norm;
+    }
+    let mut entries: Vec<(AbsDir, f64)> = weights.into_iter().filter(|(_, w)| *w != 0.0).collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Recipe::default();
+    for (dir, w) in entries {
+        let jet = out.add_jet(vec![(1, dir)], k);
+        out.readout.push((jet, k, w));
+    }
+    out
+}
+
+/// Jet orders a plan may use (the engine's limit).
+const MAX_PLAN_ORDER: usize = crate::jet::MAX_ORDER;
+
+/// The cheapest recipe for `∂^q` (pure partials need one jet; mixed ones search slot orders a
+/// few orders above the lowest possible and keep the lowest [`cost`]).
+fn recipe(q: &[usize], cache: &mut HashMap<Vec<usize>, Option<Recipe>>) -> Option<Recipe> {
+    if let Some(r) = cache.get(q) {
+        return r.clone();
+    }
+    if q.iter().sum::<usize>() > MAX_PLAN_ORDER {
+        return None;
+    }
+    // mark as in progress: a contaminant never needs its own parent, but stay safe
+    cache.insert(q.to_vec(), None);
+    let out = if q.len() == 1 {
+        let mut out = Recipe::default();
+        let jet = out.add_jet(vec![(1, vec![(0, 1)])], q[0]);
+        out.readout.push((jet, q[0], 1.0));
+        Some(out)
+    } else {
+        // lowest conceivable order: largest multiplicities on the smallest slots
+        let mut sorted = q.to_vec();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        let k_min: usize = sorted.iter().enumerate().map(|(i, m)| (i + 1) * m).sum();
+        let mut best: Option<Recipe> = None;
+        let mut k_max = k_min + 6;
+        loop {
+            for (j, k) in candidates(q, k_max.min(MAX_PLAN_ORDER)) {
+                let Some(r) = recipe_with(q, &j, k, cache) else { continue };
+                if best.as_ref().is_none_or(|b| (cost(&r), r.jets[0].1) < (cost(b), b.jets[0].1)) {
+                    best = Some(r);
+                }
+            }
+            if best.is_some() || k_max >= MAX_PLAN_ORDER {
+                break;
+            }
+            k_max += 6;
+        }
+        // polarisation needs no correction at all; take it when it is cheaper or the only way
+        let polar = polarised(q);
+        match best {
+            Some(b) if cost(&b) <= cost(&polar) => Some(b),
+            _ => Some(polar),
+        }
+    };
+    cache.insert(q.to_vec(), out.clone());
+    out
+}
+
+/// Builds plans term by term, sharing identical jets.
+#[derive(Default)]
+pub struct PlanBuilder {
+    plan: ProbePlan,
+    index: HashMap<Vec<(usize, ProbeDirection)>, usize>,
+    recipes: HashMap<Vec<usize>, Option<Recipe>>,
+    weights: HashMap<(usize, usize), f64>,
+    value_weight: f64,
+}
+
+impl PlanBuilder {
+    /// An empty builder.
+    pub fn new() -> PlanBuilder {
+        PlanBuilder::default()
+    }
+
+    fn probe(&mut self, slots: Vec<(usize, ProbeDirection)>, order: usize) -> usize {
+        if let Some(&i) = self.index.get(&slots) {
+            let p = &mut self.plan.probes[i];
+            p.order = p.order.max(order);
+            return i;
+        }
+        self.plan.probes.push(Probe { order, slots: slots.clone() });
+        self.index.insert(slots, self.plan.probes.len() - 1);
+        self.plan.probes.len() - 1
+    }
+
+    fn read(&mut self, probe: usize, n: usize, weight: f64) {
+        *self.weights.entry((probe, n)).or_insert(0.0) += weight;
+    }
+
+    /// Adds `coeff · ∂^index u` (`index`: one coordinate per differentiation; empty for `u`).
+    /// Fails only if no exact recipe fits within the engine's jet order.
+    pub fn add_partial(&mut self, coeff: f64, index: &[usize]) -> Result<(), OperatorError> {
+        if index.is_empty() {
+            self.value_weight += coeff;
+            return Ok(());
+        }
+        let mut coords: Vec<usize> = index.to_vec();
+        coords.sort_unstable();
+        let mut vars: Vec<usize> = coords.clone();
+        vars.dedup();
+        let q: Vec<usize> = vars.iter().map(|v| coords.iter().filter(|c| *c == v).count()).collect();
+        let r = recipe(&q, &mut self.recipes).ok_or_else(|| {
+            OperatorError::Invalid(format!("no exact jet recipe for d{index:?} within jet order {MAX_PLAN_ORDER}"))
+        })?;
+        let map: Vec<usize> = r
+            .jets
+            .iter()
+            .map(|(slots, order)| {
+                let mut s: Vec<(usize, ProbeDirection)> = slots
+                    .iter()
+                    .map(|(j, dir)| {
+                        let dir = match dir.as_slice() {
+                            [(v, 1)] => ProbeDirection::Coord(vars[*v]),
+                            _ => ProbeDirection::Sparse(dir.iter().map(|&(v, c)| (vars[v], c)).collect()),
+                        };
+                        (*j, dir)
+                    })
+                    .collect();
+                s.sort();
+                self.probe(s, *order)
+            })
+            .collect();
+        for &(jet, n, w) in &r.readout {
+            self.read(map[jet], n, coeff * w);
+        }
+        Ok(())
+    }
+
+    /// Adds `coeff · D^order u[w, …, w]` for a dense direction `w`.
+    pub fn add_directional(&mut self, coeff: f64, order: usize, w: &[f64]) {
+        self.plan.directions.push(w.to_vec());
+        let dir = ProbeDirection::Dense(self.plan.directions.len() - 1);
+        let p = self.probe(vec![(1, dir)], order);
+        self.read(p, order, coeff);
+    }
+
+    /// Finishes the plan (read-outs merged, zero weights dropped).
+    pub fn finish(mut self) -> ProbePlan {
+        if self.value_weight != 0.0 {
+            let p = if self.plan.probes.is_empty() { self.probe(vec![], 1) } else { 0 };
+            self.read(p, 0, self.value_weight);
+        }
+        let mut readout: Vec<Readout> = self.weights.into_iter().filter(|(_, w)| *w != 0.0).map(|((probe, n), weight)| Readout { probe, n, weight }).collect();
+        readout.sort_by(|a, b| (a.probe, a.n).cmp(&(b.probe, b.n)));
+        self.plan.readout = readout;
+        self.plan
+    }
+}
+
+impl ProbePlan {
+    /// The exact plan of `op` in dimension `dim` (families expanded: `O(d)` jets for a Laplacian,
+    /// `O(d²)` for a biharmonic).
+    pub fn exact(op: &Operator, dim: usize) -> Result<ProbePlan, OperatorError> {
+        op.validate(dim)?;
+        let (terms, directional) = op.expand(dim);
+        let mut b = PlanBuilder::new();
+        for t in &terms {
+            b.add_partial(t.coeff, &t.index)?;
+        }
+        for f in &directional {
+            if let Family::Directional { coeff, order, directions } = f {
+                for w in directions {
+                    b.add_directional(*coeff, *order, w);
+                }
+            }
+        }
+        Ok(b.finish())
+    }
+
+    /// Highest jet order among the probes.
+    pub fn max_order(&self) -> usize {
+        self.probes.iter().map(|p| p.order).max().unwrap_or(0)
+    }
+}
+
+impl fmt::Display for ProbePlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOW: usize = 12;
+        writeln!(f, "{} jet(s), highest order {}; {} read-out term(s)", self.probes.len(), self.max_order(), self.readout.len())?;
+        for (i, p) in self.probes.iter().enumerate().take(SHOW) {
+            let slots: Vec<String> = p
+                .slots
+                .iter()
+                .map(|(k, d)| match d {
+                    ProbeDirection::Coord(c) => format!("v{k} = e{c}"),
+                    ProbeDirection::Dense(w) => format!("v{k} = w{w}"),
+                    ProbeDirection::Sparse(e) => {
+                        let parts: Vec<String> = e.iter().map(|(i, c)| format!("{c:+}·e{i}")).collect();
+                        format!("v{k} = {}", parts.join(" "))
+                    }
+                })
+                .collect();
+            let slots = if slots.is_empty() { "all tangents zero".to_string() } else { format!("{}, other slots 0", slots.join(", ")) };
+            writeln!(f, "  jet #{i}: {}-jet, {slots}", p.order)?;
+        }
+        if self.probes.len() > SHOW {
+            writeln!(f, "  ... {} more jet(s)", self.probes.len() - SHOW)?;
+        }
+        let terms: Vec<String> = self.readout.iter().take(SHOW).map(|r| format!("{:+}·y{}[#{}]", r.weight, r.n, r.probe)).collect();
+        write!(f, "L u = {}", terms.join(" "))?;
+        if self.readout.len() > SHOW {
+            write!(f, " ... ({} more)", self.readout.len() - SHOW)?;
+        }
+        writeln!(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpinn_partial_uses_one_7_jet() {
+        // u_iij with i ≠ j: the spec's 7-jet v2 = e_i, v3 = e_j, y7 = 105 u_iij, no correction
+        let mut b = PlanBuilder::new();
+        b.add_partial(1.0, &[0, 0, 1]).unwrap();
+        let plan = b.finish();
+        assert_eq!(plan.probes.len(), 1);
+        assert_eq!(plan.probes[0], Probe { order: 7, slots: vec![(2, ProbeDirection::Coord(0)), (3, ProbeDirection::Coord(1))] });
+        assert_eq!(plan.readout, vec![Readout { probe: 0, n: 7, weight: 1.0 / 105.0 }]);
+    }
+
+    #[test]
+    fn pure_partials_share_one_jet() {
+        let mut b = PlanBuilder::new();
+        b.add_partial(1.0, &[2, 2]).unwrap();
+        b.add_partial(1.0, &[2, 2, 2, 2]).unwrap();
+        b.add_partial(1.0, &[]).unwrap();
+        let plan = b.finish();
+        assert_eq!(plan.probes.len(), 1);
+        assert_eq!(plan.probes[0].order, 4);
+        assert_eq!(plan.readout.len(), 3);
+    }
+
+    #[test]
+    fn contamination_check() {
+        // slots (1,2) for q = (1,1): k = 3, unique
+        assert!(unique_full_support(&[1, 2], 3));
+        // slots (1,2) for q = (2,1): k = 4 = 1·2+2·1, also 1·0+2·2 (partial support) — full support unique
+        assert!(unique_full_support(&[1, 2], 4));
+        // slots (1,2) for q = (1,2): k = 5 = 1·1+2·2 = 1·3+2·1: two full-support representations
+        assert!(!unique_full_support(&[1, 2], 5));
+    }
+}
