@@ -12,7 +12,8 @@ pub mod plan;
 
 pub use parse::{ParseError, parse};
 pub use eval::{EvalError, evaluate_plan};
-pub use plan::{PlanBuilder, Probe, ProbeDirection, ProbePlan};
+pub use estimator::{DenseDistribution, Estimator, EstimatorKind, Sampling};
+pub use plan::{PlanBuilder, Probe, ProbeDirection, ProbePlan, RecipeCache};
 
 /// Errors in building or checking an operator.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -264,6 +264,10 @@ fn recipe(q: &[usize], cache: &mut HashMap<Vec<usize>, Option<Recipe>>) -> Optio
     out
 }
 
+/// Recipes already worked out, keyed by multiplicity pattern (reused across random plans).
+#[derive(Clone, Debug, Default)]
+pub struct RecipeCache(HashMap<Vec<usize>, Option<Recipe>>);
+
 /// Builds plans term by term, sharing identical jets.
 #[derive(Default)]
 pub struct PlanBuilder {
@@ -278,6 +282,17 @@ impl PlanBuilder {
     /// An empty builder.
     pub fn new() -> PlanBuilder {
         PlanBuilder::default()
+    }
+
+    /// An empty builder reusing the recipes found by an earlier builder (see [`PlanBuilder::finish_keep`]).
+    pub fn with_recipes(recipes: RecipeCache) -> PlanBuilder {
+        PlanBuilder { recipes: recipes.0, ..PlanBuilder::default() }
+    }
+
+    /// Finishes the plan and hands back the recipe cache for the next builder.
+    pub fn finish_keep(mut self) -> (ProbePlan, RecipeCache) {
+        let cache = RecipeCache(std::mem::take(&mut self.recipes));
+        (self.finish(), cache)
     }
 
     fn probe(&mut self, slots: Vec<(usize, ProbeDirection)>, order: usize) -> usize {
