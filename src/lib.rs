@@ -26,11 +26,12 @@
 //! assert!(grad.iter().any(|g| *g != 0.0));
 //! ```
 
+pub mod apply;
 pub mod bench;
 pub mod io;
-pub mod operator;
 pub mod jet;
 pub mod nn;
+pub mod operator;
 pub mod real;
 pub mod tensor;
 

@@ -1,6 +1,7 @@
 //! The `stde` command line: parses arguments, calls the library, prints results.
 
 use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use stde::bench::{self, PreparedStep, StepCase};
 
@@ -21,6 +22,97 @@ enum Command {
     Train,
     /// Time forward+backward of K-jets through an MLP (medians; states the machine's threads).
     Bench(BenchArgs),
+    /// Print the exact probe plan (jets and read-out weights) of an operator.
+    Plan(PlanArgs),
+    /// Evaluate u and L u of a saved network at given points.
+    Apply(ApplyArgs),
+}
+
+#[derive(Args, Clone)]
+struct PlanArgs {
+    /// Operator, e.g. `laplacian`, `biharmonic`, `diag4`, `2*d[0,0,1] - d[3] + 0.5*d[]`.
+    #[arg(long)]
+    operator: String,
+    /// Input dimension (default: one more than the largest index; required for laplacian etc.).
+    #[arg(long)]
+    dim: Option<usize>,
+}
+
+#[derive(Args, Clone)]
+struct ApplyArgs {
+    /// Network checkpoint (safetensors, `layers.{l}.weight` [out, in], `layers.{l}.bias` [out]).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Points: float64/float32 `.npy` [n, d] or headerless CSV.
+    #[arg(long)]
+    points: PathBuf,
+    /// Operator, e.g. `laplacian` or `2*d[0,0,1] - d[3] + 0.5*d[]`.
+    #[arg(long)]
+    operator: String,
+    /// exact | sparse | dense.
+    #[arg(long, default_value = "exact")]
+    estimator: String,
+    /// Sparse sampling: uniform | importance.
+    #[arg(long, default_value = "uniform")]
+    sampling: String,
+    /// Dense probes: auto | rademacher | gaussian (auto: Gaussian for the biharmonic).
+    #[arg(long, default_value = "auto")]
+    probes: String,
+    /// Randomisation batch R (sparse: terms drawn; dense: probes).
+    #[arg(long, default_value_t = 16)]
+    rand_batch: usize,
+    /// Seed of the random draw (one draw shared by all points).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Compute in f32 (default f64).
+    #[arg(long)]
+    f32: bool,
+    /// Output file: `.npy` [n, 2] or CSV `u,Lu`; standard output when absent.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+fn run_plan(a: &PlanArgs) -> Result<(), String> {
+    let op = stde::operator::parse(&a.operator).map_err(|e| e.to_string())?;
+    let dim = match a.dim {
+        Some(d) => d,
+        None if op.families.is_empty() => op.terms.iter().flat_map(|t| t.index.iter()).max().map_or(1, |m| m + 1),
+        None => return Err("plan: --dim is required for laplacian, biharmonic and diagK".into()),
+    };
+    let plan = stde::operator::ProbePlan::exact(&op, dim).map_err(|e| e.to_string())?;
+    emit(&format!(
+        "operator {} in dimension {dim} (derivative convention: x(s) = x0 + Σ v_k s^k/k!, y_n = dⁿu/dsⁿ)\n",
+        a.operator
+    ))?;
+    emit(&plan.to_string())
+}
+
+/// Writes to standard output; a closed pipe (e.g. `| head`) ends the output quietly.
+fn emit(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(format!("cannot write output: {e}")),
+        _ => Ok(()),
+    }
+}
+
+fn run_apply(a: &ApplyArgs) -> Result<(), String> {
+    let cfg = stde::apply::ApplyConfig {
+        checkpoint: a.checkpoint.clone(),
+        points: a.points.clone(),
+        operator: a.operator.clone(),
+        estimator: a.estimator.clone(),
+        sampling: a.sampling.clone(),
+        probes: a.probes.clone(),
+        rand_batch: a.rand_batch,
+        seed: a.seed,
+        f32: a.f32,
+    };
+    let (u, lu) = stde::apply::apply(&cfg).map_err(|e| e.to_string())?;
+    match &a.out {
+        Some(path) => stde::io::points::write_values(path, &u, &lu).map_err(|e| e.to_string()),
+        None => emit(&stde::io::points::values_csv(&u, &lu)),
+    }
 }
 
 #[derive(Args, Clone)]
@@ -143,6 +235,8 @@ fn main() -> ExitCode {
             run_bench(&args)
         }
         Command::Bench(a) => run_bench(&a),
+        Command::Plan(a) => run_plan(&a),
+        Command::Apply(a) => run_apply(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

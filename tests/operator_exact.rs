@@ -4,12 +4,18 @@
 
 mod common;
 use common::*;
+use std::path::PathBuf;
 use stde::nn::{Activation, Architecture, Mlp, Tape, checkpoint};
 use stde::operator::{Operator, ProbePlan, evaluate_plan, parse};
-use std::path::PathBuf;
 
 fn net(d: usize, seed: u64) -> Mlp<f64> {
-    let arch = Architecture { input_dim: d, hidden: vec![8, 8], output_dim: 1, activation: Activation::Tanh, block_size: None };
+    let arch = Architecture {
+        input_dim: d,
+        hidden: vec![8, 8],
+        output_dim: 1,
+        activation: Activation::Tanh,
+        block_size: None,
+    };
     Mlp::new(arch, seed).unwrap()
 }
 
@@ -32,11 +38,33 @@ fn benchmark_pde_partials() {
     let net = net(d, 1);
     let x = TestRng::new(2).vec(2 * d, 0.7);
     let (xx, y, t) = (0usize, 1usize, 2usize);
-    let kdv = [vec![xx], vec![y], vec![xx, xx], vec![xx, y], vec![y, y], vec![t, y], vec![xx, xx, xx, y]];
+    let kdv = [
+        vec![xx],
+        vec![y],
+        vec![xx, xx],
+        vec![xx, y],
+        vec![y, y],
+        vec![t, y],
+        vec![xx, xx, xx, y],
+    ];
     let kp = [vec![t, xx], vec![xx, xx, xx, xx], vec![y, y]];
     // g-KdV on (x, t) = coordinates (0, 1)
-    let gkdv = [vec![0, 0, 0], vec![0, 0, 0, 0], vec![0, 0, 0, 0, 0], vec![1], vec![1, 0], vec![1, 0, 0, 0], vec![1, 1], vec![0, 0, 1]];
-    for index in kdv.iter().chain(&kp).chain(&gkdv).chain(&[vec![0, 0, 1], vec![2, 2, 1]]) {
+    let gkdv = [
+        vec![0, 0, 0],
+        vec![0, 0, 0, 0],
+        vec![0, 0, 0, 0, 0],
+        vec![1],
+        vec![1, 0],
+        vec![1, 0, 0, 0],
+        vec![1, 1],
+        vec![0, 0, 1],
+    ];
+    for index in kdv
+        .iter()
+        .chain(&kp)
+        .chain(&gkdv)
+        .chain(&[vec![0, 0, 1], vec![2, 2, 1]])
+    {
         let op = Operator::partial(index);
         check_operator(&net, &op, &x, |p| mixed_partial(&net, p, index), &format!("d{index:?}"));
     }
@@ -49,7 +77,12 @@ fn laplacian_biharmonic_and_diag4() {
     let x = TestRng::new(4).vec(2 * d, 0.7);
     let lap = |p: &[f64]| (0..d).map(|i| mixed_partial(&net, p, &[i, i])).sum::<f64>();
     check_operator(&net, &Operator::laplacian(), &x, lap, "laplacian");
-    let bih = |p: &[f64]| (0..d).flat_map(|i| (0..d).map(move |j| (i, j))).map(|(i, j)| mixed_partial(&net, p, &[i, i, j, j])).sum::<f64>();
+    let bih = |p: &[f64]| {
+        (0..d)
+            .flat_map(|i| (0..d).map(move |j| (i, j)))
+            .map(|(i, j)| mixed_partial(&net, p, &[i, i, j, j]))
+            .sum::<f64>()
+    };
     check_operator(&net, &Operator::biharmonic(), &x, bih, "biharmonic");
     let diag4 = |p: &[f64]| (0..d).map(|i| mixed_partial(&net, p, &[i, i, i, i])).sum::<f64>();
     check_operator(&net, &Operator::diagonal(4), &x, diag4, "diag4");
@@ -78,7 +111,11 @@ fn random_operators() {
             index.sort_unstable();
             terms.push((pick(7) as f64 - 3.0 + 0.5, index));
         }
-        let text = terms.iter().map(|(c, i)| format!("{c}*d{i:?}").replace(' ', "")).collect::<Vec<_>>().join(" + ");
+        let text = terms
+            .iter()
+            .map(|(c, i)| format!("{c}*d{i:?}").replace(' ', ""))
+            .collect::<Vec<_>>()
+            .join(" + ");
         let op = parse(&text).unwrap();
         let oracle = |p: &[f64]| terms.iter().map(|(c, i)| c * mixed_partial(&net, p, i)).sum::<f64>();
         check_operator(&net, &op, &x, oracle, &format!("case {case}: {text}"));
@@ -103,9 +140,19 @@ fn fixture_operators() {
         let (_, got32) = evaluate_plan(&net32, &plan, &x32, &mut Tape::default()).unwrap();
         let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for p in 0..want.len() {
-            assert!(rel_err(got[p], want[p], 1e-3 * scale) < 1e-9, "{text} point {p}: {} vs {}", got[p], want[p]);
+            assert!(
+                rel_err(got[p], want[p], 1e-3 * scale) < 1e-9,
+                "{text} point {p}: {} vs {}",
+                got[p],
+                want[p]
+            );
             let e32 = (got32[p] as f64 - want[p]).abs() / scale;
-            assert!(e32 < 1e-5, "{text} f32 point {p}: {} vs {} ({e32:e})", got32[p], want[p]);
+            assert!(
+                e32 < 1e-5,
+                "{text} f32 point {p}: {} vs {} ({e32:e})",
+                got32[p],
+                want[p]
+            );
         }
     }
 }

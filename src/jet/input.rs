@@ -222,7 +222,9 @@ impl<T: Real> InputJets<T> {
 
     /// Whether any slot is dense (per row or shared).
     pub fn has_dense(&self) -> bool {
-        self.slots.iter().any(|t| matches!(t, Tangent::Dense(_) | Tangent::Shared(_)))
+        self.slots
+            .iter()
+            .any(|t| matches!(t, Tangent::Dense(_) | Tangent::Shared(_)))
     }
 
     /// Calls `f(coordinate, a)` for every non-zero of slot `k` in `row`, with `a = v/k!` the

@@ -40,16 +40,25 @@ pub fn input_tangent_forward<T: Real>(input: &InputJets<T>, weight: &[T], out: u
     for (s, k) in sup.orders().enumerate() {
         let scale = T::one() / T::c(crate::real::factorial(k));
         match input.slot(k) {
-            Tangent::Dense(v) => {
-                tensor::matmul_strided(input.rows(), d, out, v, weight, &mut tangents[s * out..], ns * out, scale, Write::Overwrite)
-            }
+            Tangent::Dense(v) => tensor::matmul_strided(
+                input.rows(),
+                d,
+                out,
+                v,
+                weight,
+                &mut tangents[s * out..],
+                ns * out,
+                scale,
+                Write::Overwrite,
+            ),
             Tangent::Shared(v) => {
                 // one product per direction, copied to every point's row of that direction
                 let mut per_dir = vec![T::zero(); dirs * out];
                 tensor::matmul_strided(dirs, d, out, v, weight, &mut per_dir, out, scale, Write::Overwrite);
                 for r in 0..input.rows() {
                     let dir = r % dirs;
-                    tangents[(r * ns + s) * out..(r * ns + s + 1) * out].copy_from_slice(&per_dir[dir * out..(dir + 1) * out]);
+                    tangents[(r * ns + s) * out..(r * ns + s + 1) * out]
+                        .copy_from_slice(&per_dir[dir * out..(dir + 1) * out]);
                 }
             }
             _ => {}
@@ -120,7 +129,10 @@ pub fn input_affine_backward<T: Real>(
             let mut per_dir = vec![T::zero(); dirs * out];
             for r in 0..input.rows() {
                 let src = &zbar.tangents[(r * ns + s) * out..(r * ns + s + 1) * out];
-                per_dir[(r % dirs) * out..(r % dirs + 1) * out].iter_mut().zip(src).for_each(|(a, b)| *a += *b);
+                per_dir[(r % dirs) * out..(r % dirs + 1) * out]
+                    .iter_mut()
+                    .zip(src)
+                    .for_each(|(a, b)| *a += *b);
             }
             tensor::matmul_tn_strided(dirs, d, out, v, &per_dir, out, weight_grad, scale, Write::Accumulate);
         } else {

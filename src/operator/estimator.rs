@@ -97,12 +97,22 @@ impl Estimator {
         } else {
             (Pool::Families(op.families.clone()), merge_terms(op.terms.clone()))
         };
-        let mut est = Estimator { dim, kind, rand_batch, pool, exact_terms, dense_factors: None, recipes: RecipeCache::default() };
+        let mut est = Estimator {
+            dim,
+            kind,
+            rand_batch,
+            pool,
+            exact_terms,
+            dense_factors: None,
+            recipes: RecipeCache::default(),
+        };
         if kind == EstimatorKind::Exact {
             return Ok(est);
         }
         if rand_batch == 0 {
-            return Err(OperatorError::Invalid("the randomisation batch R must be positive".into()));
+            return Err(OperatorError::Invalid(
+                "the randomisation batch R must be positive".into(),
+            ));
         }
         match kind {
             EstimatorKind::Sparse(Sampling::Uniform) => {
@@ -143,8 +153,12 @@ impl Estimator {
                 let has_bih = fs.iter().any(|f| matches!(f, Family::Biharmonic { .. }));
                 for f in fs.iter() {
                     match f {
-                        Family::Diagonal { order, .. } if *order != 2 => return unsupported(&format!("Σ_i ∂^{order}/∂x_i^{order}")),
-                        Family::Directional { order, .. } if *order != 2 => return unsupported("directional derivatives of order ≠ 2"),
+                        Family::Diagonal { order, .. } if *order != 2 => {
+                            return unsupported(&format!("Σ_i ∂^{order}/∂x_i^{order}"));
+                        }
+                        Family::Directional { order, .. } if *order != 2 => {
+                            return unsupported("directional derivatives of order ≠ 2");
+                        }
                         Family::Biharmonic { .. } if dist == DenseDistribution::Rademacher => {
                             return Err(OperatorError::Invalid(
                                 "the dense biharmonic estimator needs Gaussian probes (Rademacher is biased, spec §7.5)".into(),
@@ -220,7 +234,10 @@ impl Estimator {
             }
             EstimatorKind::Sparse(Sampling::Importance) => {
                 let weights: Vec<f64> = match &self.pool {
-                    Pool::Families(fs) => fs.iter().map(|f| family_coeff(f).abs() * family_size(f, self.dim) as f64).collect(),
+                    Pool::Families(fs) => fs
+                        .iter()
+                        .map(|f| family_coeff(f).abs() * family_size(f, self.dim) as f64)
+                        .collect(),
                     Pool::Terms(ts) => ts.iter().map(|t| t.coeff.abs()).collect(),
                 };
                 let z: f64 = weights.iter().sum();
@@ -275,7 +292,11 @@ impl Estimator {
                             let (i, j) = ((idx / self.dim as u64) as usize, (idx % self.dim as u64) as usize);
                             b.add_partial(scale * coeff, &[i, i, j, j])
                         }
-                        Family::Directional { coeff, order, directions } => {
+                        Family::Directional {
+                            coeff,
+                            order,
+                            directions,
+                        } => {
                             b.add_directional(scale * coeff, *order, &directions[idx as usize]);
                             Ok(())
                         }
@@ -333,7 +354,9 @@ impl Estimator {
                 }
             }
             Pool::Terms(_) => {
-                let Some((plus, minus)) = &self.dense_factors else { return };
+                let Some((plus, minus)) = &self.dense_factors else {
+                    return;
+                };
                 for (factor, sign) in [(plus, 1.0), (minus, -1.0)] {
                     if factor.iter().all(|x| *x == 0.0) {
                         continue;

@@ -33,7 +33,7 @@ pub fn evaluate_plan<T: Real>(
     tape: &mut Tape<T>,
 ) -> Result<(Vec<T>, Vec<T>), EvalError> {
     let dim = net.architecture().input_dim;
-    if points.len() % dim != 0 {
+    if !points.len().is_multiple_of(dim) {
         return Err(EvalError::Points { got: points.len(), dim });
     }
     let n = points.len() / dim;
@@ -54,15 +54,19 @@ pub fn evaluate_plan<T: Real>(
     let mut first = true;
     let mut position = vec![usize::MAX; plan.probes.len()];
     for order in orders {
-        let group: Vec<usize> = (0..plan.probes.len()).filter(|&i| plan.probes[i].order == order).collect();
+        let group: Vec<usize> = (0..plan.probes.len())
+            .filter(|&i| plan.probes[i].order == order)
+            .collect();
         let dirs = group.len();
         for (g, &i) in group.iter().enumerate() {
             position[i] = g;
         }
         let mut input = InputJets::new(order, dim, dirs, points.to_vec())?;
         for k in 1..=order {
-            let slot: Vec<Option<&ProbeDirection>> =
-                group.iter().map(|&i| plan.probes[i].slots.iter().find(|(kk, _)| *kk == k).map(|(_, d)| d)).collect();
+            let slot: Vec<Option<&ProbeDirection>> = group
+                .iter()
+                .map(|&i| plan.probes[i].slots.iter().find(|(kk, _)| *kk == k).map(|(_, d)| d))
+                .collect();
             if slot.iter().all(Option::is_none) {
                 continue;
             }
@@ -106,7 +110,11 @@ pub fn evaluate_plan<T: Real>(
                         row_ptr.push(indices.len());
                     }
                 }
-                Tangent::Sparse { row_ptr, indices, values }
+                Tangent::Sparse {
+                    row_ptr,
+                    indices,
+                    values,
+                }
             };
             input.set(k, tangent)?;
         }

@@ -8,11 +8,9 @@ pub mod eval;
 pub mod parse;
 pub mod plan;
 
-
-
-pub use parse::{ParseError, parse};
-pub use eval::{EvalError, evaluate_plan};
 pub use estimator::{DenseDistribution, Estimator, EstimatorKind, Sampling};
+pub use eval::{EvalError, evaluate_plan};
+pub use parse::{ParseError, parse};
 pub use plan::{PlanBuilder, Probe, ProbeDirection, ProbePlan, RecipeCache};
 
 /// Errors in building or checking an operator.
@@ -86,21 +84,33 @@ pub struct Operator {
 impl Operator {
     /// `Δ = Σ_i ∂_i²`.
     pub fn laplacian() -> Operator {
-        Operator { families: vec![Family::Diagonal { coeff: 1.0, order: 2 }], terms: vec![] }
+        Operator {
+            families: vec![Family::Diagonal { coeff: 1.0, order: 2 }],
+            terms: vec![],
+        }
     }
     /// `Δ² = Σ_{i,j} ∂_i²∂_j²`.
     pub fn biharmonic() -> Operator {
-        Operator { families: vec![Family::Biharmonic { coeff: 1.0 }], terms: vec![] }
+        Operator {
+            families: vec![Family::Biharmonic { coeff: 1.0 }],
+            terms: vec![],
+        }
     }
     /// `Σ_i ∂_i^k`.
     pub fn diagonal(order: usize) -> Operator {
-        Operator { families: vec![Family::Diagonal { coeff: 1.0, order }], terms: vec![] }
+        Operator {
+            families: vec![Family::Diagonal { coeff: 1.0, order }],
+            terms: vec![],
+        }
     }
     /// One mixed partial, one coordinate per differentiation (`[]` is `u` itself).
     pub fn partial(index: &[usize]) -> Operator {
         let mut index = index.to_vec();
         index.sort_unstable();
-        Operator { families: vec![], terms: vec![Term { coeff: 1.0, index }] }
+        Operator {
+            families: vec![],
+            terms: vec![Term { coeff: 1.0, index }],
+        }
     }
     /// The gradient component `∂_i u`.
     pub fn gradient_component(i: usize) -> Operator {
@@ -113,18 +123,30 @@ impl Operator {
     /// `½ tr(σσᵀ ∇²_x u)` for `σ` given as its `m` columns (each of length `d`; a time coordinate,
     /// if any, has entry 0).
     pub fn parabolic(sigma_columns: Vec<Vec<f64>>) -> Operator {
-        Operator { families: vec![Family::Directional { coeff: 0.5, order: 2, directions: sigma_columns }], terms: vec![] }
+        Operator {
+            families: vec![Family::Directional {
+                coeff: 0.5,
+                order: 2,
+                directions: sigma_columns,
+            }],
+            terms: vec![],
+        }
     }
 
     /// `self + c·other`.
     pub fn plus(mut self, c: f64, other: Operator) -> Operator {
         for mut f in other.families {
             match &mut f {
-                Family::Diagonal { coeff, .. } | Family::Biharmonic { coeff } | Family::Directional { coeff, .. } => *coeff *= c,
+                Family::Diagonal { coeff, .. } | Family::Biharmonic { coeff } | Family::Directional { coeff, .. } => {
+                    *coeff *= c
+                }
             }
             self.families.push(f);
         }
-        self.terms.extend(other.terms.into_iter().map(|t| Term { coeff: t.coeff * c, index: t.index }));
+        self.terms.extend(other.terms.into_iter().map(|t| Term {
+            coeff: t.coeff * c,
+            index: t.index,
+        }));
         self
     }
 
@@ -150,18 +172,28 @@ impl Operator {
         for f in &self.families {
             match f {
                 Family::Diagonal { order, .. } if *order == 0 || *order > crate::jet::MAX_ORDER => {
-                    return Err(OperatorError::Invalid(format!("diagonal order {order} is out of range 1..={}", crate::jet::MAX_ORDER)));
+                    return Err(OperatorError::Invalid(format!(
+                        "diagonal order {order} is out of range 1..={}",
+                        crate::jet::MAX_ORDER
+                    )));
                 }
                 Family::Directional { directions, .. } => {
                     if let Some(w) = directions.iter().find(|w| w.len() != dim) {
-                        return Err(OperatorError::Invalid(format!("a direction has length {}, expected {dim}", w.len())));
+                        return Err(OperatorError::Invalid(format!(
+                            "a direction has length {}, expected {dim}",
+                            w.len()
+                        )));
                     }
                 }
                 _ => {}
             }
         }
         if self.order() > crate::jet::MAX_ORDER {
-            return Err(OperatorError::Invalid(format!("derivative order {} exceeds {}", self.order(), crate::jet::MAX_ORDER)));
+            return Err(OperatorError::Invalid(format!(
+                "derivative order {} exceeds {}",
+                self.order(),
+                crate::jet::MAX_ORDER
+            )));
         }
         Ok(())
     }
@@ -173,7 +205,10 @@ impl Operator {
         let mut directional = Vec::new();
         for f in &self.families {
             match f {
-                Family::Diagonal { coeff, order } => terms.extend((0..dim).map(|i| Term { coeff: *coeff, index: vec![i; *order] })),
+                Family::Diagonal { coeff, order } => terms.extend((0..dim).map(|i| Term {
+                    coeff: *coeff,
+                    index: vec![i; *order],
+                })),
                 Family::Biharmonic { coeff } => {
                     for i in 0..dim {
                         for j in 0..dim {

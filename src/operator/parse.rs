@@ -54,11 +54,21 @@ fn lex(s: &str) -> Result<Vec<(usize, String, Tok)>, ParseError> {
             ']' => Tok::RBracket,
             ',' => Tok::Comma,
             c if c.is_ascii_digit() || c == '.' => {
-                while i + 1 < b.len() && ((b[i + 1] as char).is_ascii_digit() || b[i + 1] == b'.' || b[i + 1] == b'e' || b[i + 1] == b'E' || ((b[i + 1] == b'-' || b[i + 1] == b'+') && (b[i] == b'e' || b[i] == b'E'))) {
+                while i + 1 < b.len()
+                    && ((b[i + 1] as char).is_ascii_digit()
+                        || b[i + 1] == b'.'
+                        || b[i + 1] == b'e'
+                        || b[i + 1] == b'E'
+                        || ((b[i + 1] == b'-' || b[i + 1] == b'+') && (b[i] == b'e' || b[i] == b'E')))
+                {
                     i += 1;
                 }
                 let text = &s[start..=i];
-                let v: f64 = text.parse().map_err(|_| ParseError { position: start, token: text.into(), message: "not a number".into() })?;
+                let v: f64 = text.parse().map_err(|_| ParseError {
+                    position: start,
+                    token: text.into(),
+                    message: "not a number".into(),
+                })?;
                 Tok::Num(v)
             }
             c if c.is_ascii_alphabetic() => {
@@ -68,7 +78,11 @@ fn lex(s: &str) -> Result<Vec<(usize, String, Tok)>, ParseError> {
                 Tok::Ident(s[start..=i].to_string())
             }
             _ => {
-                return Err(ParseError { position: start, token: c.to_string(), message: "unexpected character".into() });
+                return Err(ParseError {
+                    position: start,
+                    token: c.to_string(),
+                    message: "unexpected character".into(),
+                });
             }
         };
         i += 1;
@@ -89,7 +103,11 @@ impl Parser {
     }
     fn err(&self, message: &str) -> ParseError {
         let (p, t, _) = &self.toks[self.pos];
-        ParseError { position: *p, token: t.clone(), message: message.into() }
+        ParseError {
+            position: *p,
+            token: t.clone(),
+            message: message.into(),
+        }
     }
     fn next(&mut self) -> Tok {
         let t = self.toks[self.pos].2.clone();
@@ -160,7 +178,10 @@ impl Parser {
 
 /// Parses the operator syntax (see the module documentation).
 pub fn parse(text: &str) -> Result<Operator, ParseError> {
-    let mut p = Parser { toks: lex(text)?, pos: 0 };
+    let mut p = Parser {
+        toks: lex(text)?,
+        pos: 0,
+    };
     let mut op = Operator::default();
     let mut sign = 1.0;
     match p.peek() {
@@ -195,17 +216,51 @@ mod tests {
     #[test]
     fn parses_the_documented_examples() {
         let op = parse("2*d[0,0,1] - d[3] + 0.5*d[]").unwrap();
-        assert_eq!(op.terms, vec![Term { coeff: 2.0, index: vec![0, 0, 1] }, Term { coeff: -1.0, index: vec![3] }, Term { coeff: 0.5, index: vec![] }]);
+        assert_eq!(
+            op.terms,
+            vec![
+                Term {
+                    coeff: 2.0,
+                    index: vec![0, 0, 1]
+                },
+                Term {
+                    coeff: -1.0,
+                    index: vec![3]
+                },
+                Term {
+                    coeff: 0.5,
+                    index: vec![]
+                }
+            ]
+        );
         assert_eq!(parse("laplacian").unwrap(), Operator::laplacian());
-        assert_eq!(parse("diag4").unwrap().families, vec![Family::Diagonal { coeff: 1.0, order: 4 }]);
-        assert_eq!(parse("-3*biharmonic").unwrap().families, vec![Family::Biharmonic { coeff: -3.0 }]);
+        assert_eq!(
+            parse("diag4").unwrap().families,
+            vec![Family::Diagonal { coeff: 1.0, order: 4 }]
+        );
+        assert_eq!(
+            parse("-3*biharmonic").unwrap().families,
+            vec![Family::Biharmonic { coeff: -3.0 }]
+        );
         assert_eq!(parse("d[1,0]").unwrap().terms[0].index, vec![0, 1]);
         assert_eq!(parse("1e-1*d[2]").unwrap().terms[0].coeff, 0.1);
     }
 
     #[test]
     fn errors_name_the_bad_token() {
-        for (text, token) in [("laplacan", "laplacan"), ("d[0,,1]", ","), ("2*", "end of input"), ("d[0", "end of input"), ("d[0 1]", "1"), ("d[0 1", "1"), ("", "end of input"), ("d[-1]", "-"), ("lap$", "$"), ("d[0] d[1]", "d"), ("diag0", "diag0")] {
+        for (text, token) in [
+            ("laplacan", "laplacan"),
+            ("d[0,,1]", ","),
+            ("2*", "end of input"),
+            ("d[0", "end of input"),
+            ("d[0 1]", "1"),
+            ("d[0 1", "1"),
+            ("", "end of input"),
+            ("d[-1]", "-"),
+            ("lap$", "$"),
+            ("d[0] d[1]", "d"),
+            ("diag0", "diag0"),
+        ] {
             let e = parse(text).unwrap_err();
             assert_eq!(e.token, token, "{text}: {e}");
         }

@@ -81,7 +81,11 @@ impl Recipe {
 
 /// `κ(m) = k! / Π m_t! (j_t!)^{m_t}`.
 fn kappa(j: &[usize], m: &[usize], k: usize) -> f64 {
-    let den: f64 = j.iter().zip(m).map(|(&jt, &mt)| factorial(mt) * factorial(jt).powi(mt as i32)).product();
+    let den: f64 = j
+        .iter()
+        .zip(m)
+        .map(|(&jt, &mt)| factorial(mt) * factorial(jt).powi(mt as i32))
+        .product();
     factorial(k) / den
 }
 
@@ -177,11 +181,15 @@ fn recipe_with(q: &[usize], j: &[usize], k: usize, cache: &mut HashMap<Vec<usize
             .jets
             .iter()
             .map(|(slots, order)| {
-                let slots = slots.iter().map(|(jj, dir)| (*jj, dir.iter().map(|&(v, c)| (support[v], c)).collect())).collect();
+                let slots = slots
+                    .iter()
+                    .map(|(jj, dir)| (*jj, dir.iter().map(|&(v, c)| (support[v], c)).collect()))
+                    .collect();
                 out.add_jet(slots, *order)
             })
             .collect();
-        out.readout.extend(sub.readout.iter().map(|&(jet, n, wt)| (map[jet], n, w * wt)));
+        out.readout
+            .extend(sub.readout.iter().map(|&(jet, n, wt)| (map[jet], n, w * wt)));
     }
     Some(out)
 }
@@ -191,7 +199,11 @@ fn recipe_with(q: &[usize], j: &[usize], k: usize, cache: &mut HashMap<Vec<usize
 /// giving the same direction are merged.
 fn polarised(q: &[usize]) -> Recipe {
     let k: usize = q.iter().sum();
-    let owner: Vec<usize> = q.iter().enumerate().flat_map(|(t, &m)| std::iter::repeat_n(t, m)).collect();
+    let owner: Vec<usize> = q
+        .iter()
+        .enumerate()
+        .flat_map(|(t, &m)| std::iter::repeat_n(t, m))
+        .collect();
     let mut weights: HashMap<AbsDir, f64> = HashMap::new();
     let norm = factorial(k) * 2f64.powi(k as i32 - 1);
     for bits in 0..(1u64 << (k - 1)) {
@@ -243,8 +255,13 @@ fn recipe(q: &[usize], cache: &mut HashMap<Vec<usize>, Option<Recipe>>) -> Optio
         let mut k_max = k_min + 6;
         loop {
             for (j, k) in candidates(q, k_max.min(MAX_PLAN_ORDER)) {
-                let Some(r) = recipe_with(q, &j, k, cache) else { continue };
-                if best.as_ref().is_none_or(|b| (cost(&r), r.jets[0].1) < (cost(b), b.jets[0].1)) {
+                let Some(r) = recipe_with(q, &j, k, cache) else {
+                    continue;
+                };
+                if best
+                    .as_ref()
+                    .is_none_or(|b| (cost(&r), r.jets[0].1) < (cost(b), b.jets[0].1))
+                {
                     best = Some(r);
                 }
             }
@@ -286,7 +303,10 @@ impl PlanBuilder {
 
     /// An empty builder reusing the recipes found by an earlier builder (see [`PlanBuilder::finish_keep`]).
     pub fn with_recipes(recipes: RecipeCache) -> PlanBuilder {
-        PlanBuilder { recipes: recipes.0, ..PlanBuilder::default() }
+        PlanBuilder {
+            recipes: recipes.0,
+            ..PlanBuilder::default()
+        }
     }
 
     /// Finishes the plan and hands back the recipe cache for the next builder.
@@ -301,7 +321,10 @@ impl PlanBuilder {
             p.order = p.order.max(order);
             return i;
         }
-        self.plan.probes.push(Probe { order, slots: slots.clone() });
+        self.plan.probes.push(Probe {
+            order,
+            slots: slots.clone(),
+        });
         self.index.insert(slots, self.plan.probes.len() - 1);
         self.plan.probes.len() - 1
     }
@@ -323,7 +346,9 @@ impl PlanBuilder {
         vars.dedup();
         let q: Vec<usize> = vars.iter().map(|v| coords.iter().filter(|c| *c == v).count()).collect();
         let r = recipe(&q, &mut self.recipes).ok_or_else(|| {
-            OperatorError::Invalid(format!("no exact jet recipe for d{index:?} within jet order {MAX_PLAN_ORDER}"))
+            OperatorError::Invalid(format!(
+                "no exact jet recipe for d{index:?} within jet order {MAX_PLAN_ORDER}"
+            ))
         })?;
         let map: Vec<usize> = r
             .jets
@@ -360,11 +385,20 @@ impl PlanBuilder {
     /// Finishes the plan (read-outs merged, zero weights dropped).
     pub fn finish(mut self) -> ProbePlan {
         if self.value_weight != 0.0 {
-            let p = if self.plan.probes.is_empty() { self.probe(vec![], 1) } else { 0 };
+            let p = if self.plan.probes.is_empty() {
+                self.probe(vec![], 1)
+            } else {
+                0
+            };
             self.read(p, 0, self.value_weight);
         }
-        let mut readout: Vec<Readout> = self.weights.into_iter().filter(|(_, w)| *w != 0.0).map(|((probe, n), weight)| Readout { probe, n, weight }).collect();
-        readout.sort_by(|a, b| (a.probe, a.n).cmp(&(b.probe, b.n)));
+        let mut readout: Vec<Readout> = self
+            .weights
+            .into_iter()
+            .filter(|(_, w)| *w != 0.0)
+            .map(|((probe, n), weight)| Readout { probe, n, weight })
+            .collect();
+        readout.sort_by_key(|r| (r.probe, r.n));
         self.plan.readout = readout;
         self.plan
     }
@@ -381,7 +415,12 @@ impl ProbePlan {
             b.add_partial(t.coeff, &t.index)?;
         }
         for f in &directional {
-            if let Family::Directional { coeff, order, directions } = f {
+            if let Family::Directional {
+                coeff,
+                order,
+                directions,
+            } = f
+            {
                 for w in directions {
                     b.add_directional(*coeff, *order, w);
                 }
@@ -399,7 +438,13 @@ impl ProbePlan {
 impl fmt::Display for ProbePlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOW: usize = 12;
-        writeln!(f, "{} jet(s), highest order {}; {} read-out term(s)", self.probes.len(), self.max_order(), self.readout.len())?;
+        writeln!(
+            f,
+            "{} jet(s), highest order {}; {} read-out term(s)",
+            self.probes.len(),
+            self.max_order(),
+            self.readout.len()
+        )?;
         for (i, p) in self.probes.iter().enumerate().take(SHOW) {
             let slots: Vec<String> = p
                 .slots
@@ -413,13 +458,22 @@ impl fmt::Display for ProbePlan {
                     }
                 })
                 .collect();
-            let slots = if slots.is_empty() { "all tangents zero".to_string() } else { format!("{}, other slots 0", slots.join(", ")) };
+            let slots = if slots.is_empty() {
+                "all tangents zero".to_string()
+            } else {
+                format!("{}, other slots 0", slots.join(", "))
+            };
             writeln!(f, "  jet #{i}: {}-jet, {slots}", p.order)?;
         }
         if self.probes.len() > SHOW {
             writeln!(f, "  ... {} more jet(s)", self.probes.len() - SHOW)?;
         }
-        let terms: Vec<String> = self.readout.iter().take(SHOW).map(|r| format!("{:+}·y{}[#{}]", r.weight, r.n, r.probe)).collect();
+        let terms: Vec<String> = self
+            .readout
+            .iter()
+            .take(SHOW)
+            .map(|r| format!("{:+}·y{}[#{}]", r.weight, r.n, r.probe))
+            .collect();
         write!(f, "L u = {}", terms.join(" "))?;
         if self.readout.len() > SHOW {
             write!(f, " ... ({} more)", self.readout.len() - SHOW)?;
@@ -439,8 +493,21 @@ mod tests {
         b.add_partial(1.0, &[0, 0, 1]).unwrap();
         let plan = b.finish();
         assert_eq!(plan.probes.len(), 1);
-        assert_eq!(plan.probes[0], Probe { order: 7, slots: vec![(2, ProbeDirection::Coord(0)), (3, ProbeDirection::Coord(1))] });
-        assert_eq!(plan.readout, vec![Readout { probe: 0, n: 7, weight: 1.0 / 105.0 }]);
+        assert_eq!(
+            plan.probes[0],
+            Probe {
+                order: 7,
+                slots: vec![(2, ProbeDirection::Coord(0)), (3, ProbeDirection::Coord(1))]
+            }
+        );
+        assert_eq!(
+            plan.readout,
+            vec![Readout {
+                probe: 0,
+                n: 7,
+                weight: 1.0 / 105.0
+            }]
+        );
     }
 
     #[test]

@@ -179,7 +179,11 @@ impl Mixed for f64 {
 
 impl<T: Mixed> Mixed for Dual<T> {
     fn eps(level: usize) -> Self {
-        if level == 0 { Dual::new(T::cst(0.0), T::cst(1.0)) } else { Dual::new(T::eps(level - 1), T::cst(0.0)) }
+        if level == 0 {
+            Dual::new(T::cst(0.0), T::cst(1.0))
+        } else {
+            Dual::new(T::eps(level - 1), T::cst(0.0))
+        }
     }
     fn top(&self) -> f64 {
         self.eps.top()

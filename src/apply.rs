@@ -1,0 +1,118 @@
+//! `stde apply`: `u` and `L u` of a saved network at given points, exactly or by an STDE estimator.
+
+use crate::io::points::{PointsError, read_points};
+use crate::nn::checkpoint::{self, CheckpointError};
+use crate::nn::{Mlp, Tape};
+use crate::operator::{
+    DenseDistribution, Estimator, EstimatorKind, EvalError, Family, OperatorError, Sampling, evaluate_plan, parse,
+};
+use crate::real::Real;
+use rand::{SeedableRng, rngs::StdRng};
+use std::path::PathBuf;
+
+/// Points evaluated per batch (bounds memory for large inputs).
+const CHUNK: usize = 256;
+
+/// What to evaluate.
+#[derive(Clone, Debug)]
+pub struct ApplyConfig {
+    /// Network checkpoint (safetensors).
+    pub checkpoint: PathBuf,
+    /// Points file (`.npy` or CSV).
+    pub points: PathBuf,
+    /// Operator text.
+    pub operator: String,
+    /// `exact`, `sparse` or `dense`.
+    pub estimator: String,
+    /// Sparse sampling: `uniform` or `importance`.
+    pub sampling: String,
+    /// Dense probes: `auto`, `rademacher` or `gaussian` (`auto`: Gaussian for the biharmonic).
+    pub probes: String,
+    /// Randomisation batch `R`.
+    pub rand_batch: usize,
+    /// Seed of the random draw (one draw shared by all points).
+    pub seed: u64,
+    /// Compute in f32 instead of f64.
+    pub f32: bool,
+}
+
+/// Everything that can go wrong, each as a one-line message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Points file problem.
+    #[error(transparent)]
+    Points(#[from] PointsError),
+    /// Checkpoint problem.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// Operator problem.
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
+    /// Evaluation problem.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+    /// Bad option or mismatch.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Parses estimator options into an [`EstimatorKind`].
+pub fn estimator_kind(
+    estimator: &str,
+    sampling: &str,
+    probes: &str,
+    biharmonic: bool,
+) -> Result<EstimatorKind, ApplyError> {
+    let bad = |what: &str, v: &str, ok: &str| Err(ApplyError::Invalid(format!("unknown {what} '{v}' (expected {ok})")));
+    match estimator {
+        "exact" => Ok(EstimatorKind::Exact),
+        "sparse" => match sampling {
+            "uniform" => Ok(EstimatorKind::Sparse(Sampling::Uniform)),
+            "importance" => Ok(EstimatorKind::Sparse(Sampling::Importance)),
+            v => bad("sampling", v, "uniform or importance"),
+        },
+        "dense" => match probes {
+            "auto" if biharmonic => Ok(EstimatorKind::Dense(DenseDistribution::Gaussian)),
+            "auto" | "rademacher" => Ok(EstimatorKind::Dense(DenseDistribution::Rademacher)),
+            "gaussian" => Ok(EstimatorKind::Dense(DenseDistribution::Gaussian)),
+            v => bad("probe distribution", v, "auto, rademacher or gaussian"),
+        },
+        v => bad("estimator", v, "exact, sparse or dense"),
+    }
+}
+
+fn run_with<T: Real>(net: &Mlp<T>, cfg: &ApplyConfig, x: &[f64], n: usize) -> Result<(Vec<f64>, Vec<f64>), ApplyError> {
+    let d = net.architecture().input_dim;
+    let op = parse(&cfg.operator).map_err(OperatorError::from)?;
+    let biharmonic = op.families.iter().any(|f| matches!(f, Family::Biharmonic { .. }));
+    let kind = estimator_kind(&cfg.estimator, &cfg.sampling, &cfg.probes, biharmonic)?;
+    let mut est = Estimator::new(&op, d, kind, cfg.rand_batch)?;
+    let plan = est.draw(&mut StdRng::seed_from_u64(cfg.seed))?;
+    let mut tape = Tape::default();
+    let (mut u, mut lu) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for chunk in x.chunks(CHUNK * d) {
+        let pts: Vec<T> = chunk.iter().map(|v| T::c(*v)).collect();
+        let (a, b) = evaluate_plan(net, &plan, &pts, &mut tape)?;
+        u.extend(a.iter().map(|v| v.as_f64()));
+        lu.extend(b.iter().map(|v| v.as_f64()));
+    }
+    Ok((u, lu))
+}
+
+/// Loads the network and points, checks them, and returns `(u, L u)` per point.
+pub fn apply(cfg: &ApplyConfig) -> Result<(Vec<f64>, Vec<f64>), ApplyError> {
+    let ck = checkpoint::load::<f64>(&cfg.checkpoint)?;
+    let (n, d, x) = read_points(&cfg.points)?;
+    let want = ck.net.architecture().input_dim;
+    if d != want {
+        return Err(ApplyError::Invalid(format!(
+            "{}: points have {d} coordinates but the network takes {want}",
+            cfg.points.display()
+        )));
+    }
+    if cfg.f32 {
+        run_with(&ck.net.cast::<f32>(), cfg, &x, n)
+    } else {
+        run_with(&ck.net, cfg, &x, n)
+    }
+}

@@ -1,0 +1,209 @@
+//! The `stde` binary end to end: `apply` reproduces the committed fixture's operator values
+//! (computed independently with JAX nested forward mode in float64, see
+//! `../shared/fixtures/README.md`) to ≤ 1e-5 relative in f32 and ≤ 1e-9 in f64; bad input gives a
+//! one-line error and exit code 2.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn stde(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stde")).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+}
+
+fn path(p: &std::path::Path) -> String {
+    p.display().to_string()
+}
+
+#[test]
+fn apply_reproduces_fixture() {
+    let dir = fixtures();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("mlp_4_16_16_1.expected.json")).unwrap()).unwrap();
+    let ck = path(&dir.join("mlp_4_16_16_1.safetensors"));
+    let pts = path(&dir.join("points_8x4.npy"));
+    let u_want: Vec<f64> = expected["u"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    for (op, values) in expected["operators"].as_object().unwrap() {
+        let want: Vec<f64> = values.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        for (flag, tol) in [(None, 1e-9), (Some("--f32"), 1e-5)] {
+            let mut args = vec!["apply", "--checkpoint", &ck, "--points", &pts, "--operator", op];
+            args.extend(flag);
+            let (code, out, err) = stde(&args);
+            assert_eq!(code, 0, "{op}: {err}");
+            let mut lines = out.lines();
+            assert_eq!(lines.next(), Some("u,Lu"));
+            let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            for (p, line) in lines.enumerate() {
+                let (u, lu) = line.split_once(',').unwrap();
+                let (u, lu): (f64, f64) = (u.parse().unwrap(), lu.parse().unwrap());
+                assert!(
+                    (lu - want[p]).abs() <= tol * scale.max(want[p].abs()),
+                    "{op} {flag:?} point {p}: {lu} vs {}",
+                    want[p]
+                );
+                assert!(
+                    (u - u_want[p]).abs() <= tol * u_want[p].abs().max(1.0),
+                    "u at point {p}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn apply_writes_npy_and_csv_points() {
+    let dir = fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("pts.csv");
+    std::fs::write(&csv, "0.1,0.2,0.3,0.4\n-0.1 0.0 0.5 0.2\n").unwrap();
+    let out = tmp.path().join("vals.npy");
+    let (code, _, err) = stde(&[
+        "apply",
+        "--checkpoint",
+        &path(&dir.join("mlp_4_16_16_1.safetensors")),
+        "--points",
+        &path(&csv),
+        "--operator",
+        "laplacian",
+        "--estimator",
+        "sparse",
+        "--rand-batch",
+        "2",
+        "--seed",
+        "3",
+        "--out",
+        &path(&out),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let a = stde::io::npy::read(&out).unwrap();
+    assert_eq!((a.rows, a.cols), (2, 2));
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line() {
+    let dir = fixtures();
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = path(&dir.join("mlp_4_16_16_1.safetensors"));
+    let pts = path(&dir.join("points_8x4.npy"));
+    // a checkpoint whose layer shapes do not chain
+    let bad_ck = tmp.path().join("bad.safetensors");
+    {
+        use stde::nn::{Architecture, Mlp, checkpoint};
+        let net = Mlp::<f64>::new(Architecture::mlp(3, 4, 2), 0).unwrap();
+        let mut bytes = checkpoint::to_bytes(&net, &Default::default(), &Default::default());
+        // rename layers.1 to layers.2 in the header: the chain now misses a layer
+        let pos = bytes.windows(8).position(|w| w == b"layers.1").unwrap();
+        bytes[pos + 7] = b'2';
+        std::fs::write(&bad_ck, bytes).unwrap();
+    }
+    let wrong_dim = tmp.path().join("pts3.csv");
+    std::fs::write(&wrong_dim, "0.1,0.2,0.3\n").unwrap();
+    let garbage = tmp.path().join("garbage.npy");
+    std::fs::write(&garbage, b"\x93NUMPY junk").unwrap();
+    let missing = path(&tmp.path().join("missing.safetensors"));
+    let bc = path(&bad_ck);
+    let wd = path(&wrong_dim);
+    let gb = path(&garbage);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--checkpoint", &ck, "--points", &pts, "--operator", "2*d[0,,1]"],
+            "syntax error",
+        ),
+        (
+            vec!["--checkpoint", &ck, "--points", &pts, "--operator", "lapalcian"],
+            "syntax error",
+        ),
+        (
+            vec!["--checkpoint", &ck, "--points", &pts, "--operator", "d[4]"],
+            "out of range",
+        ),
+        (
+            vec![
+                "--checkpoint",
+                &ck,
+                "--points",
+                &pts,
+                "--operator",
+                "laplacian",
+                "--estimator",
+                "sparse",
+                "--rand-batch",
+                "5",
+            ],
+            "exceeds",
+        ),
+        (
+            vec![
+                "--checkpoint",
+                &ck,
+                "--points",
+                &pts,
+                "--operator",
+                "laplacian",
+                "--estimator",
+                "magic",
+            ],
+            "unknown estimator",
+        ),
+        (
+            vec!["--checkpoint", &missing, "--points", &pts, "--operator", "laplacian"],
+            "missing.safetensors",
+        ),
+        (
+            vec!["--checkpoint", &bc, "--points", &pts, "--operator", "laplacian"],
+            "bad.safetensors",
+        ),
+        (
+            vec!["--checkpoint", &pts, "--points", &pts, "--operator", "laplacian"],
+            "not a safetensors file",
+        ),
+        (
+            vec!["--checkpoint", &ck, "--points", &wd, "--operator", "laplacian"],
+            "coordinates",
+        ),
+        (
+            vec!["--checkpoint", &ck, "--points", &gb, "--operator", "laplacian"],
+            "garbage.npy",
+        ),
+        (
+            vec![
+                "--checkpoint",
+                &ck,
+                "--points",
+                &pts,
+                "--operator",
+                "diag4",
+                "--estimator",
+                "dense",
+            ],
+            "dense STDE cannot",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut full = vec!["apply"];
+        full.extend(args.iter());
+        let (code, _, err) = stde(&full);
+        assert_eq!(code, 2, "{full:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{full:?}: {err}");
+        assert!(err.contains(needle), "{full:?}: '{err}' lacks '{needle}'");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let (code, _, err) = stde(&["plan", "--operator", "laplacian"]);
+    assert_eq!(code, 2, "{err}");
+    let (code, out, _) = stde(&["plan", "--operator", "d[0,0,1]"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("7-jet, v2 = e0, v3 = e1"), "{out}");
+}
