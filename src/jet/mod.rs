@@ -2,6 +2,7 @@
 //! structured input tangents.
 
 pub mod batch;
+pub mod collapsed;
 pub mod input;
 pub mod kernels;
 pub mod rules;

@@ -2,7 +2,9 @@
 //! flat parameter vector.
 
 pub mod checkpoint;
+pub mod collapsed;
 pub mod first_layer;
 pub mod mlp;
 
+pub use collapsed::CollapsedTape;
 pub use mlp::{Activation, AffineLayout, Architecture, Mlp, NnError, SharedLayout, Tape};
