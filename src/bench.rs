@@ -129,6 +129,49 @@ pub fn time<F: FnMut()>(mut f: F, warmup: usize, runs: usize) -> Timing {
     }
 }
 
+/// Collapsed against uncollapsed propagation of one-hot 2-jets (forward + backward of a loss on
+/// `Σ_d y₂`): `(uncollapsed timing, collapsed timing, uncollapsed tape bytes, collapsed tape bytes)`.
+pub fn collapsed_vs_full<T: Real>(case: &StepCase, runs: usize) -> (Timing, Timing, usize, usize) {
+    use crate::jet::collapsed::CollapsedJet;
+    use crate::nn::CollapsedTape;
+    let mut full = PreparedStep::<T>::new(&StepCase {
+        order: 2,
+        dense: false,
+        ..case.clone()
+    });
+    // only the summed top coefficient carries a cotangent, as for a Laplacian residual
+    full.cotangent.primal.iter_mut().for_each(|v| *v = T::zero());
+    full.cotangent
+        .tangents
+        .iter_mut()
+        .enumerate()
+        .for_each(|(i, v)| *v = if i % 2 == 1 { T::one() } else { T::zero() });
+    let t_full = time(|| full.run(), 3, runs);
+    let mut ctape = CollapsedTape::default();
+    let out = full
+        .net
+        .forward_collapsed(&full.input, &mut ctape)
+        .expect("collapsed forward")
+        .clone();
+    let mut cbar = CollapsedJet::zeros_like(&out);
+    cbar.sum2.iter_mut().for_each(|v| *v = T::one());
+    let mut grad = vec![T::zero(); full.net.num_params()];
+    let t_coll = time(
+        || {
+            full.net
+                .forward_collapsed(&full.input, &mut ctape)
+                .expect("collapsed forward");
+            grad.iter_mut().for_each(|g| *g = T::zero());
+            full.net
+                .backward_collapsed(&full.input, &mut ctape, &cbar, &mut grad)
+                .expect("collapsed backward");
+        },
+        3,
+        runs,
+    );
+    (t_full, t_coll, full.tape.bytes(), ctape.bytes())
+}
+
 /// Times the tangent part of the first layer for one-hot jets at input dimension `dim`
 /// (`points × dirs` rows, width `width`): the cost should not depend on `dim`.
 pub fn first_layer_one_hot<T: Real>(dim: usize, points: usize, dirs: usize, width: usize, runs: usize) -> Timing {

@@ -147,6 +147,9 @@ struct BenchArgs {
     /// Also time the one-hot first-layer tangent gather at d = 1K and 1M.
     #[arg(long)]
     first_layer: bool,
+    /// Also compare collapsed and uncollapsed propagation of one-hot 2-jets (time and tape memory).
+    #[arg(long)]
+    collapsed: bool,
 }
 
 fn run_bench(a: &BenchArgs) -> Result<(), String> {
@@ -200,6 +203,31 @@ fn run_bench(a: &BenchArgs) -> Result<(), String> {
             t.outside_gemm_share * 100.0
         );
     }
+    if a.collapsed {
+        let case = StepCase {
+            dim: a.dim,
+            points: a.points,
+            dirs: a.dirs,
+            width: a.width,
+            depth: a.depth,
+            order: 2,
+            dense: false,
+        };
+        let (full, coll, mf, mc) = if a.f64 {
+            bench::collapsed_vs_full::<f64>(&case, a.runs)
+        } else {
+            bench::collapsed_vs_full::<f32>(&case, a.runs)
+        };
+        println!(
+            "collapsed 2-jets: uncollapsed {:.3} ms, {:.1} MiB tape; collapsed {:.3} ms, {:.1} MiB tape; speed-up {:.2}x, memory {:.2}x less",
+            full.median_s * 1e3,
+            mf as f64 / 1048576.0,
+            coll.median_s * 1e3,
+            mc as f64 / 1048576.0,
+            full.median_s / coll.median_s,
+            mf as f64 / mc as f64
+        );
+    }
     if a.first_layer {
         println!(
             "first-layer one-hot tangent gather ({} rows, width {}):",
@@ -231,6 +259,7 @@ fn main() -> ExitCode {
                 f64: false,
                 runs: 10,
                 first_layer: false,
+                collapsed: false,
             };
             run_bench(&args)
         }

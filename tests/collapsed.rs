@@ -23,7 +23,13 @@ fn inputs(d: usize, points: usize, dense: bool) -> InputJets<f64> {
 fn collapsed_matches_uncollapsed() {
     let (d, points) = (5, 3);
     for act in [Activation::Tanh, Activation::Sin, Activation::Softplus] {
-        let arch = Architecture { input_dim: d, hidden: vec![7, 6], output_dim: 1, activation: act, block_size: None };
+        let arch = Architecture {
+            input_dim: d,
+            hidden: vec![7, 6],
+            output_dim: 1,
+            activation: act,
+            block_size: None,
+        };
         let net = Mlp::<f64>::new(arch, 4).unwrap();
         for dense in [false, true] {
             let input = inputs(d, points, dense);
@@ -35,7 +41,11 @@ fn collapsed_matches_uncollapsed() {
             let cout = net.forward_collapsed(&input, &mut ctape).unwrap().clone();
             for p in 0..points {
                 let lap: f64 = (0..d).map(|k| out.derivative(2, p * d + k, 0)).sum();
-                assert!((cout.second_sum(p, 0) - lap).abs() <= 1e-10 * lap.abs().max(1.0), "{act:?} point {p}: {} vs {lap}", cout.second_sum(p, 0));
+                assert!(
+                    (cout.second_sum(p, 0) - lap).abs() <= 1e-10 * lap.abs().max(1.0),
+                    "{act:?} point {p}: {} vs {lap}",
+                    cout.second_sum(p, 0)
+                );
                 assert!((cout.primal[p] - out.derivative(0, p * d, 0)).abs() < 1e-12);
                 for k in 0..d {
                     assert!((cout.first[p * d + k] - out.derivative(1, p * d + k, 0)).abs() < 1e-12);
@@ -62,7 +72,12 @@ fn collapsed_matches_uncollapsed() {
             net.backward_collapsed(&input, &mut ctape, &cbar, &mut cg).unwrap();
             let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             for i in 0..g.len() {
-                assert!((g[i] - cg[i]).abs() <= 1e-10 * scale, "{act:?} dense={dense} param {i}: {} vs {}", g[i], cg[i]);
+                assert!(
+                    (g[i] - cg[i]).abs() <= 1e-10 * scale,
+                    "{act:?} dense={dense} param {i}: {} vs {}",
+                    g[i],
+                    cg[i]
+                );
             }
         }
     }

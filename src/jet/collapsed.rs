@@ -68,7 +68,12 @@ fn local_derivatives<T: Real>(rule: Unary, u0: T) -> (T, T, T, T) {
 }
 
 /// Collapsed activation: also stores `(g₀, h₂, h₃)` per point and feature in `local` (`[3 × points × w]`).
-pub fn collapsed_activation_forward<T: Real>(rule: Unary, z: &CollapsedJet<T>, y: &mut CollapsedJet<T>, local: &mut Vec<T>) {
+pub fn collapsed_activation_forward<T: Real>(
+    rule: Unary,
+    z: &CollapsedJet<T>,
+    y: &mut CollapsedJet<T>,
+    local: &mut Vec<T>,
+) {
     let (p_n, dirs, w) = (z.points, z.dirs, z.width);
     y.reshape(p_n, dirs, w);
     local.resize(3 * p_n * w, T::zero());
@@ -78,7 +83,11 @@ pub fn collapsed_activation_forward<T: Real>(rule: Unary, z: &CollapsedJet<T>, y
         .par_chunks_mut(w)
         .zip(y.first.par_chunks_mut(dirs * w))
         .zip(y.sum2.par_chunks_mut(w))
-        .zip(lg.par_chunks_mut(w).zip(lh2.par_chunks_mut(w)).zip(lh3.par_chunks_mut(w)))
+        .zip(
+            lg.par_chunks_mut(w)
+                .zip(lh2.par_chunks_mut(w))
+                .zip(lh3.par_chunks_mut(w)),
+        )
         .enumerate()
         .for_each(|(p, (((yp, y1), ys), ((g0, h2), h3)))| {
             for f in 0..w {
@@ -99,7 +108,12 @@ pub fn collapsed_activation_forward<T: Real>(rule: Unary, z: &CollapsedJet<T>, y
 }
 
 /// Backward of [`collapsed_activation_forward`].
-pub fn collapsed_activation_backward<T: Real>(z: &CollapsedJet<T>, local: &[T], ybar: &CollapsedJet<T>, zbar: &mut CollapsedJet<T>) {
+pub fn collapsed_activation_backward<T: Real>(
+    z: &CollapsedJet<T>,
+    local: &[T],
+    ybar: &CollapsedJet<T>,
+    zbar: &mut CollapsedJet<T>,
+) {
     let (p_n, dirs, w) = (z.points, z.dirs, z.width);
     zbar.reshape(p_n, dirs, w);
     let (lg, rest) = local.split_at(p_n * w);
@@ -124,20 +138,44 @@ pub fn collapsed_activation_backward<T: Real>(z: &CollapsedJet<T>, local: &[T], 
                     cross += y1bar * u1;
                 }
                 zs[f] = g * s2bar;
-                zp[f] = g * ybar.primal[i] + T::c(2.0) * h2 * cross + s2bar * (T::c(2.0) * h2 * z.sum2[i] + T::c(3.0) * h3 * sumsq);
+                zp[f] = g * ybar.primal[i]
+                    + T::c(2.0) * h2 * cross
+                    + s2bar * (T::c(2.0) * h2 * z.sum2[i] + T::c(3.0) * h3 * sumsq);
             }
         });
 }
 
 /// Collapsed affine layer `z = h·W + b`.
-pub fn collapsed_affine_forward<T: Real>(h: &CollapsedJet<T>, weight: &[T], bias: &[T], out: usize, z: &mut CollapsedJet<T>) {
+pub fn collapsed_affine_forward<T: Real>(
+    h: &CollapsedJet<T>,
+    weight: &[T],
+    bias: &[T],
+    out: usize,
+    z: &mut CollapsedJet<T>,
+) {
     let fan_in = h.width;
     z.reshape(h.points, h.dirs, out);
-    tensor::matmul(h.points, fan_in, out, &h.primal, weight, &mut z.primal, Write::Overwrite);
+    tensor::matmul(
+        h.points,
+        fan_in,
+        out,
+        &h.primal,
+        weight,
+        &mut z.primal,
+        Write::Overwrite,
+    );
     for row in z.primal.chunks_mut(out) {
         row.iter_mut().zip(bias).for_each(|(x, b)| *x += *b);
     }
-    tensor::matmul(h.points * h.dirs, fan_in, out, &h.first, weight, &mut z.first, Write::Overwrite);
+    tensor::matmul(
+        h.points * h.dirs,
+        fan_in,
+        out,
+        &h.first,
+        weight,
+        &mut z.first,
+        Write::Overwrite,
+    );
     tensor::matmul(h.points, fan_in, out, &h.sum2, weight, &mut z.sum2, Write::Overwrite);
 }
 
@@ -152,14 +190,38 @@ pub fn collapsed_affine_backward<T: Real>(
 ) {
     let (fan_in, out) = (h.width, zbar.width);
     let (p_n, rows) = (h.points, h.points * h.dirs);
-    tensor::matmul_tn(p_n, fan_in, out, &h.primal, &zbar.primal, weight_grad, Write::Accumulate);
+    tensor::matmul_tn(
+        p_n,
+        fan_in,
+        out,
+        &h.primal,
+        &zbar.primal,
+        weight_grad,
+        Write::Accumulate,
+    );
     tensor::matmul_tn(rows, fan_in, out, &h.first, &zbar.first, weight_grad, Write::Accumulate);
     tensor::matmul_tn(p_n, fan_in, out, &h.sum2, &zbar.sum2, weight_grad, Write::Accumulate);
     for row in zbar.primal.chunks(out) {
         bias_grad.iter_mut().zip(row).for_each(|(b, x)| *b += *x);
     }
     hbar.reshape(h.points, h.dirs, fan_in);
-    tensor::matmul_nt(p_n, out, fan_in, &zbar.primal, weight, &mut hbar.primal, Write::Overwrite);
-    tensor::matmul_nt(rows, out, fan_in, &zbar.first, weight, &mut hbar.first, Write::Overwrite);
+    tensor::matmul_nt(
+        p_n,
+        out,
+        fan_in,
+        &zbar.primal,
+        weight,
+        &mut hbar.primal,
+        Write::Overwrite,
+    );
+    tensor::matmul_nt(
+        rows,
+        out,
+        fan_in,
+        &zbar.first,
+        weight,
+        &mut hbar.first,
+        Write::Overwrite,
+    );
     tensor::matmul_nt(p_n, out, fan_in, &zbar.sum2, weight, &mut hbar.sum2, Write::Overwrite);
 }

@@ -21,15 +21,33 @@ pub struct CollapsedTape<T> {
     bar_h: CollapsedJet<T>,
 }
 
+impl<T: Real> CollapsedTape<T> {
+    /// Bytes held by the tape's buffers.
+    pub fn bytes(&self) -> usize {
+        let jets = self.z.iter().chain(&self.h).chain([&self.bar_z, &self.bar_h]);
+        let n: usize = jets
+            .map(|j| j.primal.capacity() + j.first.capacity() + j.sum2.capacity())
+            .sum();
+        (n + self.local.iter().map(Vec::capacity).sum::<usize>()) * std::mem::size_of::<T>()
+    }
+}
+
 fn check_input<T: Real>(net: &Mlp<T>, input: &InputJets<T>) -> Result<(), NnError> {
     if net.shared_layout().is_some() {
-        return Err(NnError::Architecture("collapsed propagation supports MLPs without weight sharing".into()));
+        return Err(NnError::Architecture(
+            "collapsed propagation supports MLPs without weight sharing".into(),
+        ));
     }
     if input.dim() != net.architecture().input_dim {
-        return Err(NnError::InputDim { got: input.dim(), expected: net.architecture().input_dim });
+        return Err(NnError::InputDim {
+            got: input.dim(),
+            expected: net.architecture().input_dim,
+        });
     }
     if input.order() != 2 || *input.slot(2) != Tangent::Zero {
-        return Err(NnError::Architecture("collapsed propagation takes 2-jets (x; v, 0)".into()));
+        return Err(NnError::Architecture(
+            "collapsed propagation takes 2-jets (x; v, 0)".into(),
+        ));
     }
     Ok(())
 }
@@ -38,7 +56,11 @@ impl<T: Real> Mlp<T> {
     /// Collapsed forward pass of the 2-jets `(x; v_d, 0)` in `input` (slot 1 only). The output
     /// holds `u`, every `y₁,d` and `Σ_d c₂` per point (`Σ_d y₂ = 2·sum2`): the same values as
     /// [`Mlp::forward`] summed over directions, with one second-order buffer per point.
-    pub fn forward_collapsed<'t>(&self, input: &InputJets<T>, tape: &'t mut CollapsedTape<T>) -> Result<&'t CollapsedJet<T>, NnError> {
+    pub fn forward_collapsed<'t>(
+        &self,
+        input: &InputJets<T>,
+        tape: &'t mut CollapsedTape<T>,
+    ) -> Result<&'t CollapsedJet<T>, NnError> {
         check_input(self, input)?;
         let layers = self.affine_layers().to_vec();
         let n = layers.len();
@@ -50,9 +72,19 @@ impl<T: Real> Mlp<T> {
         let w0 = &p[first.weight..first.weight + first.fan_in * first.fan_out];
         let z0 = &mut tape.z[0];
         z0.reshape(input.points(), input.dirs(), first.fan_out);
-        tensor::matmul(input.points(), input.dim(), first.fan_out, input.primal(), w0, &mut z0.primal, Write::Overwrite);
+        tensor::matmul(
+            input.points(),
+            input.dim(),
+            first.fan_out,
+            input.primal(),
+            w0,
+            &mut z0.primal,
+            Write::Overwrite,
+        );
         for row in z0.primal.chunks_mut(first.fan_out) {
-            row.iter_mut().zip(&p[first.bias..first.bias + first.fan_out]).for_each(|(x, b)| *x += *b);
+            row.iter_mut()
+                .zip(&p[first.bias..first.bias + first.fan_out])
+                .for_each(|(x, b)| *x += *b);
         }
         input_tangent_forward(input, w0, first.fan_out, &mut z0.first);
         z0.sum2.iter_mut().for_each(|x| *x = T::zero());
@@ -60,7 +92,10 @@ impl<T: Real> Mlp<T> {
         for l in 1..n {
             collapsed_activation_forward(act, &tape.z[l - 1], &mut tape.h[l - 1], &mut tape.local[l - 1]);
             let layer = &layers[l];
-            let (w, b) = (&p[layer.weight..layer.weight + layer.fan_in * layer.fan_out], &p[layer.bias..layer.bias + layer.fan_out]);
+            let (w, b) = (
+                &p[layer.weight..layer.weight + layer.fan_in * layer.fan_out],
+                &p[layer.bias..layer.bias + layer.fan_out],
+            );
             let (_, hi) = tape.z.split_at_mut(l);
             collapsed_affine_forward(&tape.h[l - 1], w, b, layer.fan_out, &mut hi[0]);
         }
@@ -78,7 +113,10 @@ impl<T: Real> Mlp<T> {
     ) -> Result<(), NnError> {
         check_input(self, input)?;
         if grad.len() != self.num_params() {
-            return Err(NnError::ParamLength { got: grad.len(), expected: self.num_params() });
+            return Err(NnError::ParamLength {
+                got: grad.len(),
+                expected: self.num_params(),
+            });
         }
         let layers = self.affine_layers().to_vec();
         let n = layers.len();

@@ -184,6 +184,19 @@ pub struct Tape<T> {
     bar_h: Jet<T>,
 }
 
+impl<T: Real> Tape<T> {
+    /// Bytes held by the tape's buffers (what a forward pass keeps for backward, plus scratch).
+    pub fn bytes(&self) -> usize {
+        let jets = self
+            .z
+            .iter()
+            .chain(&self.h)
+            .chain(&self.g)
+            .chain([&self.bar_z, &self.bar_h]);
+        jets.map(|j| j.primal.capacity() + j.tangents.capacity()).sum::<usize>() * std::mem::size_of::<T>()
+    }
+}
+
 impl<T: Real> Mlp<T> {
     /// A network with parameters drawn from `seed` (spec equations §1.2): weights
     /// `U(±1/√fan_in)`, biases `U(±1/√fan_out)`; shared map `w ~ U(±1/√B)`, `β ~ U(−1, 1)`.
