@@ -155,18 +155,7 @@ pub fn collapsed_affine_forward<T: Real>(
 ) {
     let fan_in = h.width;
     z.reshape(h.points, h.dirs, out);
-    tensor::matmul(
-        h.points,
-        fan_in,
-        out,
-        &h.primal,
-        weight,
-        &mut z.primal,
-        Write::Overwrite,
-    );
-    for row in z.primal.chunks_mut(out) {
-        row.iter_mut().zip(bias).for_each(|(x, b)| *x += *b);
-    }
+    tensor::affine(h.points, fan_in, out, &h.primal, weight, bias, &mut z.primal);
     tensor::matmul(
         h.points * h.dirs,
         fan_in,
@@ -201,9 +190,7 @@ pub fn collapsed_affine_backward<T: Real>(
     );
     tensor::matmul_tn(rows, fan_in, out, &h.first, &zbar.first, weight_grad, Write::Accumulate);
     tensor::matmul_tn(p_n, fan_in, out, &h.sum2, &zbar.sum2, weight_grad, Write::Accumulate);
-    for row in zbar.primal.chunks(out) {
-        bias_grad.iter_mut().zip(row).for_each(|(b, x)| *b += *x);
-    }
+    tensor::add_column_sums(out, &zbar.primal, bias_grad);
     hbar.reshape(h.points, h.dirs, fan_in);
     tensor::matmul_nt(
         p_n,

@@ -156,18 +156,7 @@ pub fn activation_backward<T: Real>(z: &Jet<T>, g: &Jet<T>, ybar: &Jet<T>, zbar:
 pub fn affine_forward<T: Real>(h: &Jet<T>, weight: &[T], bias: &[T], out: usize, z: &mut Jet<T>) {
     let fan_in = h.width;
     z.reshape(h.order, h.points, h.dirs, out, h.support);
-    tensor::matmul(
-        h.points,
-        fan_in,
-        out,
-        &h.primal,
-        weight,
-        &mut z.primal,
-        Write::Overwrite,
-    );
-    for row in z.primal.chunks_mut(out) {
-        row.iter_mut().zip(bias).for_each(|(x, b)| *x += *b);
-    }
+    tensor::affine(h.points, fan_in, out, &h.primal, weight, bias, &mut z.primal);
     let m = h.rows() * h.support.count();
     tensor::matmul(m, fan_in, out, &h.tangents, weight, &mut z.tangents, Write::Overwrite);
 }
@@ -202,9 +191,7 @@ pub fn affine_backward<T: Real>(
         weight_grad,
         Write::Accumulate,
     );
-    for row in zbar.primal.chunks(out) {
-        bias_grad.iter_mut().zip(row).for_each(|(b, x)| *b += *x);
-    }
+    tensor::add_column_sums(out, &zbar.primal, bias_grad);
     if let Some(hbar) = hbar {
         hbar.reshape(h.order, h.points, h.dirs, fan_in, h.support);
         tensor::matmul_nt(

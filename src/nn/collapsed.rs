@@ -9,7 +9,7 @@ use crate::jet::collapsed::{
 };
 use crate::jet::{InputJets, Jet, Support, Tangent};
 use crate::real::Real;
-use crate::tensor::{self, Write};
+use crate::tensor;
 
 /// What a collapsed forward pass keeps for its backward pass (buffers reused across steps).
 #[derive(Clone, Debug, Default)]
@@ -72,20 +72,15 @@ impl<T: Real> Mlp<T> {
         let w0 = &p[first.weight..first.weight + first.fan_in * first.fan_out];
         let z0 = &mut tape.z[0];
         z0.reshape(input.points(), input.dirs(), first.fan_out);
-        tensor::matmul(
+        tensor::affine(
             input.points(),
             input.dim(),
             first.fan_out,
             input.primal(),
             w0,
+            &p[first.bias..first.bias + first.fan_out],
             &mut z0.primal,
-            Write::Overwrite,
         );
-        for row in z0.primal.chunks_mut(first.fan_out) {
-            row.iter_mut()
-                .zip(&p[first.bias..first.bias + first.fan_out])
-                .for_each(|(x, b)| *x += *b);
-        }
         input_tangent_forward(input, w0, first.fan_out, &mut z0.first);
         z0.sum2.iter_mut().for_each(|x| *x = T::zero());
         let act = self.architecture().activation.rule();

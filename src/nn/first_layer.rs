@@ -12,18 +12,7 @@ use rayon::prelude::*;
 pub fn input_affine_forward<T: Real>(input: &InputJets<T>, weight: &[T], bias: &[T], out: usize, z: &mut Jet<T>) {
     let d = input.dim();
     z.reshape(input.order(), input.points(), input.dirs(), out, input.support());
-    tensor::matmul(
-        input.points(),
-        d,
-        out,
-        input.primal(),
-        weight,
-        &mut z.primal,
-        Write::Overwrite,
-    );
-    for row in z.primal.chunks_mut(out) {
-        row.iter_mut().zip(bias).for_each(|(x, b)| *x += *b);
-    }
+    tensor::affine(input.points(), d, out, input.primal(), weight, bias, &mut z.primal);
     input_tangent_forward(input, weight, out, &mut z.tangents);
 }
 
@@ -106,9 +95,7 @@ pub fn input_affine_backward<T: Real>(
         weight_grad,
         Write::Accumulate,
     );
-    for row in zbar.primal.chunks(out) {
-        bias_grad.iter_mut().zip(row).for_each(|(b, x)| *b += *x);
-    }
+    tensor::add_column_sums(out, &zbar.primal, bias_grad);
     for (s, k) in sup.orders().enumerate() {
         let scale = T::one() / T::c(crate::real::factorial(k));
         if let Tangent::Dense(v) = input.slot(k) {
@@ -304,18 +291,7 @@ pub fn shared_forward<T: Real>(
         }
     }
     z.reset(k_max, points, dirs, out, out_sup);
-    tensor::matmul(
-        points,
-        blocks,
-        out,
-        &tape.phi0,
-        p.weight,
-        &mut z.primal,
-        Write::Overwrite,
-    );
-    for row in z.primal.chunks_mut(out) {
-        row.iter_mut().zip(p.bias).for_each(|(x, b)| *x += *b);
-    }
+    tensor::affine(points, blocks, out, &tape.phi0, p.weight, p.bias, &mut z.primal);
     let ns = out_sup.count();
     if ns == 0 {
         return;
@@ -358,9 +334,7 @@ pub fn shared_backward<T: Real>(
         grads.weight,
         Write::Accumulate,
     );
-    for row in zbar.primal.chunks(out) {
-        grads.bias.iter_mut().zip(row).for_each(|(b, x)| *b += *x);
-    }
+    tensor::add_column_sums(out, &zbar.primal, grads.bias);
     let mut pre0_bar = vec![T::zero(); points * blocks];
     tensor::matmul_nt(
         points,

@@ -155,6 +155,22 @@ pub fn matmul<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [
     }
 }
 
+/// The primal of an affine layer: `Z[m×n] = X[m×k]·W[k×n] + b` (bias added to every row).
+#[allow(clippy::too_many_arguments)]
+pub fn affine<T: Real>(m: usize, k: usize, n: usize, x: &[T], w: &[T], b: &[T], z: &mut [T]) {
+    matmul(m, k, n, x, w, z, Write::Overwrite);
+    for row in z[..m * n].chunks_mut(n) {
+        row.iter_mut().zip(b).for_each(|(v, bi)| *v += *bi);
+    }
+}
+
+/// `acc[j] += Σ_i A[i, j]` for `A` row-major with `n` columns (bias gradients).
+pub fn add_column_sums<T: Real>(n: usize, a: &[T], acc: &mut [T]) {
+    for row in a.chunks(n) {
+        acc.iter_mut().zip(row).for_each(|(s, x)| *s += *x);
+    }
+}
+
 /// `C[k×n] (=|+=) Aᵀ · B` with `A[m×k]`, `B[m×n]` row-major (weight gradients).
 pub fn matmul_tn<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T], write: Write) {
     assert!(
