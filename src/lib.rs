@@ -32,7 +32,9 @@ pub mod io;
 pub mod jet;
 pub mod nn;
 pub mod operator;
+pub mod pde;
 pub mod real;
 pub mod tensor;
+pub mod train;
 
 pub use real::Real;

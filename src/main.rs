@@ -3,6 +3,8 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use stde::bench::{self, PreparedStep, StepCase};
 
 #[derive(Parser)]
@@ -18,14 +20,174 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a PINN (the trainer is not built yet: prints an engine summary instead).
-    Train,
+    /// Train a PINN on a high-dimensional benchmark PDE (default: two-body Allen–Cahn, d = 1000,
+    /// sparse STDE, R = 16).
+    Train(Box<TrainArgs>),
     /// Time forward+backward of K-jets through an MLP (medians; states the machine's threads).
     Bench(BenchArgs),
     /// Print the exact probe plan (jets and read-out weights) of an operator.
     Plan(PlanArgs),
     /// Evaluate u and L u of a saved network at given points.
     Apply(ApplyArgs),
+}
+
+#[derive(Args, Clone, Default)]
+struct TrainArgs {
+    /// TOML config file (flags given here override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// poisson-two-body, allen-cahn-two-body, sine-gordon-two-body, or -three-body likewise.
+    #[arg(long)]
+    equation: Option<String>,
+    /// Spatial dimension d.
+    #[arg(long)]
+    dim: Option<usize>,
+    /// sparse | dense | exact.
+    #[arg(long)]
+    method: Option<String>,
+    /// Randomisation batch R.
+    #[arg(long)]
+    rand_batch: Option<usize>,
+    /// Optimisation steps.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Residual points per step.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Base learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// constant | linear | cosine | exponential.
+    #[arg(long)]
+    schedule: Option<String>,
+    /// Hidden width.
+    #[arg(long)]
+    width: Option<usize>,
+    /// Number of affine layers.
+    #[arg(long)]
+    depth: Option<usize>,
+    /// First-layer weight-sharing block size (1 = none).
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// Run seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Evaluate every N steps.
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// Number of test points.
+    #[arg(long)]
+    test_points: Option<usize>,
+    /// Worker threads (0 = all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Unbiased two-sample loss.
+    #[arg(long)]
+    unbiased: bool,
+    /// Volume-uniform sampling instead of the reference's radius-uniform scheme.
+    #[arg(long)]
+    volume_uniform: bool,
+    /// f64 instead of f32.
+    #[arg(long)]
+    f64: bool,
+    /// Plain log lines instead of a progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Run folder (default runs/<equation>-d<dim>-<method>-R<R>-s<seed>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run saved in this folder.
+    #[arg(long)]
+    resume: Option<PathBuf>,
+}
+
+fn run_train(a: &TrainArgs) -> Result<(), String> {
+    use stde::train::{RunOptions, TrainConfig, train};
+    let mut cfg = match &a.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            TrainConfig::from_toml(&text).map_err(|e| format!("{}: {e}", p.display()))?
+        }
+        None => TrainConfig::default(),
+    };
+    macro_rules! set {
+        ($($f:ident),*) => { $(if let Some(v) = &a.$f { cfg.$f = v.clone(); })* };
+    }
+    set!(
+        equation,
+        dim,
+        method,
+        rand_batch,
+        steps,
+        batch,
+        lr,
+        schedule,
+        width,
+        depth,
+        block_size,
+        seed,
+        eval_every,
+        test_points,
+        threads
+    );
+    if a.unbiased {
+        cfg.unbiased = true;
+    }
+    if a.volume_uniform {
+        cfg.sampler = stde::pde::SamplerKind::VolumeUniform;
+    }
+    if a.f64 {
+        cfg.precision = "f64".into();
+    }
+    let (out, resume) = match &a.resume {
+        Some(dir) => (dir.clone(), true),
+        None => {
+            cfg.validate()?;
+            let name = format!(
+                "runs/{}-d{}-{}-R{}-s{}",
+                cfg.equation, cfg.dim, cfg.method, cfg.rand_batch, cfg.seed
+            );
+            (a.out.clone().unwrap_or_else(|| PathBuf::from(name)), false)
+        }
+    };
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
+    let opts = RunOptions {
+        out: out.clone(),
+        resume,
+        quiet: a.quiet,
+        interrupt,
+        stop_after: None,
+    };
+    if !a.quiet {
+        eprintln!(
+            "training {} (d = {}, {} R = {}) into {}",
+            cfg.equation,
+            cfg.dim,
+            cfg.method,
+            cfg.rand_batch,
+            out.display()
+        );
+    }
+    let s = train(&cfg, &opts).map_err(|e| e.to_string())?;
+    if s.interrupted {
+        println!(
+            "interrupted at step {}: checkpoint saved; continue with: stde train --resume {}",
+            s.steps,
+            out.display()
+        );
+    }
+    println!(
+        "{}: d = {}, {} steps, best rel-L2 {:.3e}, final rel-L2 {:.3e}, {:.1} it/s, {:.0} s, peak RSS {:.0} MiB",
+        s.equation, s.dim, s.steps, s.best_rel_l2, s.final_rel_l2, s.it_per_s, s.wall_s, s.peak_rss_mb
+    );
+    println!(
+        "results: {}/ (summary.json, metrics.csv, curves.png, checkpoint.safetensors)",
+        out.display()
+    );
+    Ok(())
 }
 
 #[derive(Args, Clone)]
@@ -244,25 +406,8 @@ fn run_bench(a: &BenchArgs) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or(Command::Train) {
-        Command::Train => {
-            println!("stde train: the PINN trainer is not implemented yet (issue #4).");
-            println!("Running the Taylor-mode engine's reference step instead (forward+backward, one-hot jets):");
-            let args = BenchArgs {
-                dim: 100,
-                points: 100,
-                dirs: 16,
-                width: 128,
-                depth: 4,
-                orders: vec![2, 4],
-                dense: false,
-                f64: false,
-                runs: 10,
-                first_layer: false,
-                collapsed: false,
-            };
-            run_bench(&args)
-        }
+    let result = match cli.command.unwrap_or_else(|| Command::Train(Box::default())) {
+        Command::Train(a) => run_train(&a),
         Command::Bench(a) => run_bench(&a),
         Command::Plan(a) => run_plan(&a),
         Command::Apply(a) => run_apply(&a),

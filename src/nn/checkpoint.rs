@@ -37,8 +37,8 @@ pub struct Checkpoint<T> {
     pub net: Mlp<T>,
     /// String metadata (includes `activation`).
     pub metadata: HashMap<String, String>,
-    /// Tensors other than the network's, flattened.
-    pub extra: BTreeMap<String, Vec<T>>,
+    /// Tensors other than the network's (e.g. optimiser state), flattened, in f64.
+    pub extra: BTreeMap<String, Vec<f64>>,
 }
 
 fn format_err(path: &Path, message: impl Into<String>) -> CheckpointError {
@@ -78,11 +78,11 @@ fn read_values<T: Real>(path: &Path, name: &str, view: &TensorView) -> Result<Ve
 pub fn to_bytes<T: Real>(
     net: &Mlp<T>,
     metadata: &HashMap<String, String>,
-    extra: &BTreeMap<String, Vec<T>>,
+    extra: &BTreeMap<String, Vec<f64>>,
 ) -> Vec<u8> {
     let dtype = if T::NAME == "f32" { Dtype::F32 } else { Dtype::F64 };
     let p = net.params();
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
     for (l, layer) in net.affine_layers().iter().enumerate() {
         let (fi, fo) = (layer.fan_in, layer.fan_out);
         let mut w = vec![T::zero(); fi * fo];
@@ -91,11 +91,12 @@ pub fn to_bytes<T: Real>(
                 w[o * fi + i] = p[layer.weight + i * fo + o];
             }
         }
-        tensors.push((format!("layers.{l}.weight"), vec![fo, fi], to_le_bytes(&w)));
+        tensors.push((format!("layers.{l}.weight"), vec![fo, fi], to_le_bytes(&w), dtype));
         tensors.push((
             format!("layers.{l}.bias"),
             vec![fo],
             to_le_bytes(&p[layer.bias..layer.bias + fo]),
+            dtype,
         ));
     }
     if let Some(s) = net.shared_layout() {
@@ -103,21 +104,27 @@ pub fn to_bytes<T: Real>(
             "shared.weight".into(),
             vec![s.block],
             to_le_bytes(&p[s.w..s.w + s.block]),
+            dtype,
         ));
-        tensors.push(("shared.bias".into(), vec![1], to_le_bytes(&p[s.beta..s.beta + 1])));
+        tensors.push((
+            "shared.bias".into(),
+            vec![1],
+            to_le_bytes(&p[s.beta..s.beta + 1]),
+            dtype,
+        ));
     }
     for (name, values) in extra {
-        tensors.push((name.clone(), vec![values.len()], to_le_bytes(values)));
+        tensors.push((name.clone(), vec![values.len()], to_le_bytes(values), Dtype::F64));
     }
     let mut meta = metadata.clone();
     meta.insert("format".into(), "stde-mlp".into());
     meta.insert("activation".into(), net.architecture().activation.to_string());
     let views: Vec<(String, TensorView)> = tensors
         .iter()
-        .map(|(n, shape, bytes)| {
+        .map(|(n, shape, bytes, dt)| {
             (
                 n.clone(),
-                TensorView::new(dtype, shape.clone(), bytes).expect("shape matches data"),
+                TensorView::new(*dt, shape.clone(), bytes).expect("shape matches data"),
             )
         })
         .collect();
@@ -129,7 +136,7 @@ pub fn save<T: Real>(
     path: &Path,
     net: &Mlp<T>,
     metadata: &HashMap<String, String>,
-    extra: &BTreeMap<String, Vec<T>>,
+    extra: &BTreeMap<String, Vec<f64>>,
 ) -> Result<(), CheckpointError> {
     let bytes = to_bytes(net, metadata, extra);
     let io = |source| CheckpointError::Io {
@@ -244,7 +251,8 @@ pub fn from_bytes<T: Real>(path: &Path, bytes: &[u8]) -> Result<Checkpoint<T>, C
     let mut extra = BTreeMap::new();
     for name in st.names() {
         if !name.starts_with("layers.") && !name.starts_with("shared.") {
-            extra.insert(name.to_string(), get(name)?.1);
+            let view = st.tensor(name).map_err(|e| format_err(path, e.to_string()))?;
+            extra.insert(name.to_string(), read_values::<f64>(path, name, &view)?);
         }
     }
     Ok(Checkpoint { net, metadata, extra })

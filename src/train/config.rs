@@ -1,0 +1,216 @@
+//! Training configuration: defaults (the paper's protocol), TOML files, validation.
+
+use crate::pde::{BallProblem, EQUATIONS, SamplerKind};
+use crate::train::optim::Schedule;
+use serde::{Deserialize, Serialize};
+
+/// Everything that defines a training run (written resolved to `config.toml` in the run folder).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Equation name, e.g. `allen-cahn-two-body`.
+    pub equation: String,
+    /// Spatial dimension `d`.
+    pub dim: usize,
+    /// `sparse` (SDGD-style STDE), `dense` (Rademacher Hutchinson) or `exact`.
+    pub method: String,
+    /// Randomisation batch `R` (ignored by `exact`).
+    pub rand_batch: usize,
+    /// Optimisation steps `E`.
+    pub steps: usize,
+    /// Residual points per step `N_r`.
+    pub batch: usize,
+    /// Base learning rate.
+    pub lr: f64,
+    /// `constant`, `linear`, `cosine` or `exponential`.
+    pub schedule: String,
+    /// `γ` of the exponential schedule (`lr·γ^k`).
+    pub exp_decay: f64,
+    /// Hidden width.
+    pub width: usize,
+    /// Number of affine layers.
+    pub depth: usize,
+    /// First-layer weight-sharing block size (1 = none).
+    pub block_size: usize,
+    /// Run seed (initialisation, test set, residual points, index draws).
+    pub seed: u64,
+    /// Problem seed (the PDE coefficients `c_i`).
+    pub problem_seed: u64,
+    /// Evaluate every this many steps (and after the last).
+    pub eval_every: usize,
+    /// Test points (generated in streamed batches, never all at once).
+    pub test_points: usize,
+    /// Worker threads (0 = all cores).
+    pub threads: usize,
+    /// Ball sampler for residual and test points.
+    pub sampler: SamplerKind,
+    /// Use the unbiased two-sample loss (twice the jets) instead of the biased single-sample one.
+    pub unbiased: bool,
+    /// Use the published code's three-body source (Table 6 parity) instead of the correct one.
+    pub compat_three_body_source: bool,
+    /// `f32` (default) or `f64`.
+    pub precision: String,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            equation: "allen-cahn-two-body".into(),
+            dim: 1000,
+            method: "sparse".into(),
+            rand_batch: 16,
+            steps: 4000,
+            batch: 100,
+            lr: 1e-3,
+            schedule: "linear".into(),
+            exp_decay: 0.9995,
+            width: 128,
+            depth: 4,
+            block_size: 1,
+            seed: 0,
+            problem_seed: 0,
+            eval_every: 500,
+            test_points: 5000,
+            threads: 0,
+            sampler: SamplerKind::RadiusUniform,
+            unbiased: false,
+            compat_three_body_source: false,
+            precision: "f32".into(),
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Reads a TOML file (missing keys take their defaults; unknown keys are errors).
+    pub fn from_toml(text: &str) -> Result<TrainConfig, String> {
+        toml::from_str(text).map_err(|e| format!("invalid config: {}", e.message()))
+    }
+
+    /// The resolved configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("config serialises")
+    }
+
+    /// Checks every field; the message names the problem.
+    pub fn validate(&self) -> Result<(), String> {
+        if !EQUATIONS.contains(&self.equation.as_str()) {
+            return Err(format!(
+                "unknown equation '{}' (expected one of: {})",
+                self.equation,
+                EQUATIONS.join(", ")
+            ));
+        }
+        let min_dim = if self.equation.ends_with("three-body") { 3 } else { 2 };
+        if self.dim < min_dim {
+            return Err(format!(
+                "--dim {} is too small: {} needs d ≥ {min_dim}",
+                self.dim, self.equation
+            ));
+        }
+        if !["sparse", "dense", "exact"].contains(&self.method.as_str()) {
+            return Err(format!(
+                "unknown method '{}' (expected exact, sparse or dense)",
+                self.method
+            ));
+        }
+        if self.method != "exact" && self.rand_batch == 0 {
+            return Err("--rand-batch must be positive".into());
+        }
+        if self.method == "sparse" && self.rand_batch > self.dim {
+            return Err(format!(
+                "--rand-batch {} exceeds the dimension {} (sparse STDE draws distinct coordinates)",
+                self.rand_batch, self.dim
+            ));
+        }
+        if self.steps == 0 {
+            return Err("--steps must be positive".into());
+        }
+        if self.batch == 0 || self.width == 0 || self.depth < 2 || self.test_points == 0 || self.eval_every == 0 {
+            return Err(
+                "--batch, --width, --test-points and --eval-every must be positive and --depth at least 2".into(),
+            );
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("--lr {} must be a positive number", self.lr));
+        }
+        if Schedule::parse(&self.schedule).is_none() {
+            return Err(format!(
+                "unknown schedule '{}' (expected constant, linear, cosine or exponential)",
+                self.schedule
+            ));
+        }
+        if self.block_size == 0 || !self.dim.is_multiple_of(self.block_size) {
+            return Err(format!(
+                "--block-size {} does not divide the dimension {}",
+                self.block_size, self.dim
+            ));
+        }
+        if !["f32", "f64"].contains(&self.precision.as_str()) {
+            return Err(format!("unknown precision '{}' (expected f32 or f64)", self.precision));
+        }
+        Ok(())
+    }
+
+    /// The problem instance.
+    pub fn problem(&self) -> BallProblem {
+        let mut p =
+            BallProblem::from_name(&self.equation, self.dim, self.problem_seed).expect("validated equation name");
+        p.compat_three_body_source = self.compat_three_body_source;
+        p
+    }
+
+    /// Rough memory need in bytes: parameters with gradient and Adam state, the step's jets and
+    /// points, and one test batch.
+    pub fn memory_estimate(&self) -> u64 {
+        let elem = if self.precision == "f64" { 8u64 } else { 4 };
+        let (d, h, b) = (self.dim as u64, self.width as u64, self.block_size as u64);
+        let first_in = d / b;
+        let params = first_in * h + (self.depth as u64 - 1) * h * h + b;
+        let dirs = if self.method == "exact" {
+            d
+        } else {
+            self.rand_batch as u64 * if self.unbiased { 2 } else { 1 }
+        };
+        let rows = self.batch as u64 * dirs;
+        // params + grad in T, Adam m/v in f64
+        let param_bytes = params * (2 * elem + 16);
+        // tape: ~3 jets per layer of (primal + 2 orders per row) × width, plus cotangents
+        let jet_bytes = self.depth as u64 * 5 * (rows * 2 + self.batch as u64) * h * elem;
+        let point_bytes = self.batch as u64 * d * (elem + 8) * 2 + 200 * d * (elem + 8);
+        let dense_dirs = if self.method == "dense" {
+            dirs * d * (elem + 8)
+        } else {
+            0
+        };
+        param_bytes + jet_bytes + point_bytes + dense_dirs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate_and_bad_values_are_named() {
+        assert!(TrainConfig::default().validate().is_ok());
+        let bad = |f: &dyn Fn(&mut TrainConfig)| {
+            let mut c = TrainConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert!(bad(&|c| c.equation = "heat".into()).contains("unknown equation"));
+        assert!(bad(&|c| c.dim = 1).contains("too small"));
+        assert!(bad(&|c| c.method = "magic".into()).contains("unknown method"));
+        assert!(bad(&|c| c.rand_batch = 5000).contains("exceeds"));
+        assert!(bad(&|c| c.steps = 0).contains("--steps"));
+        assert!(bad(&|c| c.block_size = 7).contains("does not divide"));
+        assert!(TrainConfig::from_toml("dim = 100\nsteps = 5").unwrap().dim == 100);
+        assert!(
+            TrainConfig::from_toml("dimm = 100")
+                .unwrap_err()
+                .contains("unknown field")
+        );
+        let c = TrainConfig::default();
+        assert_eq!(TrainConfig::from_toml(&c.to_toml()).unwrap(), c);
+    }
+}

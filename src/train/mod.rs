@@ -1,0 +1,11 @@
+//! Training: configuration, the residual loss through the Taylor pass, Adam and schedules, the
+//! loop with evaluation, metrics, checkpoints and resume, and the curves plot.
+
+pub mod config;
+pub mod optim;
+pub mod plot;
+pub mod residual;
+pub mod run;
+
+pub use config::TrainConfig;
+pub use run::{RunOptions, Summary, TrainError, train};

@@ -1,0 +1,462 @@
+//! The training loop: sample → jets → network → Laplacian estimate → residual → loss → gradient →
+//! Adam; evaluation on a streamed test set; metrics, checkpoints, resume, interrupt.
+//!
+//! Determinism: every random quantity comes from a counter-based stream keyed by
+//! `(seed, purpose, step, point)` ([`crate::pde::sampler::stream`]), never from a generator whose
+//! state evolves across steps. A resumed run at step `k` therefore draws exactly what the
+//! uninterrupted run drew; with one thread (`--threads 1`) the arithmetic order is fixed too, so the
+//! losses after a resume are bit-identical.
+
+use super::config::TrainConfig;
+use super::optim::{Adam, Schedule};
+use super::plot;
+use super::residual::{Draw, ResidualWork, predict, residual_step};
+use crate::nn::checkpoint;
+use crate::nn::{Architecture, Mlp, Tape};
+use crate::pde::sampler::stream;
+use crate::pde::{BallSampler, Equation};
+use crate::real::Real;
+use rand::Rng;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Stream purposes (second key of [`stream`]).
+const RESIDUAL: u64 = 1;
+const INDICES: u64 = 2;
+const TEST: u64 = 3;
+/// Test points per evaluation batch.
+const TEST_BATCH: usize = 200;
+
+/// How a run is driven.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Run folder (created if needed).
+    pub out: PathBuf,
+    /// Continue the run saved in `out`.
+    pub resume: bool,
+    /// Plain log lines instead of a progress bar.
+    pub quiet: bool,
+    /// Set (e.g. by Ctrl-C) to save and stop after the current step.
+    pub interrupt: Arc<AtomicBool>,
+    /// Stop (as if interrupted) once this many steps are done (tests).
+    pub stop_after: Option<usize>,
+}
+
+/// The run's outcome, written to `summary.json`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Summary {
+    /// Equation name.
+    pub equation: String,
+    /// Dimension.
+    pub dim: usize,
+    /// Estimator method.
+    pub method: String,
+    /// Randomisation batch.
+    pub rand_batch: usize,
+    /// Weight-sharing block size.
+    pub block_size: usize,
+    /// Steps completed.
+    pub steps: usize,
+    /// Run seed.
+    pub seed: u64,
+    /// Relative L2 error at the last evaluation.
+    pub final_rel_l2: f64,
+    /// Best relative L2 error over evaluations.
+    pub best_rel_l2: f64,
+    /// Relative L1 error at the last evaluation.
+    pub final_rel_l1: f64,
+    /// Best relative L1 error.
+    pub best_rel_l1: f64,
+    /// Training iterations per second (evaluation excluded).
+    pub it_per_s: f64,
+    /// Wall time of the whole run (all sessions), seconds.
+    pub wall_s: f64,
+    /// Peak resident memory of this process, MiB.
+    pub peak_rss_mb: f64,
+    /// Whether the run stopped before its last step (interrupt).
+    pub interrupted: bool,
+}
+
+/// Training errors: each is one line for the CLI (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Bad configuration or input.
+    #[error("{0}")]
+    Config(String),
+    /// File system problem.
+    #[error("{0}")]
+    Io(String),
+    /// The loss became NaN or infinite.
+    #[error("loss became {value} at step {step}; the last good checkpoint is kept in {dir}")]
+    Diverged {
+        /// Step at which it happened.
+        step: usize,
+        /// The value.
+        value: f64,
+        /// Run folder.
+        dir: String,
+    },
+    /// Engine error.
+    #[error(transparent)]
+    Engine(#[from] crate::nn::NnError),
+}
+
+fn io_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Io(format!("{}: {e}", path.display()))
+}
+
+/// Peak resident set size of this process in MiB (Linux; 0 elsewhere).
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn available_memory() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = s
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// The estimator draws of step `k`.
+fn draws(cfg: &TrainConfig, k: usize) -> Vec<Draw> {
+    let d = cfg.dim;
+    let n = if cfg.unbiased { 2 } else { 1 };
+    (0..n)
+        .map(|g| {
+            let mut rng = stream(cfg.seed, INDICES, ((k as u64) << 1) | g as u64);
+            match cfg.method.as_str() {
+                "exact" => Draw::Coords {
+                    indices: (0..d).collect(),
+                    weight: 1.0,
+                },
+                "dense" => {
+                    let r = cfg.rand_batch;
+                    let vectors = (0..r * d)
+                        .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
+                        .collect();
+                    Draw::Dense {
+                        vectors,
+                        weight: 1.0 / r as f64,
+                    }
+                }
+                _ => {
+                    // R distinct coordinates (Floyd), weight d/R: SDGD / sparse STDE
+                    let r = cfg.rand_batch;
+                    let mut chosen = HashSet::with_capacity(r);
+                    let mut indices = Vec::with_capacity(r);
+                    for j in (d - r)..d {
+                        let t = rng.random_range(0..=j);
+                        let pick = if chosen.contains(&t) { j } else { t };
+                        chosen.insert(pick);
+                        indices.push(pick);
+                    }
+                    Draw::Coords {
+                        indices,
+                        weight: d as f64 / r as f64,
+                    }
+                }
+            }
+        })
+        .collect()
+}
+
+/// Relative L2 and L1 errors over the streamed test set (targets cached after the first call).
+fn evaluate<T: Real>(
+    net: &Mlp<T>,
+    eq: &dyn Equation,
+    cfg: &TrainConfig,
+    sampler: &BallSampler,
+    targets: &mut Vec<f64>,
+    tape: &mut Tape<T>,
+) -> Result<(f64, f64), TrainError> {
+    let d = cfg.dim;
+    let fresh = targets.is_empty();
+    let (mut e2, mut n2, mut e1, mut n1) = (0.0, 0.0, 0.0, 0.0);
+    let mut buf = vec![T::zero(); TEST_BATCH * d];
+    let mut start = 0;
+    let mut batch = 0u64;
+    while start < cfg.test_points {
+        let m = TEST_BATCH.min(cfg.test_points - start);
+        let pts = &mut buf[..m * d];
+        sampler.fill(cfg.seed ^ 0x7E57, TEST ^ (batch << 8), pts);
+        if fresh {
+            let x64: Vec<f64> = pts.iter().map(|v| v.as_f64()).collect();
+            targets.extend(x64.chunks(d).map(|x| eq.exact(x).unwrap_or(0.0)));
+        }
+        let u = predict(net, pts, d, tape)?;
+        for (i, ui) in u.iter().enumerate() {
+            let t = targets[start + i];
+            e2 += (ui - t).powi(2);
+            n2 += t * t;
+            e1 += (ui - t).abs();
+            n1 += t.abs();
+        }
+        start += m;
+        batch += 1;
+    }
+    Ok(((e2 / n2.max(1e-300)).sqrt(), e1 / n1.max(1e-300)))
+}
+
+/// Saved state besides the network.
+struct State {
+    step: usize,
+    best_l2: f64,
+    best_l1: f64,
+    last_l2: f64,
+    last_l1: f64,
+    elapsed: f64,
+    train_time: f64,
+}
+
+fn save_checkpoint<T: Real>(
+    dir: &Path,
+    net: &Mlp<T>,
+    adam: &Adam,
+    st: &State,
+    cfg: &TrainConfig,
+) -> Result<(), TrainError> {
+    let mut meta = HashMap::new();
+    meta.insert("step".to_string(), st.step.to_string());
+    meta.insert("best_rel_l2".to_string(), format!("{:e}", st.best_l2));
+    meta.insert("best_rel_l1".to_string(), format!("{:e}", st.best_l1));
+    meta.insert("last_rel_l2".to_string(), format!("{:e}", st.last_l2));
+    meta.insert("last_rel_l1".to_string(), format!("{:e}", st.last_l1));
+    meta.insert("elapsed_s".to_string(), format!("{:e}", st.elapsed));
+    meta.insert("train_s".to_string(), format!("{:e}", st.train_time));
+    meta.insert("equation".to_string(), cfg.equation.clone());
+    meta.insert("ansatz".to_string(), "1 - |x|^2".to_string());
+    let mut extra = BTreeMap::new();
+    extra.insert("adam.m".to_string(), adam.m.clone());
+    extra.insert("adam.v".to_string(), adam.v.clone());
+    let path = dir.join("checkpoint.safetensors");
+    checkpoint::save(&path, net, &meta, &extra).map_err(|e| TrainError::Io(e.to_string()))
+}
+
+/// Runs (or resumes) training as configured; returns the summary (also written to the folder).
+pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
+    let cfg = if opts.resume {
+        let path = opts.out.join("config.toml");
+        let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, format!("cannot resume: {e}")))?;
+        TrainConfig::from_toml(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?
+    } else {
+        cfg.clone()
+    };
+    cfg.validate().map_err(TrainError::Config)?;
+    let need = cfg.memory_estimate();
+    if let Some(avail) = available_memory()
+        && need > avail * 9 / 10
+    {
+        return Err(TrainError::Config(format!(
+            "this run needs about {:.1} GiB but only {:.1} GiB is available; reduce --dim, --batch, --rand-batch or --width, or use --block-size",
+            need as f64 / 1073741824.0,
+            avail as f64 / 1073741824.0
+        )));
+    }
+    let threads = if cfg.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cfg.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| TrainError::Config(e.to_string()))?;
+    pool.install(|| {
+        if cfg.precision == "f64" {
+            train_with::<f64>(&cfg, opts)
+        } else {
+            train_with::<f32>(&cfg, opts)
+        }
+    })
+}
+
+fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
+    let dir = &opts.out;
+    std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+    let eq = cfg.problem();
+    let d = cfg.dim;
+    let arch = Architecture {
+        input_dim: d,
+        hidden: vec![cfg.width; cfg.depth - 1],
+        output_dim: 1,
+        activation: Default::default(),
+        block_size: (cfg.block_size > 1).then_some(cfg.block_size),
+    };
+    let metrics_path = dir.join("metrics.csv");
+    let (mut net, mut adam, mut st) = if opts.resume {
+        let ck = checkpoint::load::<T>(&dir.join("checkpoint.safetensors"))
+            .map_err(|e| TrainError::Io(format!("cannot resume: {e}")))?;
+        if ck.net.architecture() != &arch {
+            return Err(TrainError::Config(
+                "checkpoint architecture does not match config.toml".into(),
+            ));
+        }
+        let get = |k: &str| ck.metadata.get(k).and_then(|v| v.parse::<f64>().ok());
+        let step = ck
+            .metadata
+            .get("step")
+            .and_then(|v| v.parse::<usize>().ok())
+            .ok_or_else(|| TrainError::Config("checkpoint lacks its step".into()))?;
+        let (m, v) = (ck.extra.get("adam.m").cloned(), ck.extra.get("adam.v").cloned());
+        let (Some(m), Some(v)) = (m, v) else {
+            return Err(TrainError::Config("checkpoint lacks the optimiser state".into()));
+        };
+        let st = State {
+            step,
+            best_l2: get("best_rel_l2").unwrap_or(f64::INFINITY),
+            best_l1: get("best_rel_l1").unwrap_or(f64::INFINITY),
+            last_l2: get("last_rel_l2").unwrap_or(f64::NAN),
+            last_l1: get("last_rel_l1").unwrap_or(f64::NAN),
+            elapsed: get("elapsed_s").unwrap_or(0.0),
+            train_time: get("train_s").unwrap_or(0.0),
+        };
+        // keep the metrics written up to the checkpoint
+        let text = std::fs::read_to_string(&metrics_path).unwrap_or_default();
+        let kept: Vec<&str> = text.lines().take(1 + step).collect();
+        std::fs::write(&metrics_path, kept.join("\n") + "\n").map_err(|e| io_err(&metrics_path, e))?;
+        (ck.net, Adam { m, v, step }, st)
+    } else {
+        let net = Mlp::<T>::new(arch, cfg.seed)?;
+        let n = net.num_params();
+        std::fs::write(dir.join("config.toml"), cfg.to_toml()).map_err(|e| io_err(dir, e))?;
+        std::fs::write(&metrics_path, "step,loss,lr,rel_l2,rel_l1,elapsed_s\n")
+            .map_err(|e| io_err(&metrics_path, e))?;
+        let st = State {
+            step: 0,
+            best_l2: f64::INFINITY,
+            best_l1: f64::INFINITY,
+            last_l2: f64::NAN,
+            last_l1: f64::NAN,
+            elapsed: 0.0,
+            train_time: 0.0,
+        };
+        (net, Adam::new(n), st)
+    };
+    let mut metrics = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&metrics_path)
+        .map_err(|e| io_err(&metrics_path, e))?;
+    let sampler = BallSampler {
+        kind: cfg.sampler,
+        dim: d,
+    };
+    let schedule = Schedule::parse(&cfg.schedule).expect("validated schedule");
+    let mut work = ResidualWork::default();
+    let mut eval_tape = Tape::default();
+    let mut targets = Vec::new();
+    let mut points = vec![T::zero(); cfg.batch * d];
+    let mut grad = vec![T::zero(); net.num_params()];
+    let bar = if opts.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        let b = indicatif::ProgressBar::new(cfg.steps as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}",
+            )
+            .expect("valid template"),
+        );
+        b.set_position(st.step as u64);
+        b
+    };
+    let session = Instant::now();
+    let (elapsed0, train0) = (st.elapsed, st.train_time);
+    let mut session_train = 0.0;
+    let mut interrupted = false;
+    let start_step = st.step;
+    for k in start_step..cfg.steps {
+        let t0 = Instant::now();
+        sampler.fill(cfg.seed, RESIDUAL ^ ((k as u64) << 8), &mut points);
+        grad.iter_mut().for_each(|g| *g = T::zero());
+        let loss = residual_step(&net, &eq, &points, &draws(cfg, k), &mut work, &mut grad)?;
+        if !loss.is_finite() || grad.iter().any(|g| !g.as_f64().is_finite()) {
+            bar.abandon();
+            return Err(TrainError::Diverged {
+                step: k + 1,
+                value: loss,
+                dir: dir.display().to_string(),
+            });
+        }
+        let lr = schedule.lr(cfg.lr, k, cfg.steps, cfg.exp_decay);
+        adam.update(net.params_mut(), &grad, lr);
+        session_train += t0.elapsed().as_secs_f64();
+        st.step = k + 1;
+        st.elapsed = elapsed0 + session.elapsed().as_secs_f64();
+        st.train_time = train0 + session_train;
+        let stop = opts.interrupt.load(Ordering::Relaxed) || opts.stop_after == Some(st.step);
+        let eval_now = st.step % cfg.eval_every == 0 || st.step == cfg.steps;
+        let (mut l2s, mut l1s) = (String::new(), String::new());
+        if eval_now {
+            let (l2, l1) = evaluate(&net, &eq, cfg, &sampler, &mut targets, &mut eval_tape)?;
+            st.last_l2 = l2;
+            st.last_l1 = l1;
+            st.best_l2 = st.best_l2.min(l2);
+            st.best_l1 = st.best_l1.min(l1);
+            l2s = format!("{l2:e}");
+            l1s = format!("{l1:e}");
+            if opts.quiet {
+                println!(
+                    "step {:>7}  loss {loss:.4e}  rel_l2 {l2:.4e}  best {:.4e}  {:.1} it/s",
+                    st.step,
+                    st.best_l2,
+                    (st.step - start_step) as f64 / session_train
+                );
+            }
+            bar.set_message(format!("loss {loss:.3e} rel_l2 {l2:.3e}"));
+        } else if st.step % 20 == 0 {
+            bar.set_message(format!("loss {loss:.3e} rel_l2 {:.3e}", st.last_l2));
+        }
+        writeln!(metrics, "{},{loss:e},{lr:e},{l2s},{l1s},{:.3}", st.step, st.elapsed)
+            .map_err(|e| io_err(&metrics_path, e))?;
+        bar.set_position(st.step as u64);
+        if eval_now || stop {
+            metrics.flush().map_err(|e| io_err(&metrics_path, e))?;
+            save_checkpoint(dir, &net, &adam, &st, cfg)?;
+        }
+        if stop && st.step < cfg.steps {
+            interrupted = true;
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    let summary = Summary {
+        equation: cfg.equation.clone(),
+        dim: d,
+        method: cfg.method.clone(),
+        rand_batch: cfg.rand_batch,
+        block_size: cfg.block_size,
+        steps: st.step,
+        seed: cfg.seed,
+        final_rel_l2: st.last_l2,
+        best_rel_l2: st.best_l2,
+        final_rel_l1: st.last_l1,
+        best_rel_l1: st.best_l1,
+        it_per_s: st.step as f64 / st.train_time.max(1e-12),
+        wall_s: st.elapsed,
+        peak_rss_mb: peak_rss_mb(),
+        interrupted,
+    };
+    let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
+    std::fs::write(dir.join("summary.json"), json).map_err(|e| io_err(dir, e))?;
+    if let Err(e) = plot::curves(&metrics_path, &dir.join("curves.png")) {
+        eprintln!("warning: could not draw curves.png: {e}");
+    }
+    Ok(summary)
+}
