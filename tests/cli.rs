@@ -207,3 +207,52 @@ fn bad_input_exits_2_with_one_line() {
     assert_eq!(code, 0);
     assert!(out.contains("7-jet, v2 = e0, v3 = e1"), "{out}");
 }
+
+#[test]
+fn train_bad_input_exits_2_with_one_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = path(&tmp.path().join("run"));
+    let bad_cfg = tmp.path().join("bad.toml");
+    std::fs::write(&bad_cfg, "dimm = 3\n").unwrap();
+    let bc = path(&bad_cfg);
+    let missing = path(&tmp.path().join("nope.toml"));
+    let base = [
+        "train",
+        "--quiet",
+        "--out",
+        &out,
+        "--test-points",
+        "10",
+        "--batch",
+        "4",
+        "--width",
+        "8",
+    ];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--equation", "heat-two-body"], "unknown equation"),
+        (vec!["--method", "magic"], "unknown method"),
+        (vec!["--dim", "1"], "too small"),
+        (
+            vec!["--dim", "10", "--rand-batch", "4", "--block-size", "3"],
+            "does not divide",
+        ),
+        (vec!["--dim", "10", "--rand-batch", "11"], "exceeds"),
+        (vec!["--dim", "10", "--rand-batch", "4", "--steps", "0"], "--steps"),
+        (vec!["--config", &bc], "unknown field"),
+        (vec!["--config", &missing], "nope.toml"),
+        (vec!["--dim", "2000000000"], "GiB"),
+        (
+            vec!["--dim", "10", "--rand-batch", "4", "--steps", "5", "--lr", "1e30"],
+            "loss became",
+        ),
+        (vec!["--resume", &missing], "cannot resume"),
+    ];
+    for (extra, needle) in cases {
+        let mut args: Vec<&str> = base.to_vec();
+        args.extend(extra.iter());
+        let (code, _, err) = stde(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: '{err}' lacks '{needle}'");
+    }
+}

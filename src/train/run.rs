@@ -92,7 +92,9 @@ pub enum TrainError {
     #[error("{0}")]
     Io(String),
     /// The loss became NaN or infinite.
-    #[error("loss became {value} at step {step}; the last good checkpoint is kept in {dir}")]
+    #[error(
+        "loss became {value} at step {step}; stopped (the last good checkpoint, if one was saved, is kept in {dir})"
+    )]
     Diverged {
         /// Step at which it happened.
         step: usize,
