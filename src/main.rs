@@ -314,6 +314,21 @@ struct BenchArgs {
     collapsed: bool,
 }
 
+impl BenchArgs {
+    /// The timing case these arguments describe, at jet order `order`.
+    fn case(&self, order: usize, dense: bool) -> StepCase {
+        StepCase {
+            dim: self.dim,
+            points: self.points,
+            dirs: self.dirs,
+            width: self.width,
+            depth: self.depth,
+            order,
+            dense,
+        }
+    }
+}
+
 fn run_bench(a: &BenchArgs) -> Result<(), String> {
     if a.points == 0 || a.dirs == 0 || a.width == 0 || a.depth == 0 || a.dim == 0 || a.runs == 0 {
         return Err("bench: --points, --dirs, --width, --depth, --dim and --runs must be positive".into());
@@ -340,15 +355,7 @@ fn run_bench(a: &BenchArgs) -> Result<(), String> {
         "K", "median ms", "min ms", "GEMM GFLOP/s", "outside GEMM"
     );
     for &order in &a.orders {
-        let case = StepCase {
-            dim: a.dim,
-            points: a.points,
-            dirs: a.dirs,
-            width: a.width,
-            depth: a.depth,
-            order,
-            dense: a.dense,
-        };
+        let case = a.case(order, a.dense);
         let t = if a.f64 {
             let mut s = PreparedStep::<f64>::new(&case);
             bench::time(|| s.run(), 3, a.runs)
@@ -366,15 +373,7 @@ fn run_bench(a: &BenchArgs) -> Result<(), String> {
         );
     }
     if a.collapsed {
-        let case = StepCase {
-            dim: a.dim,
-            points: a.points,
-            dirs: a.dirs,
-            width: a.width,
-            depth: a.depth,
-            order: 2,
-            dense: false,
-        };
+        let case = a.case(2, false);
         let (full, coll, mf, mc) = if a.f64 {
             bench::collapsed_vs_full::<f64>(&case, a.runs)
         } else {

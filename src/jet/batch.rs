@@ -36,15 +36,9 @@ pub struct Jet<T> {
 impl<T: Real> Jet<T> {
     /// A zero jet of the given shape (reusing `self`'s buffers when large enough).
     pub fn reset(&mut self, order: usize, points: usize, dirs: usize, width: usize, support: Support) {
-        self.order = order;
-        self.points = points;
-        self.dirs = dirs;
-        self.width = width;
-        self.support = support;
-        self.primal.clear();
-        self.primal.resize(points * width, T::zero());
-        self.tangents.clear();
-        self.tangents.resize(support.count() * points * dirs * width, T::zero());
+        self.reshape(order, points, dirs, width, support);
+        self.primal.fill(T::zero());
+        self.tangents.fill(T::zero());
     }
 
     /// Sets the shape without clearing: contents are unspecified until written (for outputs that a
