@@ -204,6 +204,10 @@ impl<T: Real> InputJets<T> {
     pub fn primal(&self) -> &[T] {
         &self.primal
     }
+    /// Gives the primal buffer back (to reuse it for the next batch).
+    pub fn into_primal(self) -> Vec<T> {
+        self.primal
+    }
     /// The tangent of slot `k` (1-based).
     pub fn slot(&self, k: usize) -> &Tangent<T> {
         &self.slots[k - 1]

@@ -2,7 +2,7 @@
 //! (spec equations §5), with the analytic Laplacians of §5.3 (the correct three-body one by
 //! default; the published code's formula as a compatibility switch).
 
-use super::Equation;
+use super::{Equation, vecmath};
 use rand::{SeedableRng, rngs::StdRng};
 use rand_distr::{Distribution, StandardNormal};
 
@@ -71,21 +71,37 @@ impl BallProblem {
         let (mut phi, mut lap, mut radial) = (0.0, 0.0, 0.0);
         match self.solution {
             Solution::TwoBody => {
-                // sin and cos of each coordinate are shared by two consecutive terms
-                let (mut si, mut ci) = x.first().map_or((0.0, 1.0), |v| v.sin_cos());
-                for i in 0..d.saturating_sub(1) {
-                    let (xi, xj, c) = (x[i], x[i + 1], self.coeffs[i]);
-                    let (sj, cj) = xj.sin_cos();
-                    let z = xi + cj + xj * ci;
-                    let (sz, cz) = z.sin_cos();
-                    let a = 1.0 - xj * si;
-                    let b = ci - sj;
-                    let a2 = -xj * ci;
-                    let b2 = -cj;
-                    (si, ci) = (sj, cj);
-                    phi += c * sz;
-                    lap += c * (-sz * (a * a + b * b) + cz * (a2 + b2));
-                    radial += c * cz * (xi * a + xj * b);
+                // chunks of terms: sin/cos of the coordinates, then of z, then the sums, each a
+                // vectorisable loop (see `vecmath`)
+                const CH: usize = 256;
+                let (mut sx, mut cx) = ([0.0; CH + 1], [0.0; CH + 1]);
+                let (mut z, mut sz, mut cz) = ([0.0; CH], [0.0; CH], [0.0; CH]);
+                let (mut tp, mut tl, mut tr) = ([0.0; CH], [0.0; CH], [0.0; CH]);
+                let terms = d.saturating_sub(1);
+                let mut i0 = 0;
+                while i0 < terms {
+                    let m = CH.min(terms - i0);
+                    let xs = &x[i0..i0 + m + 1];
+                    let c = &self.coeffs[i0..i0 + m];
+                    vecmath::sin_cos_slice(xs, &mut sx[..m + 1], &mut cx[..m + 1]);
+                    for j in 0..m {
+                        z[j] = xs[j] + cx[j + 1] + xs[j + 1] * cx[j];
+                    }
+                    vecmath::sin_cos_slice(&z[..m], &mut sz[..m], &mut cz[..m]);
+                    for j in 0..m {
+                        let (xi, xj) = (xs[j], xs[j + 1]);
+                        let a = 1.0 - xj * sx[j];
+                        let b = cx[j] - sx[j + 1];
+                        let a2 = -xj * cx[j];
+                        let b2 = -cx[j + 1];
+                        tp[j] = c[j] * sz[j];
+                        tl[j] = c[j] * (-sz[j] * (a * a + b * b) + cz[j] * (a2 + b2));
+                        tr[j] = c[j] * cz[j] * (xi * a + xj * b);
+                    }
+                    phi += vecmath::sum4(&tp[..m]);
+                    lap += vecmath::sum4(&tl[..m]);
+                    radial += vecmath::sum4(&tr[..m]);
+                    i0 += m;
                 }
             }
             Solution::ThreeBody => {
@@ -116,7 +132,7 @@ impl BallProblem {
 
     /// `(u*, Δu*)` in one pass.
     pub fn solution_and_laplacian(&self, x: &[f64]) -> (f64, f64) {
-        let psi = 1.0 - x.iter().map(|v| v * v).sum::<f64>();
+        let psi = 1.0 - vecmath::sum_squares4(x);
         let (phi, lap, radial) = self.parts(x);
         (psi * phi, psi * lap - 4.0 * radial - 2.0 * x.len() as f64 * phi)
     }

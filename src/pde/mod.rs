@@ -6,6 +6,7 @@
 
 pub mod ball;
 pub mod sampler;
+pub mod vecmath;
 
 pub use ball::{BallProblem, Nonlinearity, Solution};
 pub use sampler::{BallSampler, SamplerKind};

@@ -9,6 +9,7 @@
 use crate::jet::{InputJets, Jet, Tangent};
 use crate::nn::{Mlp, NnError, Tape};
 use crate::pde::Equation;
+use crate::pde::vecmath::sum_squares4;
 use crate::real::Real;
 use rayon::prelude::*;
 
@@ -44,12 +45,15 @@ impl Draw {
         }
     }
     /// `(x·v, ‖v‖²)` of direction `j` at `x`.
-    fn dot(&self, j: usize, x: &[f64]) -> (f64, f64) {
+    fn dot<T: Real>(&self, j: usize, x: &[T]) -> (f64, f64) {
         match self {
-            Draw::Coords { indices, .. } => (x[indices[j]], 1.0),
+            Draw::Coords { indices, .. } => (x[indices[j]].as_f64(), 1.0),
             Draw::Dense { vectors, .. } => {
                 let v = &vectors[j * x.len()..(j + 1) * x.len()];
-                (v.iter().zip(x).map(|(a, b)| a * b).sum(), v.iter().map(|a| a * a).sum())
+                (
+                    v.iter().zip(x).map(|(a, b)| a * b.as_f64()).sum(),
+                    v.iter().map(|a| a * a).sum(),
+                )
             }
         }
     }
@@ -60,15 +64,16 @@ impl Draw {
 pub struct ResidualWork<T> {
     tape: Tape<T>,
     cotangent: Jet<T>,
-    x64: Vec<f64>,
     source: Vec<f64>,
+    psi: Vec<f64>,
 }
 
 /// Builds the input jets: `points` with every draw's directions in slot 1.
-fn input_jets<T: Real>(points: &[T], d: usize, draws: &[Draw]) -> Result<InputJets<T>, NnError> {
+fn input_jets<T: Real>(points: Vec<T>, d: usize, draws: &[Draw]) -> Result<InputJets<T>, NnError> {
     let dirs: usize = draws.iter().map(|g| g.len(d)).sum();
     let bad = |e: crate::jet::InputError| NnError::Architecture(e.to_string());
-    let mut input = InputJets::new(2, d, dirs, points.to_vec()).map_err(bad)?;
+    let n = points.len() / d;
+    let mut input = InputJets::new(2, d, dirs, points).map_err(bad)?;
     let tangent = if draws.iter().all(|g| matches!(g, Draw::Coords { .. })) {
         let idx: Vec<usize> = draws
             .iter()
@@ -80,7 +85,6 @@ fn input_jets<T: Real>(points: &[T], d: usize, draws: &[Draw]) -> Result<InputJe
                 }
             })
             .collect();
-        let n = points.len() / d;
         Tangent::OneHot((0..n).flat_map(|_| idx.iter().copied()).collect())
     } else {
         let mut v = Vec::with_capacity(dirs * d);
@@ -109,22 +113,32 @@ fn input_jets<T: Real>(points: &[T], d: usize, draws: &[Draw]) -> Result<InputJe
 pub fn residual_step<T: Real>(
     net: &Mlp<T>,
     eq: &dyn Equation,
-    points: &[T],
+    points: &mut Vec<T>,
     draws: &[Draw],
     work: &mut ResidualWork<T>,
     grad: &mut [T],
 ) -> Result<f64, NnError> {
     let d = eq.dim();
     let n = points.len() / d;
-    let input = input_jets(points, d, draws)?;
-    work.x64.clear();
-    work.x64.extend(points.iter().map(|v| v.as_f64()));
+    // ψ and the exact source per point, from the same (rounded) points the network sees; one f64
+    // copy of a point per task, not of the batch
     work.source.resize(n, 0.0);
-    let x64 = &work.x64;
-    work.source
-        .par_iter_mut()
-        .enumerate()
-        .for_each(|(p, f)| *f = eq.source(&x64[p * d..(p + 1) * d]));
+    work.psi.resize(n, 0.0);
+    thread_local! {
+        static POINT64: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    points
+        .par_chunks(d)
+        .zip(work.source.par_iter_mut().zip(work.psi.par_iter_mut()))
+        .for_each(|(x, (f, psi))| {
+            POINT64.with_borrow_mut(|x64| {
+                x64.clear();
+                x64.extend(x.iter().map(|v| v.as_f64()));
+                *f = eq.source(x64);
+            });
+            *psi = 1.0 - sum_squares4(x);
+        });
+    let input = input_jets(std::mem::take(points), d, draws)?;
     let out = net.forward(&input, &mut work.tape)?;
     let dirs = input.dirs();
     let mut cot = std::mem::take(&mut work.cotangent);
@@ -133,8 +147,8 @@ pub fn residual_step<T: Real>(
     let inv_n = 1.0 / n as f64;
     let mut r = vec![0.0; draws.len()];
     for p in 0..n {
-        let x = &work.x64[p * d..(p + 1) * d];
-        let psi0 = 1.0 - x.iter().map(|v| v * v).sum::<f64>();
+        let x = &input.primal()[p * d..(p + 1) * d];
+        let psi0 = work.psi[p];
         let n0 = out.derivative(0, p * dirs, 0).as_f64();
         let u0 = psi0 * n0;
         let (fu, dfu) = eq.nonlinearity(u0);
@@ -176,6 +190,7 @@ pub fn residual_step<T: Real>(
     }
     net.backward(&input, &mut work.tape, &cot, grad, None)?;
     work.cotangent = cot;
+    *points = input.into_primal();
     Ok(loss)
 }
 

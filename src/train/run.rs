@@ -387,7 +387,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         let t0 = Instant::now();
         sampler.fill(cfg.seed, RESIDUAL ^ ((k as u64) << 8), &mut points);
         grad.iter_mut().for_each(|g| *g = T::zero());
-        let loss = residual_step(&net, &eq, &points, &draws(cfg, k), &mut work, &mut grad)?;
+        let loss = residual_step(&net, &eq, &mut points, &draws(cfg, k), &mut work, &mut grad)?;
         if !loss.is_finite() || grad.iter().any(|g| !g.as_f64().is_finite()) {
             bar.abandon();
             return Err(TrainError::Diverged {
