@@ -1,10 +1,12 @@
 //! `stde apply`: `u` and `L u` of a saved network at given points, exactly or by an STDE estimator.
+//! A checkpoint that records a hard-constraint ansatz (trainer checkpoints: `u = (1 − ‖x‖²)·N`)
+//! is evaluated as `u`, not as the bare network, unless asked otherwise.
 
 use crate::io::points::{PointsError, read_points};
 use crate::nn::checkpoint::{self, CheckpointError};
-use crate::nn::{Mlp, Tape};
+use crate::nn::{Ansatz, Mlp, Tape};
 use crate::operator::{
-    DenseDistribution, Estimator, EstimatorKind, EvalError, Family, OperatorError, Sampling, evaluate_plan, parse,
+    DenseDistribution, Estimator, EstimatorKind, EvalError, Family, OperatorError, Sampling, evaluate_plan_with, parse,
 };
 use crate::real::Real;
 use rand::{SeedableRng, rngs::StdRng};
@@ -34,6 +36,8 @@ pub struct ApplyConfig {
     pub seed: u64,
     /// Compute in f32 instead of f64.
     pub f32: bool,
+    /// Evaluate the bare network even if the checkpoint records an ansatz `u = ψ·N`.
+    pub ignore_ansatz: bool,
 }
 
 /// Everything that can go wrong, each as a one-line message.
@@ -81,7 +85,13 @@ pub fn estimator_kind(
     }
 }
 
-fn run_with<T: Real>(net: &Mlp<T>, cfg: &ApplyConfig, x: &[f64], n: usize) -> Result<(Vec<f64>, Vec<f64>), ApplyError> {
+fn run_with<T: Real>(
+    net: &Mlp<T>,
+    ansatz: Ansatz,
+    cfg: &ApplyConfig,
+    x: &[f64],
+    n: usize,
+) -> Result<(Vec<f64>, Vec<f64>), ApplyError> {
     let d = net.architecture().input_dim;
     let op = parse(&cfg.operator).map_err(OperatorError::from)?;
     let biharmonic = op.families.iter().any(|f| matches!(f, Family::Biharmonic { .. }));
@@ -92,7 +102,7 @@ fn run_with<T: Real>(net: &Mlp<T>, cfg: &ApplyConfig, x: &[f64], n: usize) -> Re
     let (mut u, mut lu) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for chunk in x.chunks(CHUNK * d) {
         let pts: Vec<T> = chunk.iter().map(|v| T::c(*v)).collect();
-        let (a, b) = evaluate_plan(net, &plan, &pts, &mut tape)?;
+        let (a, b) = evaluate_plan_with(net, ansatz, &plan, &pts, &mut tape)?;
         u.extend(a.iter().map(|v| v.as_f64()));
         lu.extend(b.iter().map(|v| v.as_f64()));
     }
@@ -110,9 +120,15 @@ pub fn apply(cfg: &ApplyConfig) -> Result<(Vec<f64>, Vec<f64>), ApplyError> {
             cfg.points.display()
         )));
     }
-    if cfg.f32 {
-        run_with(&ck.net.cast::<f32>(), cfg, &x, n)
+    let ansatz = if cfg.ignore_ansatz {
+        Ansatz::Identity
     } else {
-        run_with(&ck.net, cfg, &x, n)
+        Ansatz::from_metadata(&ck.metadata)
+            .map_err(|e| ApplyError::Invalid(format!("{}: {e}", cfg.checkpoint.display())))?
+    };
+    if cfg.f32 {
+        run_with(&ck.net.cast::<f32>(), ansatz, cfg, &x, n)
+    } else {
+        run_with(&ck.net, ansatz, cfg, &x, n)
     }
 }

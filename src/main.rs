@@ -72,6 +72,9 @@ struct TrainArgs {
     /// Run seed.
     #[arg(long)]
     seed: Option<u64>,
+    /// Problem seed: draws the coefficients c_i of the problem instance.
+    #[arg(long)]
+    problem_seed: Option<u64>,
     /// Evaluate every N steps.
     #[arg(long)]
     eval_every: Option<usize>,
@@ -126,6 +129,7 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
         depth,
         block_size,
         seed,
+        problem_seed,
         eval_every,
         test_points,
         threads
@@ -229,6 +233,10 @@ struct ApplyArgs {
     /// Compute in f32 (default f64).
     #[arg(long)]
     f32: bool,
+    /// Evaluate the bare network N, ignoring a hard-constraint ansatz recorded in the checkpoint
+    /// (trainer checkpoints hold N with u = (1 − ‖x‖²)·N).
+    #[arg(long)]
+    no_ansatz: bool,
     /// Output file: `.npy` [n, 2] or CSV `u,Lu`; standard output when absent.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -269,6 +277,7 @@ fn run_apply(a: &ApplyArgs) -> Result<(), String> {
         rand_batch: a.rand_batch,
         seed: a.seed,
         f32: a.f32,
+        ignore_ansatz: a.no_ansatz,
     };
     let (u, lu) = stde::apply::apply(&cfg).map_err(|e| e.to_string())?;
     match &a.out {

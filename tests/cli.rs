@@ -92,6 +92,83 @@ fn apply_writes_npy_and_csv_points() {
     assert_eq!((a.rows, a.cols), (2, 2));
 }
 
+fn apply_csv(args: &[&str]) -> Vec<(f64, f64)> {
+    let mut full = vec!["apply"];
+    full.extend(args);
+    let (code, out, err) = stde(&full);
+    assert_eq!(code, 0, "{args:?}: {err}");
+    out.lines()
+        .skip(1)
+        .map(|l| {
+            let (u, lu) = l.split_once(',').unwrap();
+            (u.parse().unwrap(), lu.parse().unwrap())
+        })
+        .collect()
+}
+
+/// A trainer checkpoint holds `N` with `u = ψ·N`, `ψ = 1 − ‖x‖²`: `apply` reports `u` and `Δu`,
+/// checked against the bare network (`--no-ansatz`) through `Δ(ψN) = ψΔN − 4x·∇N − 2dN`.
+#[test]
+fn apply_uses_the_trainers_ansatz() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let d = 5;
+    let (code, _, err) = stde(&[
+        "train",
+        "--equation",
+        "allen-cahn-two-body",
+        "--dim",
+        "5",
+        "--method",
+        "sparse",
+        "--rand-batch",
+        "2",
+        "--steps",
+        "20",
+        "--eval-every",
+        "20",
+        "--test-points",
+        "10",
+        "--width",
+        "8",
+        "--quiet",
+        "--out",
+        &path(&run),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let ck = path(&run.join("checkpoint.safetensors"));
+    let pts = [[0.1, -0.2, 0.3, 0.05, -0.4], [-0.3, 0.1, 0.0, 0.2, 0.25]];
+    let csv = tmp.path().join("pts.csv");
+    let text: String = pts
+        .iter()
+        .map(|p| format!("{}\n", p.map(|v| v.to_string()).join(",")))
+        .collect();
+    std::fs::write(&csv, text).unwrap();
+    let base = ["--checkpoint", &ck, "--points", &path(&csv)];
+    let with = |op: &str, bare: bool| {
+        let mut a = base.to_vec();
+        a.extend(["--operator", op]);
+        if bare {
+            a.push("--no-ansatz");
+        }
+        apply_csv(&a)
+    };
+    let u = with("laplacian", false);
+    let n = with("laplacian", true);
+    let grads: Vec<Vec<(f64, f64)>> = (0..d).map(|i| with(&format!("d[{i}]"), true)).collect();
+    for (p, x) in pts.iter().enumerate() {
+        let psi = 1.0 - x.iter().map(|v| v * v).sum::<f64>();
+        assert!((u[p].0 - psi * n[p].0).abs() < 1e-12, "u = ψN at point {p}");
+        let x_grad: f64 = (0..d).map(|i| x[i] * grads[i][p].1).sum();
+        let want = psi * n[p].1 - 4.0 * x_grad - 2.0 * d as f64 * n[p].0;
+        assert!(
+            (u[p].1 - want).abs() < 1e-10 * want.abs().max(1.0),
+            "Δu at point {p}: {} vs {want}",
+            u[p].1
+        );
+    }
+}
+
 #[test]
 fn bad_input_exits_2_with_one_line() {
     let dir = fixtures();

@@ -5,8 +5,9 @@
 mod common;
 use common::*;
 use std::path::PathBuf;
+use stde::nn::Ansatz;
 use stde::nn::{Activation, Architecture, Mlp, Tape, checkpoint};
-use stde::operator::{Operator, ProbePlan, evaluate_plan, parse};
+use stde::operator::{Operator, ProbePlan, evaluate_plan, evaluate_plan_with, parse};
 
 fn net(d: usize, seed: u64) -> Mlp<f64> {
     let arch = Architecture {
@@ -119,6 +120,66 @@ fn random_operators() {
         let op = parse(&text).unwrap();
         let oracle = |p: &[f64]| terms.iter().map(|(c, i)| c * mixed_partial(&net, p, i)).sum::<f64>();
         check_operator(&net, &op, &x, oracle, &format!("case {case}: {text}"));
+    }
+}
+
+/// An operator as `(coefficient, mixed-partial index)` terms.
+type Terms = Vec<(f64, Vec<usize>)>;
+
+/// The trainer's ansatz `u = (1 − ‖x‖²)·N`: its value and operators, through the ψ jets multiplied
+/// into the output jets, against nested duals of `ψ·N` (one-hot, sparse polarisation and mixed
+/// probes, orders 0–6, with and without first-layer weight sharing).
+#[test]
+fn unit_ball_ansatz_operators() {
+    let d = 4;
+    let shared = Mlp::new(
+        Architecture {
+            input_dim: d,
+            hidden: vec![8, 8],
+            output_dim: 1,
+            activation: Activation::Tanh,
+            block_size: Some(2),
+        },
+        9,
+    )
+    .unwrap();
+    for (name, net) in [("plain", net(d, 8)), ("shared", shared)] {
+        let x = TestRng::new(10).vec(2 * d, 0.5);
+        let ops: [(&str, Terms); 6] = [
+            ("d[]", vec![(1.0, vec![])]),
+            ("laplacian", (0..d).map(|i| (1.0, vec![i, i])).collect()),
+            ("d[1]", vec![(1.0, vec![1])]),
+            ("2*d[0,1] - d[2,2,3]", vec![(2.0, vec![0, 1]), (-1.0, vec![2, 2, 3])]),
+            ("d[0,0,1,1,2,3]", vec![(1.0, vec![0, 0, 1, 1, 2, 3])]),
+            (
+                "biharmonic",
+                (0..d)
+                    .flat_map(|i| (0..d).map(move |j| (1.0, vec![i, i, j, j])))
+                    .collect(),
+            ),
+        ];
+        for (text, terms) in ops {
+            let plan = ProbePlan::exact(&parse(text).unwrap(), d).unwrap();
+            let (u, lu) = evaluate_plan_with(&net, Ansatz::UnitBall, &plan, &x, &mut Tape::default()).unwrap();
+            for p in 0..2 {
+                let xp = &x[p * d..(p + 1) * d];
+                let want_u = mixed_partial_ball(&net, xp, &[]);
+                assert!(
+                    rel_err(u[p], want_u, 1e-3) < 1e-12,
+                    "{name} {text}: u {} vs {want_u}",
+                    u[p]
+                );
+                if text == "d[]" {
+                    continue;
+                }
+                let want: f64 = terms.iter().map(|(c, i)| c * mixed_partial_ball(&net, xp, i)).sum();
+                let e = rel_err(lu[p], want, 1e-3);
+                assert!(e < 1e-9, "{name} {text} point {p}: {} vs {want} ({e:e})", lu[p]);
+                // and the bare network differs (the ansatz is not a no-op here)
+                let bare: f64 = terms.iter().map(|(c, i)| c * mixed_partial(&net, xp, i)).sum();
+                assert!((bare - want).abs() > 1e-6, "{name} {text}: ψ changed nothing");
+            }
+        }
     }
 }
 

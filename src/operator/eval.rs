@@ -3,7 +3,7 @@
 
 use super::plan::{ProbeDirection, ProbePlan};
 use crate::jet::{InputError, InputJets, Tangent};
-use crate::nn::{Mlp, NnError, Tape};
+use crate::nn::{Ansatz, Mlp, NnError, Tape};
 use crate::real::Real;
 
 /// Errors while evaluating a plan.
@@ -32,6 +32,17 @@ pub fn evaluate_plan<T: Real>(
     points: &[T],
     tape: &mut Tape<T>,
 ) -> Result<(Vec<T>, Vec<T>), EvalError> {
+    evaluate_plan_with(net, Ansatz::Identity, plan, points, tape)
+}
+
+/// As [`evaluate_plan`], for `u = ψ·N` with the given ansatz `ψ` (the network is `N`).
+pub fn evaluate_plan_with<T: Real>(
+    net: &Mlp<T>,
+    ansatz: Ansatz,
+    plan: &ProbePlan,
+    points: &[T],
+    tape: &mut Tape<T>,
+) -> Result<(Vec<T>, Vec<T>), EvalError> {
     let dim = net.architecture().input_dim;
     if !points.len().is_multiple_of(dim) {
         return Err(EvalError::Points { got: points.len(), dim });
@@ -44,7 +55,7 @@ pub fn evaluate_plan<T: Real>(
         let input = InputJets::new(1, dim, 1, points.to_vec())?;
         let out = net.forward(&input, tape)?;
         for p in 0..n {
-            u[p] = out.derivative(0, p, 0);
+            u[p] = ansatz.outputs(&input, out, p)[0];
         }
         return Ok((u, lu));
     }
@@ -119,16 +130,21 @@ pub fn evaluate_plan<T: Real>(
             input.set(k, tangent)?;
         }
         let out = net.forward(&input, tape)?;
+        // derivative-convention outputs of u per row, [rows × (order + 1)]
+        let y: Vec<T> = (0..n * dirs)
+            .flat_map(|row| ansatz.outputs(&input, out, row))
+            .collect();
+        let at = |row: usize, k: usize| y[row * (order + 1) + k];
         if first {
             for p in 0..n {
-                u[p] = out.derivative(0, p * dirs, 0);
+                u[p] = at(p * dirs, 0);
             }
             first = false;
         }
         for r in plan.readout.iter().filter(|r| plan.probes[r.probe].order == order) {
             let (g, w) = (position[r.probe], T::c(r.weight));
             for p in 0..n {
-                lu[p] += w * out.derivative(r.n, p * dirs + g, 0);
+                lu[p] += w * at(p * dirs + g, r.n);
             }
         }
     }

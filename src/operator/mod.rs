@@ -9,7 +9,7 @@ pub mod parse;
 pub mod plan;
 
 pub use estimator::{DenseDistribution, Estimator, EstimatorKind, Sampling};
-pub use eval::{EvalError, evaluate_plan};
+pub use eval::{EvalError, evaluate_plan, evaluate_plan_with};
 pub use parse::{ParseError, parse};
 pub use plan::{PlanBuilder, Probe, ProbeDirection, ProbePlan, RecipeCache};
 

@@ -243,7 +243,7 @@ fn save_checkpoint<T: Real>(
     meta.insert("elapsed_s".to_string(), format!("{:e}", st.elapsed));
     meta.insert("train_s".to_string(), format!("{:e}", st.train_time));
     meta.insert("equation".to_string(), cfg.equation.clone());
-    meta.insert("ansatz".to_string(), "1 - |x|^2".to_string());
+    meta.insert("ansatz".to_string(), crate::nn::ansatz::UNIT_BALL.to_string());
     let mut extra = BTreeMap::new();
     extra.insert("adam.m".to_string(), adam.m.clone());
     extra.insert("adam.v".to_string(), adam.v.clone());

@@ -190,31 +190,49 @@ impl<T: Mixed> Mixed for Dual<T> {
     }
 }
 
-fn mixed_at<D: Mixed>(net: &Mlp<f64>, x0: &[f64], index: &[usize]) -> f64 {
+fn mixed_at<D: Mixed>(net: &Mlp<f64>, x0: &[f64], index: &[usize], ball: bool) -> f64 {
     let mut x: Vec<D> = x0.iter().map(|&v| D::cst(v)).collect();
     for (level, &i) in index.iter().enumerate() {
         x[i] += D::eps(level);
     }
-    mlp_eval(net, &x)[0].top()
+    let n = mlp_eval(net, &x)[0];
+    if ball {
+        let mut psi = D::cst(1.0);
+        for v in &x {
+            psi -= *v * *v;
+        }
+        (psi * n).top()
+    } else {
+        n.top()
+    }
+}
+
+/// `∂^index [(1 − ‖x‖²)·N](x0)` by nested duals: the trainer's hard-constraint ansatz.
+pub fn mixed_partial_ball(net: &Mlp<f64>, x0: &[f64], index: &[usize]) -> f64 {
+    mixed_partial_with(net, x0, index, true)
 }
 
 /// `∂^index u(x0)` of the network by nested duals (`index`: one coordinate per differentiation, ≤ 8).
 pub fn mixed_partial(net: &Mlp<f64>, x0: &[f64], index: &[usize]) -> f64 {
+    mixed_partial_with(net, x0, index, false)
+}
+
+fn mixed_partial_with(net: &Mlp<f64>, x0: &[f64], index: &[usize], ball: bool) -> f64 {
     type D1 = Dual<f64>;
     type D3 = Dual<D2>;
     type D5 = Dual<D4>;
     type D6 = Dual<D5>;
     type D7 = Dual<D6>;
     match index.len() {
-        0 => mlp_eval::<f64>(net, x0)[0],
-        1 => mixed_at::<D1>(net, x0, index),
-        2 => mixed_at::<D2>(net, x0, index),
-        3 => mixed_at::<D3>(net, x0, index),
-        4 => mixed_at::<D4>(net, x0, index),
-        5 => mixed_at::<D5>(net, x0, index),
-        6 => mixed_at::<D6>(net, x0, index),
-        7 => mixed_at::<D7>(net, x0, index),
-        8 => mixed_at::<D8>(net, x0, index),
+        0 => mixed_at::<f64>(net, x0, index, ball),
+        1 => mixed_at::<D1>(net, x0, index, ball),
+        2 => mixed_at::<D2>(net, x0, index, ball),
+        3 => mixed_at::<D3>(net, x0, index, ball),
+        4 => mixed_at::<D4>(net, x0, index, ball),
+        5 => mixed_at::<D5>(net, x0, index, ball),
+        6 => mixed_at::<D6>(net, x0, index, ball),
+        7 => mixed_at::<D7>(net, x0, index, ball),
+        8 => mixed_at::<D8>(net, x0, index, ball),
         n => panic!("order {n} is beyond the oracle"),
     }
 }

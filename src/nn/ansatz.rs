@@ -1,0 +1,132 @@
+//! Hard-constraint output transforms `u = ψ(x)·N(x)` applied to output jets.
+//!
+//! The trainer solves for `u = (1 − ‖x‖²)·N(x)` and records that in the checkpoint's metadata
+//! (`ansatz = "1 - |x|^2"`); anything that evaluates `u` or `L u` from such a checkpoint must push
+//! the jets of `ψ` along the same input curve and multiply them into the network's output jets
+//! (product rule on normalised coefficients, spec §1.2).
+
+use crate::jet::{InputJets, Jet, rules};
+use crate::real::{Real, factorial};
+use std::collections::HashMap;
+
+/// The metadata value the trainer writes for the unit-ball ansatz.
+pub const UNIT_BALL: &str = "1 - |x|^2";
+
+/// What multiplies the network output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ansatz {
+    /// `u = N`.
+    Identity,
+    /// `u = (1 − ‖x‖²)·N`: zero on the unit sphere.
+    UnitBall,
+}
+
+impl Ansatz {
+    /// Reads the `ansatz` metadata entry (absent: [`Ansatz::Identity`]); unknown values are an error.
+    pub fn from_metadata(meta: &HashMap<String, String>) -> Result<Ansatz, String> {
+        match meta.get("ansatz").map(String::as_str) {
+            None => Ok(Ansatz::Identity),
+            Some(UNIT_BALL) => Ok(Ansatz::UnitBall),
+            Some(other) => Err(format!(
+                "unknown ansatz '{other}' in the checkpoint metadata (known: '{UNIT_BALL}')"
+            )),
+        }
+    }
+
+    /// Normalised coefficients `ψ_0..ψ_K` of `ψ(x(s))` along the input curve of `row`.
+    fn series<T: Real>(&self, input: &InputJets<T>, row: usize) -> Vec<f64> {
+        let order = input.order();
+        let mut psi = vec![0.0; order + 1];
+        match self {
+            Ansatz::Identity => psi[0] = 1.0,
+            Ansatz::UnitBall => {
+                let d = input.dim();
+                let p = row / input.dirs();
+                let x = &input.primal()[p * d..(p + 1) * d];
+                // the sparse entries (coordinate, a_k) of every slot, sorted by coordinate
+                let slots: Vec<Vec<(usize, f64)>> = (1..=order)
+                    .map(|k| {
+                        let mut e = Vec::new();
+                        input.for_each_entry(k, row, |c, a| e.push((c, a.as_f64())));
+                        e.sort_unstable_by_key(|&(c, _)| c);
+                        // coalesce repeated coordinates so that the merge below sees each once
+                        e.dedup_by(|b, a| {
+                            let same = a.0 == b.0;
+                            if same {
+                                a.1 += b.1;
+                            }
+                            same
+                        });
+                        e
+                    })
+                    .collect();
+                let dot0 = |k: usize| slots[k - 1].iter().map(|&(c, a)| x[c].as_f64() * a).sum::<f64>();
+                let dot = |j: usize, m: usize| merge_dot(&slots[j - 1], &slots[m - 1]);
+                psi[0] = 1.0 - x.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>();
+                // ψ_k = −Σ_{j=0..k} a_j·a_{k−j}
+                for k in 1..=order {
+                    let mut s = 2.0 * dot0(k);
+                    for j in 1..k {
+                        s += dot(j, k - j);
+                    }
+                    psi[k] = -s;
+                }
+            }
+        }
+        psi
+    }
+
+    /// Derivative-convention outputs `y_0..y_K` of `u = ψ·N` (output feature 0) in `row`.
+    pub fn outputs<T: Real>(&self, input: &InputJets<T>, out: &Jet<T>, row: usize) -> Vec<T> {
+        if *self == Ansatz::Identity {
+            return out.derivatives(row, 0);
+        }
+        let order = out.order;
+        let psi: Vec<T> = self.series(input, row).into_iter().map(T::c).collect();
+        let n: Vec<T> = (0..=order).map(|k| out.coefficient(k, row, 0)).collect();
+        let mut u = vec![T::zero(); order + 1];
+        rules::mul_forward(&psi, &n, &mut u);
+        u.iter().enumerate().map(|(k, &v)| v * T::c(factorial(k))).collect()
+    }
+}
+
+/// `Σ a_c b_c` over two coordinate-sorted sparse vectors.
+fn merge_dot(a: &[(usize, f64)], b: &[(usize, f64)]) -> f64 {
+    let (mut i, mut j, mut s) = (0, 0, 0.0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                s += a[i].1 * b[j].1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_names_the_ansatz() {
+        let mut meta = HashMap::new();
+        assert_eq!(Ansatz::from_metadata(&meta), Ok(Ansatz::Identity));
+        meta.insert("ansatz".to_string(), UNIT_BALL.to_string());
+        assert_eq!(Ansatz::from_metadata(&meta), Ok(Ansatz::UnitBall));
+        meta.insert("ansatz".to_string(), "exp(x)".to_string());
+        let e = Ansatz::from_metadata(&meta).unwrap_err();
+        assert!(e.contains("exp(x)"), "{e}");
+    }
+
+    #[test]
+    fn merge_dot_matches_dense() {
+        let a = [(0, 1.0), (3, 2.0), (7, -1.0)];
+        let b = [(1, 5.0), (3, 4.0), (7, 3.0), (9, 1.0)];
+        assert_eq!(merge_dot(&a, &b), 8.0 - 3.0);
+        assert_eq!(merge_dot(&a, &[]), 0.0);
+    }
+}
