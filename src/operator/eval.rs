@@ -131,9 +131,7 @@ pub fn evaluate_plan_with<T: Real>(
         }
         let out = net.forward(&input, tape)?;
         // derivative-convention outputs of u per row, [rows × (order + 1)]
-        let y: Vec<T> = (0..n * dirs)
-            .flat_map(|row| ansatz.outputs(&input, out, row))
-            .collect();
+        let y: Vec<T> = (0..n * dirs).flat_map(|row| ansatz.outputs(&input, out, row)).collect();
         let at = |row: usize, k: usize| y[row * (order + 1) + k];
         if first {
             for p in 0..n {

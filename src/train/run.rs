@@ -64,6 +64,8 @@ pub struct Summary {
     pub steps: usize,
     /// Run seed.
     pub seed: u64,
+    /// Problem seed (the instance's coefficients).
+    pub problem_seed: u64,
     /// Relative L2 error at the last evaluation.
     pub final_rel_l2: f64,
     /// Best relative L2 error over evaluations.
@@ -446,6 +448,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         block_size: cfg.block_size,
         steps: st.step,
         seed: cfg.seed,
+        problem_seed: cfg.problem_seed,
         final_rel_l2: st.last_l2,
         best_rel_l2: st.best_l2,
         final_rel_l1: st.last_l1,
