@@ -11,7 +11,9 @@ seeds=${2:-"0 1 2 3 4"}
 if (( $# >= 2 )); then shift 2; else shift $#; fi
 equations=${*:-"allen-cahn-two-body poisson-two-body sine-gordon-two-body allen-cahn-three-body"}
 cargo build --release --quiet
-bin=target/release/stde
+# a private copy, so that rebuilding during the sweep does not change the binary mid-way
+bin=$(mktemp -d)/stde
+cp target/release/stde "$bin"
 jobs=()
 for d in $dims; do
   for eq in $equations; do
