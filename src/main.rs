@@ -87,6 +87,10 @@ struct TrainArgs {
     /// Unbiased two-sample loss.
     #[arg(long)]
     unbiased: bool,
+    /// Collapsed 2-jet propagation (one summed second-order buffer per point; biased loss without
+    /// weight sharing only, otherwise ignored).
+    #[arg(long)]
+    collapsed: bool,
     /// Volume-uniform sampling instead of the reference's radius-uniform scheme.
     #[arg(long)]
     volume_uniform: bool,
@@ -136,6 +140,9 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
     );
     if a.unbiased {
         cfg.unbiased = true;
+    }
+    if a.collapsed {
+        cfg.collapsed = true;
     }
     if a.volume_uniform {
         cfg.sampler = stde::pde::SamplerKind::VolumeUniform;

@@ -50,6 +50,9 @@ pub struct TrainConfig {
     pub compat_three_body_source: bool,
     /// `f32` (default) or `f64`.
     pub precision: String,
+    /// Collapsed 2-jet propagation (summed second-order buffer per point) where possible: biased
+    /// loss and no weight sharing; otherwise the per-direction path is used.
+    pub collapsed: bool,
 }
 
 impl Default for TrainConfig {
@@ -76,6 +79,7 @@ impl Default for TrainConfig {
             unbiased: false,
             compat_three_body_source: false,
             precision: "f32".into(),
+            collapsed: false,
         }
     }
 }

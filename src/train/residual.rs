@@ -6,8 +6,9 @@
 //! a weighted sum of these over the draw's directions (sparse: `e_i`, weight `d/R`; dense:
 //! Rademacher `v`, weight `1/R`; exact: every `e_i`, weight 1). Residual `r = Δ̂u + F(u) − f`.
 
+use crate::jet::collapsed::CollapsedJet;
 use crate::jet::{InputJets, Jet, Tangent};
-use crate::nn::{Mlp, NnError, Tape};
+use crate::nn::{CollapsedTape, Mlp, NnError, Tape};
 use crate::pde::Equation;
 use crate::pde::vecmath::sum_squares4;
 use crate::real::Real;
@@ -59,11 +60,16 @@ impl Draw {
     }
 }
 
-/// Reusable buffers for residual steps.
+/// Reusable buffers for residual steps, and the choice of propagation.
 #[derive(Debug, Default)]
 pub struct ResidualWork<T> {
+    /// Use collapsed 2-jets (one summed second-order buffer per point, `nn::collapsed`) where the
+    /// step allows it: one draw (the biased loss) and no first-layer weight sharing.
+    pub collapsed: bool,
     tape: Tape<T>,
     cotangent: Jet<T>,
+    collapsed_tape: CollapsedTape<T>,
+    collapsed_cotangent: CollapsedJet<T>,
     source: Vec<f64>,
     psi: Vec<f64>,
 }
@@ -139,6 +145,11 @@ pub fn residual_step<T: Real>(
             *psi = 1.0 - sum_squares4(x);
         });
     let input = input_jets(std::mem::take(points), d, draws)?;
+    if work.collapsed && draws.len() == 1 && net.shared_layout().is_none() {
+        let loss = collapsed_step(net, eq, &input, &draws[0], work, grad);
+        *points = input.into_primal();
+        return loss;
+    }
     let out = net.forward(&input, &mut work.tape)?;
     let dirs = input.dirs();
     let mut cot = std::mem::take(&mut work.cotangent);
@@ -191,6 +202,54 @@ pub fn residual_step<T: Real>(
     net.backward(&input, &mut work.tape, &cot, grad, None)?;
     work.cotangent = cot;
     *points = input.into_primal();
+    Ok(loss)
+}
+
+/// The biased loss of one draw by collapsed propagation: `Σ_j vⱼᵀ∇²N vⱼ` arrives summed per point
+/// (`2·sum2`), the first-order coefficients per direction, so
+/// `Δ̂u = w·[−2Σ‖vⱼ‖² N₀ − 4Σ(x·vⱼ)N₁,ⱼ + ψ₀·2·sum2]`.
+fn collapsed_step<T: Real>(
+    net: &Mlp<T>,
+    eq: &dyn Equation,
+    input: &InputJets<T>,
+    draw: &Draw,
+    work: &mut ResidualWork<T>,
+    grad: &mut [T],
+) -> Result<f64, NnError> {
+    let d = eq.dim();
+    let (n, dirs) = (input.points(), input.dirs());
+    let w = draw.weight();
+    let out = net.forward_collapsed(input, &mut work.collapsed_tape)?;
+    let mut cot = std::mem::take(&mut work.collapsed_cotangent);
+    cot.reshape(out.points, out.dirs, out.width);
+    cot.primal.iter_mut().chain(&mut cot.first).for_each(|v| *v = T::zero());
+    let inv_n = 1.0 / n as f64;
+    let mut loss = 0.0;
+    for p in 0..n {
+        let x = &input.primal()[p * d..(p + 1) * d];
+        let psi0 = work.psi[p];
+        let n0 = out.primal[p].as_f64();
+        let (fu, dfu) = eq.nonlinearity(psi0 * n0);
+        let (mut vv_sum, mut cross) = (0.0, 0.0);
+        for j in 0..dirs {
+            let (xv, vv) = draw.dot(j, x);
+            vv_sum += vv;
+            cross += xv * out.first[p * dirs + j].as_f64();
+        }
+        let sum2 = 2.0 * out.sum2[p].as_f64();
+        let r = w * (-2.0 * vv_sum * n0 - 4.0 * cross + psi0 * sum2) + fu - work.source[p];
+        loss += r * r * inv_n;
+        let dr = 2.0 * r * inv_n;
+        // ∂L/∂sum2 (normalised) = 2·∂L/∂(Σ y₂)
+        cot.sum2[p] = T::c(2.0 * dr * w * psi0);
+        for j in 0..dirs {
+            let (xv, _) = draw.dot(j, x);
+            cot.first[p * dirs + j] = T::c(dr * w * -4.0 * xv);
+        }
+        cot.primal[p] = T::c(dr * (w * -2.0 * vv_sum + dfu * psi0));
+    }
+    net.backward_collapsed(input, &mut work.collapsed_tape, &cot, grad)?;
+    work.collapsed_cotangent = cot;
     Ok(loss)
 }
 

@@ -363,6 +363,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     };
     let schedule = Schedule::parse(&cfg.schedule).expect("validated schedule");
     let mut work = ResidualWork::default();
+    work.collapsed = cfg.collapsed;
     let mut eval_tape = Tape::default();
     let mut targets = Vec::new();
     let mut points = vec![T::zero(); cfg.batch * d];
