@@ -87,8 +87,8 @@ struct TrainArgs {
     /// Unbiased two-sample loss.
     #[arg(long)]
     unbiased: bool,
-    /// Collapsed 2-jet propagation (one summed second-order buffer per point; biased loss without
-    /// weight sharing only, otherwise ignored).
+    /// Collapsed 2-jet propagation (one summed second-order buffer per point; needs the biased
+    /// loss and no weight sharing).
     #[arg(long)]
     collapsed: bool,
     /// Volume-uniform sampling instead of the reference's radius-uniform scheme.

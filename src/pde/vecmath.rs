@@ -32,16 +32,31 @@ const C4: f64 = -2.755_731_435_139_066_3e-7;
 const C5: f64 = 2.087_572_321_298_175e-9;
 const C6: f64 = -1.135_964_755_778_819_5e-11;
 
+/// `a·b + c`: fused where the target has FMA (x86-64-v3, aarch64), else two roundings.
+#[inline(always)]
+fn fma(a: f64, b: f64, c: f64) -> f64 {
+    #[cfg(target_feature = "fma")]
+    {
+        a.mul_add(b, c)
+    }
+    #[cfg(not(target_feature = "fma"))]
+    {
+        a * b + c
+    }
+}
+
 /// `(sin x, cos x)` without branches, for `|x| ≤ FAST_LIMIT`.
 #[inline(always)]
 fn sin_cos_reduced(x: f64) -> (f64, f64) {
-    let k = (x * FRAC_2_PI + ROUND) - ROUND;
-    let r = ((x - k * PIO2_1) - k * PIO2_2) - k * PIO2_3;
+    let k = fma(x, FRAC_2_PI, ROUND) - ROUND;
+    let r = fma(-k, PIO2_3, fma(-k, PIO2_2, fma(-k, PIO2_1, x)));
     let z = r * r;
-    let s = r + r * z * (S1 + z * (S2 + z * (S3 + z * (S4 + z * (S5 + z * S6)))));
+    let ps = fma(z, fma(z, fma(z, fma(z, fma(z, S6, S5), S4), S3), S2), S1);
+    let s = fma(r * z, ps, r);
+    let pc = fma(z, fma(z, fma(z, fma(z, fma(z, C6, C5), C4), C3), C2), C1);
     let hz = 0.5 * z;
     let w = 1.0 - hz;
-    let c = w + (((1.0 - w) - hz) + z * z * (C1 + z * (C2 + z * (C3 + z * (C4 + z * (C5 + z * C6))))));
+    let c = w + fma(z * z, pc, (1.0 - w) - hz);
     // quadrant q = k mod 4, in floating point (exact for |k| < 2⁵²)
     let q = k - 4.0 * (k * 0.25).floor();
     let odd = q == 1.0 || q == 3.0;

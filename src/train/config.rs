@@ -50,8 +50,8 @@ pub struct TrainConfig {
     pub compat_three_body_source: bool,
     /// `f32` (default) or `f64`.
     pub precision: String,
-    /// Collapsed 2-jet propagation (summed second-order buffer per point) where possible: biased
-    /// loss and no weight sharing; otherwise the per-direction path is used.
+    /// Collapsed 2-jet propagation (summed second-order buffer per point); needs the biased loss
+    /// and no weight sharing.
     pub collapsed: bool,
 }
 
@@ -115,6 +115,17 @@ impl TrainConfig {
             return Err(format!(
                 "unknown method '{}' (expected exact, sparse or dense)",
                 self.method
+            ));
+        }
+        if self.collapsed && (self.unbiased || self.block_size > 1) {
+            return Err(format!(
+                "--collapsed needs the biased loss and no weight sharing (got{}{})",
+                if self.unbiased { " --unbiased" } else { "" },
+                if self.block_size > 1 {
+                    format!(" --block-size {}", self.block_size)
+                } else {
+                    String::new()
+                }
             ));
         }
         if self.method != "exact" && self.rand_batch == 0 {
