@@ -87,10 +87,10 @@ struct TrainArgs {
     /// Unbiased two-sample loss.
     #[arg(long)]
     unbiased: bool,
-    /// Collapsed 2-jet propagation (one summed second-order buffer per point; needs the biased
-    /// loss and no weight sharing).
+    /// Per-direction 2-jets everywhere (default: collapsed jets, one summed second-order buffer
+    /// per point, wherever the loss allows).
     #[arg(long)]
-    collapsed: bool,
+    per_direction: bool,
     /// Volume-uniform sampling instead of the reference's radius-uniform scheme.
     #[arg(long)]
     volume_uniform: bool,
@@ -141,8 +141,8 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
     if a.unbiased {
         cfg.unbiased = true;
     }
-    if a.collapsed {
-        cfg.collapsed = true;
+    if a.per_direction {
+        cfg.collapsed = false;
     }
     if a.volume_uniform {
         cfg.sampler = stde::pde::SamplerKind::VolumeUniform;

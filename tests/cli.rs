@@ -314,14 +314,6 @@ fn train_bad_input_exits_2_with_one_line() {
             "does not divide",
         ),
         (vec!["--dim", "10", "--rand-batch", "11"], "exceeds"),
-        (
-            vec!["--dim", "10", "--rand-batch", "4", "--collapsed", "--unbiased"],
-            "--collapsed needs",
-        ),
-        (
-            vec!["--dim", "10", "--rand-batch", "4", "--collapsed", "--block-size", "5"],
-            "--collapsed needs",
-        ),
         (vec!["--dim", "10", "--rand-batch", "4", "--steps", "0"], "--steps"),
         (vec!["--config", &bc], "unknown field"),
         (vec!["--config", &missing], "nope.toml"),

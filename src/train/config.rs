@@ -50,8 +50,9 @@ pub struct TrainConfig {
     pub compat_three_body_source: bool,
     /// `f32` (default) or `f64`.
     pub precision: String,
-    /// Collapsed 2-jet propagation (summed second-order buffer per point); needs the biased loss
-    /// and no weight sharing.
+    /// Collapsed 2-jet propagation (one summed second-order buffer per point) wherever the step
+    /// allows it (biased loss, no weight sharing); `false` forces per-direction jets. Same loss
+    /// and gradient up to rounding.
     pub collapsed: bool,
 }
 
@@ -62,7 +63,7 @@ impl Default for TrainConfig {
             dim: 1000,
             method: "sparse".into(),
             rand_batch: 16,
-            steps: 4000,
+            steps: 10_000,
             batch: 100,
             lr: 1e-3,
             schedule: "linear".into(),
@@ -72,14 +73,14 @@ impl Default for TrainConfig {
             block_size: 1,
             seed: 0,
             problem_seed: 0,
-            eval_every: 500,
+            eval_every: 1000,
             test_points: 5000,
             threads: 0,
             sampler: SamplerKind::RadiusUniform,
             unbiased: false,
             compat_three_body_source: false,
             precision: "f32".into(),
-            collapsed: false,
+            collapsed: true,
         }
     }
 }
@@ -115,17 +116,6 @@ impl TrainConfig {
             return Err(format!(
                 "unknown method '{}' (expected exact, sparse or dense)",
                 self.method
-            ));
-        }
-        if self.collapsed && (self.unbiased || self.block_size > 1) {
-            return Err(format!(
-                "--collapsed needs the biased loss and no weight sharing (got{}{})",
-                if self.unbiased { " --unbiased" } else { "" },
-                if self.block_size > 1 {
-                    format!(" --block-size {}", self.block_size)
-                } else {
-                    String::new()
-                }
             ));
         }
         if self.method != "exact" && self.rand_batch == 0 {
