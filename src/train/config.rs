@@ -1,6 +1,6 @@
 //! Training configuration: defaults (the paper's protocol), TOML files, validation.
 
-use crate::pde::{BallProblem, EQUATIONS, SamplerKind};
+use crate::pde::{Equation, ProblemOptions, SamplerKind, equation_names, lookup};
 use crate::train::optim::Schedule;
 use serde::{Deserialize, Serialize};
 
@@ -98,14 +98,14 @@ impl TrainConfig {
 
     /// Checks every field; the message names the problem.
     pub fn validate(&self) -> Result<(), String> {
-        if !EQUATIONS.contains(&self.equation.as_str()) {
+        let Some(entry) = lookup(&self.equation) else {
             return Err(format!(
                 "unknown equation '{}' (expected one of: {})",
                 self.equation,
-                EQUATIONS.join(", ")
+                equation_names()
             ));
-        }
-        let min_dim = if self.equation.ends_with("three-body") { 3 } else { 2 };
+        };
+        let min_dim = entry.min_dim;
         if self.dim < min_dim {
             return Err(format!(
                 "--dim {} is too small: {} needs d ≥ {min_dim}",
@@ -156,12 +156,13 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The problem instance.
-    pub fn problem(&self) -> BallProblem {
-        let mut p =
-            BallProblem::from_name(&self.equation, self.dim, self.problem_seed).expect("validated equation name");
-        p.compat_three_body_source = self.compat_three_body_source;
-        p
+    /// The problem instance (after [`TrainConfig::validate`]).
+    pub fn problem(&self) -> Box<dyn Equation> {
+        let entry = lookup(&self.equation).expect("validated equation name");
+        let options = ProblemOptions {
+            compat_three_body_source: self.compat_three_body_source,
+        };
+        (entry.build)(self.dim, self.problem_seed, options)
     }
 
     /// Rough memory need in bytes: parameters with gradient and Adam state, the step's jets and

@@ -390,7 +390,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         let t0 = Instant::now();
         sampler.fill(cfg.seed, RESIDUAL ^ ((k as u64) << 8), &mut points);
         grad.iter_mut().for_each(|g| *g = T::zero());
-        let loss = residual_step(&net, &eq, &mut points, &draws(cfg, k), &mut work, &mut grad)?;
+        let loss = residual_step(&net, eq.as_ref(), &mut points, &draws(cfg, k), &mut work, &mut grad)?;
         if !loss.is_finite() || grad.iter().any(|g| !g.as_f64().is_finite()) {
             bar.abandon();
             return Err(TrainError::Diverged {
@@ -409,7 +409,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         let eval_now = st.step % cfg.eval_every == 0 || st.step == cfg.steps;
         let (mut l2s, mut l1s) = (String::new(), String::new());
         if eval_now {
-            let (l2, l1) = evaluate(&net, &eq, cfg, &sampler, &mut targets, &mut eval_tape)?;
+            let (l2, l1) = evaluate(&net, eq.as_ref(), cfg, &sampler, &mut targets, &mut eval_tape)?;
             st.last_l2 = l2;
             st.last_l1 = l1;
             st.best_l2 = st.best_l2.min(l2);
