@@ -4,16 +4,22 @@
 #
 #   bash scripts/seed_sweep.sh "100 1000" "0 1 2 3 4" [equations...]
 #
-# Two runs go side by side with one thread each (small networks scale poorly across threads).
+# Two runs go side by side with one thread each (small networks scale poorly across threads), so
+# the it/s in the table are not the speeds of single runs on an idle machine.
 set -euo pipefail
 dims=${1:-"100 1000"}
 seeds=${2:-"0 1 2 3 4"}
 if (( $# >= 2 )); then shift 2; else shift $#; fi
 equations=${*:-"allen-cahn-two-body poisson-two-body sine-gordon-two-body allen-cahn-three-body"}
-cargo build --release --quiet
 # a private copy, so that rebuilding during the sweep does not change the binary mid-way
+# (STDE_BIN: use that binary instead of building one)
 bin=$(mktemp -d)/stde
-cp target/release/stde "$bin"
+if [[ -n "${STDE_BIN:-}" ]]; then
+  cp "$STDE_BIN" "$bin"
+else
+  cargo build --release --quiet
+  cp target/release/stde "$bin"
+fi
 jobs=()
 for d in $dims; do
   for eq in $equations; do
