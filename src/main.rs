@@ -29,6 +29,25 @@ enum Command {
     Plan(PlanArgs),
     /// Evaluate u and L u of a saved network at given points.
     Apply(ApplyArgs),
+    /// Redraw a run folder's curves.png from its metrics.csv.
+    Plot(PlotArgs),
+}
+
+#[derive(Args)]
+struct PlotArgs {
+    /// Run folder (holds metrics.csv).
+    run: PathBuf,
+}
+
+fn run_plot(a: &PlotArgs) -> Result<(), String> {
+    let metrics = a.run.join("metrics.csv");
+    if !metrics.is_file() {
+        return Err(format!("{}: no metrics.csv there", a.run.display()));
+    }
+    let out = a.run.join("curves.png");
+    stde::train::plot::curves(&metrics, &out).map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("{}", out.display());
+    Ok(())
 }
 
 #[derive(Args, Clone, Default)]
@@ -426,6 +445,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => run_bench(&a),
         Command::Plan(a) => run_plan(&a),
         Command::Apply(a) => run_apply(&a),
+        Command::Plot(a) => run_plot(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

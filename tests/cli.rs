@@ -136,6 +136,14 @@ fn apply_uses_the_trainers_ansatz() {
         &path(&run),
     ]);
     assert_eq!(code, 0, "{err}");
+    // `stde plot` redraws the curves from metrics.csv; a folder without one is an error
+    std::fs::remove_file(run.join("curves.png")).unwrap();
+    let (code, _, err) = stde(&["plot", &path(&run)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(std::fs::read(run.join("curves.png")).unwrap().starts_with(b"\x89PNG"));
+    let (code, _, err) = stde(&["plot", &path(tmp.path())]);
+    assert_eq!((code, err.trim().lines().count()), (2, 1), "{err}");
+    assert!(err.contains("no metrics.csv"), "{err}");
     let ck = path(&run.join("checkpoint.safetensors"));
     let pts = [[0.1, -0.2, 0.3, 0.05, -0.4], [-0.3, 0.1, 0.0, 0.2, 0.25]];
     let csv = tmp.path().join("pts.csv");

@@ -1,14 +1,76 @@
 //! `curves.png`: training loss (top) and relative L2 error (bottom) against step, both on a log
-//! scale, drawn without text (no font dependency; the axes are step 0..E and the data range).
+//! scale with a gridline and label per decade. Text comes from a built-in 5×7 pixel font (digits
+//! and the few letters the labels use), so no font files or font crates are needed.
 
 use plotters::prelude::*;
 use std::path::Path;
+
+/// 5×7 glyphs, one row per byte (bit 4 = leftmost pixel).
+fn glyph(c: char) -> [u8; 7] {
+    match c {
+        '0' => [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
+        '1' => [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E],
+        '2' => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F],
+        '3' => [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E],
+        '4' => [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02],
+        '5' => [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E],
+        '6' => [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E],
+        '7' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
+        '8' => [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
+        '9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
+        'e' => [0x00, 0x00, 0x0E, 0x11, 0x1F, 0x10, 0x0E],
+        '-' => [0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00],
+        '.' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C],
+        's' => [0x00, 0x00, 0x0F, 0x10, 0x0E, 0x01, 0x1E],
+        't' => [0x08, 0x08, 0x1C, 0x08, 0x08, 0x09, 0x06],
+        'p' => [0x00, 0x00, 0x1E, 0x11, 0x1E, 0x10, 0x10],
+        'l' => [0x0C, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E],
+        'o' => [0x00, 0x00, 0x0E, 0x11, 0x11, 0x11, 0x0E],
+        'r' => [0x00, 0x00, 0x16, 0x19, 0x10, 0x10, 0x10],
+        'L' => [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F],
+        _ => [0; 7],
+    }
+}
+
+/// Pixels per glyph column including the gap, at scale 1.
+const ADVANCE: i32 = 6;
+
+/// Draws `text` with its top-left corner at `(x, y)`, each font pixel `scale × scale`.
+fn text(
+    area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
+    text: &str,
+    (x, y): (i32, i32),
+    scale: i32,
+) -> Result<(), String> {
+    for (i, c) in text.chars().enumerate() {
+        for (row, bits) in glyph(c).iter().enumerate() {
+            for col in 0..5 {
+                if bits & (0x10 >> col) != 0 {
+                    let px = x + (i as i32 * ADVANCE + col) * scale;
+                    let py = y + row as i32 * scale;
+                    area.draw(&Rectangle::new(
+                        [(px, py), (px + scale - 1, py + scale - 1)],
+                        BLACK.filled(),
+                    ))
+                    .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `10^k` as a label: `1e-3`, `1`, `1e4`.
+fn decade_label(k: i32) -> String {
+    if k == 0 { "1".into() } else { format!("1e{k}") }
+}
 
 fn panel(
     area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
     pts: &[(f64, f64)],
     colour: RGBColor,
     steps: f64,
+    title: &str,
 ) -> Result<(), String> {
     let (w, h) = area.dim_in_pixel();
     let e = |e: DrawingAreaErrorKind<_>| e.to_string();
@@ -25,31 +87,39 @@ fn panel(
         (a.min(*v), b.max(*v))
     });
     let span = (hi - lo).max(1e-9);
-    let (mx, my) = (20.0, 10.0);
+    // left margin for decade labels, bottom margin for step labels, top margin for the title
+    let (ml, mr, mt, mb) = (70.0, 20.0, 28.0, 26.0);
     let map = |s: f64, v: f64| -> (i32, i32) {
-        let x = mx + (s / steps.max(1.0)) * (w as f64 - 2.0 * mx);
-        let y = my + (1.0 - (v - lo) / span) * (h as f64 - 2.0 * my);
+        let x = ml + (s / steps.max(1.0)) * (w as f64 - ml - mr);
+        let y = mt + (1.0 - (v - lo) / span) * (h as f64 - mt - mb);
         (x as i32, y as i32)
     };
+    let (x0, x1, y0, y1) = (ml as i32, w as i32 - mr as i32, mt as i32, h as i32 - mb as i32);
+    text(area, title, (x0, 6), 2)?;
+    for frac in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let s = (steps * frac).round();
+        let (x, _) = map(s, lo);
+        let label = format!("{s}");
+        let width = label.len() as i32 * ADVANCE * 2;
+        let left = (x - width / 2).clamp(0, w as i32 - width);
+        text(area, &label, (left, y1 + 6), 2)?;
+        area.draw(&PathElement::new(vec![(x, y1), (x, y1 + 4)], ShapeStyle::from(&BLACK)))
+            .map_err(e)?;
+    }
     // axes and one gridline per decade
     let axis = ShapeStyle::from(&BLACK).stroke_width(1);
-    area.draw(&PathElement::new(
-        vec![
-            (mx as i32, my as i32),
-            (mx as i32, h as i32 - my as i32),
-            (w as i32 - mx as i32, h as i32 - my as i32),
-        ],
-        axis,
-    ))
-    .map_err(e)?;
+    area.draw(&PathElement::new(vec![(x0, y0), (x0, y1), (x1, y1)], axis))
+        .map_err(e)?;
     let mut dec = lo.ceil();
     while dec <= hi {
         let (_, y) = map(0.0, dec);
         area.draw(&PathElement::new(
-            vec![(mx as i32, y), (w as i32 - mx as i32, y)],
+            vec![(x0, y), (x1, y)],
             ShapeStyle::from(&RGBColor(220, 220, 220)),
         ))
         .map_err(e)?;
+        let label = decade_label(dec as i32);
+        text(area, &label, (x0 - 6 - label.len() as i32 * ADVANCE * 2, y - 7), 2)?;
         dec += 1.0;
     }
     let line: Vec<(i32, i32)> = vals.iter().map(|(s, v)| map(*s, *v)).collect();
@@ -87,8 +157,8 @@ pub fn curves(metrics: &Path, out: &Path) -> Result<(), String> {
     {
         let root = BitMapBackend::new(&tmp, (900, 600)).into_drawing_area();
         let (top, bottom) = root.split_vertically(300);
-        panel(&top, &loss, RGBColor(31, 119, 180), steps)?;
-        panel(&bottom, &err, RGBColor(214, 39, 40), steps)?;
+        panel(&top, &loss, RGBColor(31, 119, 180), steps, "loss")?;
+        panel(&bottom, &err, RGBColor(214, 39, 40), steps, "rel L2")?;
         root.present().map_err(|e| e.to_string())?;
     }
     std::fs::rename(&tmp, out).map_err(|e| e.to_string())
