@@ -213,6 +213,7 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
         "{}: d = {}, {} steps, best rel-L2 {:.3e}, final rel-L2 {:.3e}, {:.1} it/s, {:.0} s, peak RSS {:.0} MiB",
         s.equation, s.dim, s.steps, s.best_rel_l2, s.final_rel_l2, s.it_per_s, s.wall_s, s.peak_rss_mb
     );
+    println!("training time: {}", s.time_s.shares());
     println!(
         "results: {}/ (summary.json, metrics.csv, curves.png, checkpoint.safetensors)",
         out.display()

@@ -8,4 +8,4 @@ pub mod residual;
 pub mod run;
 
 pub use config::TrainConfig;
-pub use run::{RunOptions, Summary, TrainError, train};
+pub use run::{PhaseTimes, RunOptions, Summary, TrainError, train};

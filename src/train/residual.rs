@@ -66,6 +66,10 @@ pub struct ResidualWork<T> {
     /// Use collapsed 2-jets (one summed second-order buffer per point, `nn::collapsed`) where the
     /// step allows it: one draw (the biased loss) and no first-layer weight sharing.
     pub collapsed: bool,
+    /// Seconds spent so far in the exact source terms (and ψ).
+    pub source_s: f64,
+    /// Seconds spent so far in the network's forward and backward passes and the residual.
+    pub network_s: f64,
     tape: Tape<T>,
     cotangent: Jet<T>,
     collapsed_tape: CollapsedTape<T>,
@@ -130,6 +134,7 @@ pub fn residual_step<T: Real>(
     // copy of a point per task, not of the batch
     work.source.resize(n, 0.0);
     work.psi.resize(n, 0.0);
+    let t_source = std::time::Instant::now();
     thread_local! {
         static POINT64: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
     }
@@ -144,10 +149,13 @@ pub fn residual_step<T: Real>(
             });
             *psi = 1.0 - sum_squares4(x);
         });
+    work.source_s += t_source.elapsed().as_secs_f64();
+    let t_network = std::time::Instant::now();
     let input = input_jets(std::mem::take(points), d, draws)?;
     if work.collapsed && draws.len() == 1 && net.shared_layout().is_none() {
         let loss = collapsed_step(net, eq, &input, &draws[0], work, grad);
         *points = input.into_primal();
+        work.network_s += t_network.elapsed().as_secs_f64();
         return loss;
     }
     let out = net.forward(&input, &mut work.tape)?;
@@ -202,6 +210,7 @@ pub fn residual_step<T: Real>(
     net.backward(&input, &mut work.tape, &cot, grad, None)?;
     work.cotangent = cot;
     *points = input.into_primal();
+    work.network_s += t_network.elapsed().as_secs_f64();
     Ok(loss)
 }
 
