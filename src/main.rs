@@ -119,7 +119,8 @@ struct TrainArgs {
     /// Plain log lines instead of a progress bar.
     #[arg(long)]
     quiet: bool,
-    /// Run folder (default runs/<equation>-d<dim>-<method>-R<R>-s<seed>).
+    /// Run folder (default runs/<equation>-d<dim>-<method>-R<R>-s<seed>, then -B<block size> and
+    /// -p<problem seed> where not the default).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run saved in this folder.
@@ -173,10 +174,16 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
         Some(dir) => (dir.clone(), true),
         None => {
             cfg.validate()?;
-            let name = format!(
+            let mut name = format!(
                 "runs/{}-d{}-{}-R{}-s{}",
                 cfg.equation, cfg.dim, cfg.method, cfg.rand_batch, cfg.seed
             );
+            if cfg.block_size > 1 {
+                name += &format!("-B{}", cfg.block_size);
+            }
+            if cfg.problem_seed != 0 {
+                name += &format!("-p{}", cfg.problem_seed);
+            }
             (a.out.clone().unwrap_or_else(|| PathBuf::from(name)), false)
         }
     };
