@@ -1,5 +1,6 @@
 //! Adam and learning-rate schedules (spec equations §2).
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Learning-rate schedule over `E` total steps; `k` counts updates already applied.
@@ -68,13 +69,22 @@ impl Adam {
         const EPS: f64 = 1e-8;
         let k = self.step as i32 + 1;
         let (c1, c2) = (1.0 - B1.powi(k), 1.0 - B2.powi(k));
-        for i in 0..params.len() {
-            let g = grad[i].as_f64();
-            self.m[i] = B1 * self.m[i] + (1.0 - B1) * g;
-            self.v[i] = B2 * self.v[i] + (1.0 - B2) * g * g;
-            let upd = lr * (self.m[i] / c1) / ((self.v[i] / c2).sqrt() + EPS);
-            params[i] -= T::c(upd);
-        }
+        // element-wise, so chunking over threads changes nothing in the result
+        const CHUNK: usize = 1 << 14;
+        params
+            .par_chunks_mut(CHUNK)
+            .zip(grad.par_chunks(CHUNK))
+            .zip(self.m.par_chunks_mut(CHUNK))
+            .zip(self.v.par_chunks_mut(CHUNK))
+            .for_each(|(((p, g), m), v)| {
+                for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    let g = g.as_f64();
+                    *m = B1 * *m + (1.0 - B1) * g;
+                    *v = B2 * *v + (1.0 - B2) * g * g;
+                    let upd = lr * (*m / c1) / ((*v / c2).sqrt() + EPS);
+                    *p -= T::c(upd);
+                }
+            });
         self.step += 1;
     }
 }
