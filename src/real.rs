@@ -26,9 +26,14 @@ pub trait Real:
     fn as_f64(self) -> f64;
     /// A short name for messages and metadata.
     const NAME: &'static str;
+    /// The slice as `&[f32]` when `Self` is `f32` (for f32-specialised paths), else `None`.
+    fn slice_f32(s: &[Self]) -> Option<&[f32]>;
 }
 
 impl Real for f32 {
+    fn slice_f32(s: &[Self]) -> Option<&[f32]> {
+        Some(s)
+    }
     fn c(x: f64) -> Self {
         x as f32
     }
@@ -39,6 +44,9 @@ impl Real for f32 {
 }
 
 impl Real for f64 {
+    fn slice_f32(_: &[Self]) -> Option<&[f32]> {
+        None
+    }
     fn c(x: f64) -> Self {
         x
     }

@@ -82,6 +82,10 @@ fn source_terms_equal_engine_laplacians() {
                     "{name} d={d}: source {got} vs engine {want}"
                 );
                 assert!((p.exact(&x).unwrap() - u).abs() < 1e-12);
+                // the f32 entry point equals the f64 one on the same (rounded) point, bit for bit
+                let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+                let wide: Vec<f64> = x32.iter().map(|&v| v as f64).collect();
+                assert_eq!(p.source_f32(&x32), p.source(&wide), "{name} d={d}: f32 source");
             }
         }
     }

@@ -66,7 +66,7 @@ impl BallProblem {
     }
 
     /// `(φ, Δφ, x·∇φ)` of the sum without the `ψ` factor, at `x`.
-    fn parts(&self, x: &[f64]) -> (f64, f64, f64) {
+    fn parts<T: crate::Real>(&self, x: &[T]) -> (f64, f64, f64) {
         let d = x.len();
         let (mut phi, mut lap, mut radial) = (0.0, 0.0, 0.0);
         match self.solution {
@@ -74,14 +74,18 @@ impl BallProblem {
                 // chunks of terms: sin/cos of the coordinates, then of z, then the sums, each a
                 // vectorisable loop (see `vecmath`)
                 const CH: usize = 256;
-                let (mut sx, mut cx) = ([0.0; CH + 1], [0.0; CH + 1]);
+                let (mut xw, mut sx, mut cx) = ([0.0; CH + 1], [0.0; CH + 1], [0.0; CH + 1]);
                 let (mut z, mut sz, mut cz) = ([0.0; CH], [0.0; CH], [0.0; CH]);
                 let (mut tp, mut tl, mut tr) = ([0.0; CH], [0.0; CH], [0.0; CH]);
                 let terms = d.saturating_sub(1);
                 let mut i0 = 0;
                 while i0 < terms {
                     let m = CH.min(terms - i0);
-                    let xs = &x[i0..i0 + m + 1];
+                    // widened to f64 one chunk at a time (no f64 copy of the whole point)
+                    for (w, v) in xw.iter_mut().zip(&x[i0..i0 + m + 1]) {
+                        *w = v.as_f64();
+                    }
+                    let xs = &xw[..m + 1];
                     let c = &self.coeffs[i0..i0 + m];
                     vecmath::sin_cos_slice(xs, &mut sx[..m + 1], &mut cx[..m + 1]);
                     for j in 0..m {
@@ -106,7 +110,7 @@ impl BallProblem {
             }
             Solution::ThreeBody => {
                 for i in 0..d.saturating_sub(2) {
-                    let (a, b, e, c) = (x[i], x[i + 1], x[i + 2], self.coeffs[i]);
+                    let (a, b, e, c) = (x[i].as_f64(), x[i + 1].as_f64(), x[i + 2].as_f64(), self.coeffs[i]);
                     let p = a * b * e;
                     let ep = p.exp();
                     phi += c * ep;
@@ -131,7 +135,7 @@ impl BallProblem {
     }
 
     /// `(u*, Δu*)` in one pass.
-    pub fn solution_and_laplacian(&self, x: &[f64]) -> (f64, f64) {
+    pub fn solution_and_laplacian<T: crate::Real>(&self, x: &[T]) -> (f64, f64) {
         let psi = 1.0 - vecmath::sum_squares4(x);
         let (phi, lap, radial) = self.parts(x);
         (psi * phi, psi * lap - 4.0 * radial - 2.0 * x.len() as f64 * phi)
@@ -165,6 +169,11 @@ impl Equation for BallProblem {
     }
 
     fn source(&self, x: &[f64]) -> f64 {
+        let (u, lap) = self.solution_and_laplacian(x);
+        lap + self.nonlinearity(u).0
+    }
+
+    fn source_f32(&self, x: &[f32]) -> f64 {
         let (u, lap) = self.solution_and_laplacian(x);
         lap + self.nonlinearity(u).0
     }

@@ -22,6 +22,12 @@ pub trait Equation: Send + Sync {
     fn nonlinearity(&self, u: f64) -> (f64, f64);
     /// The source `f(x)`.
     fn source(&self, x: &[f64]) -> f64;
+    /// The source at an f32 point, computed in f64 (the default widens the point first; an
+    /// implementation can avoid that copy).
+    fn source_f32(&self, x: &[f32]) -> f64 {
+        let wide: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        self.source(&wide)
+    }
     /// The exact solution `u*(x)`, if known.
     fn exact(&self, x: &[f64]) -> Option<f64>;
 }

@@ -142,11 +142,14 @@ pub fn residual_step<T: Real>(
         .par_chunks(d)
         .zip(work.source.par_iter_mut().zip(work.psi.par_iter_mut()))
         .for_each(|(x, (f, psi))| {
-            POINT64.with_borrow_mut(|x64| {
-                x64.clear();
-                x64.extend(x.iter().map(|v| v.as_f64()));
-                *f = eq.source(x64);
-            });
+            *f = match T::slice_f32(x) {
+                Some(x32) => eq.source_f32(x32),
+                None => POINT64.with_borrow_mut(|x64| {
+                    x64.clear();
+                    x64.extend(x.iter().map(|v| v.as_f64()));
+                    eq.source(x64)
+                }),
+            };
             *psi = 1.0 - sum_squares4(x);
         });
     work.source_s += t_source.elapsed().as_secs_f64();
