@@ -42,9 +42,15 @@ pub fn stream(seed: u64, a: u64, b: u64) -> Xoshiro256PlusPlus {
 impl BallSampler {
     /// Fills `out` (`[n × d]`) with the points of batch `batch` of stream `seed`.
     pub fn fill<T: crate::Real>(&self, seed: u64, batch: u64, out: &mut [T]) {
+        self.fill_from(seed, batch, 0, out);
+    }
+
+    /// As [`BallSampler::fill`], for points `first, first + 1, …` of the batch (the same points
+    /// that a full fill puts there).
+    pub fn fill_from<T: crate::Real>(&self, seed: u64, batch: u64, first: usize, out: &mut [T]) {
         let d = self.dim;
         out.par_chunks_mut(d).enumerate().for_each(|(p, x)| {
-            let mut rng = stream(seed, batch, p as u64);
+            let mut rng = stream(seed, batch, (first + p) as u64);
             let mut norm2 = 0.0f64;
             for v in x.iter_mut() {
                 let g: f64 = StandardNormal.sample(&mut rng);
@@ -85,6 +91,10 @@ mod tests {
             let mut again = vec![0.0f64; n * d];
             s.fill(1, 0, &mut again);
             assert_eq!(x, again, "same seed, same points");
+            // a part of the batch, filled on its own, is the same part of the full fill
+            let mut part = vec![0.0f64; 7 * d];
+            s.fill_from(1, 0, 13, &mut part);
+            assert_eq!(part, x[13 * d..20 * d], "fill_from matches fill");
         }
     }
 }

@@ -182,7 +182,15 @@ impl TrainConfig {
         let param_bytes = params * (2 * elem + 16);
         // tape: ~3 jets per layer of (primal + 2 orders per row) × width, plus cotangents
         let jet_bytes = self.depth as u64 * 5 * (rows * 2 + self.batch as u64) * h * elem;
-        let point_bytes = self.batch as u64 * d * (elem + 8) * 2 + 200 * d * (elem + 8);
+        // residual points (moved into the jets, not copied), two copies of one test batch, the
+        // coefficients c_i and one f64 point per thread
+        let test_batch = crate::train::run::test_batch(self.dim) as u64;
+        let threads = if self.threads == 0 {
+            rayon::current_num_threads()
+        } else {
+            self.threads
+        } as u64;
+        let point_bytes = self.batch as u64 * d * elem + 2 * test_batch * d * elem + d * 8 + threads * d * 8;
         let dense_dirs = if self.method == "dense" {
             dirs * d * (elem + 8)
         } else {

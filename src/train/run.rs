@@ -17,6 +17,7 @@ use crate::pde::sampler::stream;
 use crate::pde::{BallSampler, Equation};
 use crate::real::Real;
 use rand::Rng;
+use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write as _;
@@ -29,8 +30,17 @@ use std::time::Instant;
 const RESIDUAL: u64 = 1;
 const INDICES: u64 = 2;
 const TEST: u64 = 3;
-/// Test points per evaluation batch.
+/// Test points per evaluation batch (fewer at large d, see [`test_batch`]).
 const TEST_BATCH: usize = 200;
+
+/// Coordinates per evaluation batch at most (100 MB in f32).
+const TEST_BATCH_VALUES: usize = 25_000_000;
+
+/// Test points per evaluation batch at dimension `d`: 200, or fewer so that a batch holds at
+/// most [`TEST_BATCH_VALUES`] coordinates.
+pub fn test_batch(d: usize) -> usize {
+    (TEST_BATCH_VALUES / d.max(1)).clamp(1, TEST_BATCH)
+}
 
 /// How a run is driven.
 #[derive(Clone, Debug)]
@@ -223,16 +233,24 @@ fn evaluate<T: Real>(
     let d = cfg.dim;
     let fresh = targets.is_empty();
     let (mut e2, mut n2, mut e1, mut n1) = (0.0, 0.0, 0.0, 0.0);
-    let mut buf = vec![T::zero(); TEST_BATCH * d];
+    let per_batch = test_batch(d);
+    let mut buf = vec![T::zero(); per_batch * d];
     let mut start = 0;
-    let mut batch = 0u64;
     while start < cfg.test_points {
-        let m = TEST_BATCH.min(cfg.test_points - start);
+        let m = per_batch.min(cfg.test_points - start);
         let pts = &mut buf[..m * d];
-        sampler.fill(cfg.seed ^ 0x7E57, TEST ^ (batch << 8), pts);
+        // the same points in every evaluation: the stream is keyed by the batch of TEST_BATCH
+        // points, and a smaller batch reads the matching part of it
+        fill_test_points(sampler, cfg.seed, start, m, d, pts);
         if fresh {
-            let x64: Vec<f64> = pts.iter().map(|v| v.as_f64()).collect();
-            targets.extend(x64.chunks(d).map(|x| eq.exact(x).unwrap_or(0.0)));
+            let exact: Vec<f64> = pts
+                .par_chunks(d)
+                .map(|x| {
+                    let x64: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
+                    eq.exact(&x64).unwrap_or(0.0)
+                })
+                .collect();
+            targets.extend(exact);
         }
         let u = predict(net, pts, d, tape)?;
         for (i, ui) in u.iter().enumerate() {
@@ -243,9 +261,21 @@ fn evaluate<T: Real>(
             n1 += t.abs();
         }
         start += m;
-        batch += 1;
     }
     Ok(((e2 / n2.max(1e-300)).sqrt(), e1 / n1.max(1e-300)))
+}
+
+/// Test points `start .. start + m` into `pts`: point `g` is point `g mod 200` of test batch
+/// `g / 200`, whatever the evaluation batch size.
+fn fill_test_points<T: Real>(sampler: &BallSampler, seed: u64, start: usize, m: usize, d: usize, pts: &mut [T]) {
+    let mut done = 0;
+    while done < m {
+        let g = start + done;
+        let (b, p) = ((g / TEST_BATCH) as u64, g % TEST_BATCH);
+        let n = (TEST_BATCH - p).min(m - done);
+        sampler.fill_from(seed ^ 0x7E57, TEST ^ (b << 8), p, &mut pts[done * d..(done + n) * d]);
+        done += n;
+    }
 }
 
 /// Saved state besides the network.
