@@ -26,13 +26,22 @@ pub trait Real:
     fn as_f64(self) -> f64;
     /// A short name for messages and metadata.
     const NAME: &'static str;
-    /// The slice as `&[f32]` when `Self` is `f32` (for f32-specialised paths), else `None`.
-    fn slice_f32(s: &[Self]) -> Option<&[f32]>;
+    /// The slice as its concrete type (for paths written once per precision).
+    fn view(s: &[Self]) -> Slice<'_>;
+}
+
+/// A slice of a [`Real`] seen as its concrete type.
+#[derive(Clone, Copy, Debug)]
+pub enum Slice<'a> {
+    /// `f32` values.
+    F32(&'a [f32]),
+    /// `f64` values.
+    F64(&'a [f64]),
 }
 
 impl Real for f32 {
-    fn slice_f32(s: &[Self]) -> Option<&[f32]> {
-        Some(s)
+    fn view(s: &[Self]) -> Slice<'_> {
+        Slice::F32(s)
     }
     fn c(x: f64) -> Self {
         x as f32
@@ -44,8 +53,8 @@ impl Real for f32 {
 }
 
 impl Real for f64 {
-    fn slice_f32(_: &[Self]) -> Option<&[f32]> {
-        None
+    fn view(s: &[Self]) -> Slice<'_> {
+        Slice::F64(s)
     }
     fn c(x: f64) -> Self {
         x

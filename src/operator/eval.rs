@@ -130,9 +130,14 @@ pub fn evaluate_plan_with<T: Real>(
             input.set(k, tangent)?;
         }
         let out = net.forward(&input, tape)?;
-        // derivative-convention outputs of u per row, [rows × (order + 1)]
-        let y: Vec<T> = (0..n * dirs).flat_map(|row| ansatz.outputs(&input, out, row)).collect();
-        let at = |row: usize, k: usize| y[row * (order + 1) + k];
+        // derivative-convention outputs of u per row, [rows × (order + 1)]; the network's own
+        // outputs when there is no ansatz
+        let y: Option<Vec<T>> = (ansatz != Ansatz::Identity)
+            .then(|| (0..n * dirs).flat_map(|row| ansatz.outputs(&input, out, row)).collect());
+        let at = |row: usize, k: usize| match &y {
+            Some(y) => y[row * (order + 1) + k],
+            None => out.derivative(k, row, 0),
+        };
         if first {
             for p in 0..n {
                 u[p] = at(p * dirs, 0);

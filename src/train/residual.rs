@@ -11,7 +11,7 @@ use crate::jet::{InputJets, Jet, Tangent};
 use crate::nn::{CollapsedTape, Mlp, NnError, Tape};
 use crate::pde::Equation;
 use crate::pde::vecmath::sum_squares4;
-use crate::real::Real;
+use crate::real::{Real, Slice};
 use rayon::prelude::*;
 
 /// The directions of one estimator draw.
@@ -130,25 +130,18 @@ pub fn residual_step<T: Real>(
 ) -> Result<f64, NnError> {
     let d = eq.dim();
     let n = points.len() / d;
-    // ψ and the exact source per point, from the same (rounded) points the network sees; one f64
-    // copy of a point per task, not of the batch
+    // ψ and the exact source per point, from the same (rounded) points the network sees, without
+    // a widened copy
     work.source.resize(n, 0.0);
     work.psi.resize(n, 0.0);
     let t_source = std::time::Instant::now();
-    thread_local! {
-        static POINT64: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
     points
         .par_chunks(d)
         .zip(work.source.par_iter_mut().zip(work.psi.par_iter_mut()))
         .for_each(|(x, (f, psi))| {
-            *f = match T::slice_f32(x) {
-                Some(x32) => eq.source_f32(x32),
-                None => POINT64.with_borrow_mut(|x64| {
-                    x64.clear();
-                    x64.extend(x.iter().map(|v| v.as_f64()));
-                    eq.source(x64)
-                }),
+            *f = match T::view(x) {
+                Slice::F32(x) => eq.source_f32(x),
+                Slice::F64(x) => eq.source(x),
             };
             *psi = 1.0 - sum_squares4(x);
         });
@@ -233,20 +226,23 @@ fn collapsed_step<T: Real>(
     let w = draw.weight();
     let out = net.forward_collapsed(input, &mut work.collapsed_tape)?;
     let mut cot = std::mem::take(&mut work.collapsed_cotangent);
+    // every entry of the cotangent is written below
     cot.reshape(out.points, out.dirs, out.width);
-    cot.primal.iter_mut().chain(&mut cot.first).for_each(|v| *v = T::zero());
     let inv_n = 1.0 / n as f64;
     let mut loss = 0.0;
+    let mut xv = Vec::with_capacity(dirs);
     for p in 0..n {
         let x = &input.primal()[p * d..(p + 1) * d];
         let psi0 = work.psi[p];
         let n0 = out.primal[p].as_f64();
         let (fu, dfu) = eq.nonlinearity(psi0 * n0);
         let (mut vv_sum, mut cross) = (0.0, 0.0);
+        xv.clear();
         for j in 0..dirs {
-            let (xv, vv) = draw.dot(j, x);
+            let (xvj, vv) = draw.dot(j, x);
+            xv.push(xvj);
             vv_sum += vv;
-            cross += xv * out.first[p * dirs + j].as_f64();
+            cross += xvj * out.first[p * dirs + j].as_f64();
         }
         let sum2 = 2.0 * out.sum2[p].as_f64();
         let r = w * (-2.0 * vv_sum * n0 - 4.0 * cross + psi0 * sum2) + fu - work.source[p];
@@ -254,9 +250,8 @@ fn collapsed_step<T: Real>(
         let dr = 2.0 * r * inv_n;
         // ∂L/∂sum2 (normalised) = 2·∂L/∂(Σ y₂)
         cot.sum2[p] = T::c(2.0 * dr * w * psi0);
-        for j in 0..dirs {
-            let (xv, _) = draw.dot(j, x);
-            cot.first[p * dirs + j] = T::c(dr * w * -4.0 * xv);
+        for (j, &xvj) in xv.iter().enumerate() {
+            cot.first[p * dirs + j] = T::c(dr * w * -4.0 * xvj);
         }
         cot.primal[p] = T::c(dr * (w * -2.0 * vv_sum + dfu * psi0));
     }
