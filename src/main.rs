@@ -76,7 +76,7 @@ struct TrainArgs {
     /// Base learning rate.
     #[arg(long)]
     lr: Option<f64>,
-    /// constant | linear | cosine | exponential.
+    /// constant | linear | cosine | exponential | exponential-per-run.
     #[arg(long)]
     schedule: Option<String>,
     /// Hidden width.
@@ -103,6 +103,21 @@ struct TrainArgs {
     /// Worker threads (0 = all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Weight of the gradient-enhanced (gPINN) term, two-body equations (paper: 0.1, 20000 steps).
+    #[arg(long)]
+    gpinn_weight: Option<f64>,
+    /// Horizon T of the parabolic equations (default 0.3).
+    #[arg(long)]
+    horizon: Option<f64>,
+    /// Terminal points per step, parabolic equations (default 20).
+    #[arg(long)]
+    terminal_batch: Option<usize>,
+    /// Weight of the terminal loss, parabolic equations (default 20).
+    #[arg(long)]
+    terminal_weight: Option<f64>,
+    /// Weight of the terminal gradient-matching term relative to the value term (default 0.05).
+    #[arg(long)]
+    terminal_gradient_weight: Option<f64>,
     /// Unbiased two-sample loss.
     #[arg(long)]
     unbiased: bool,
@@ -130,12 +145,14 @@ struct TrainArgs {
 
 fn run_train(a: &TrainArgs) -> Result<(), String> {
     use stde::train::{RunOptions, TrainConfig, train};
+    // defaults follow the equation (the parabolic problems use the paper's wider network, R and
+    // evaluation cadence); a config file's keys and then the flags override them
     let mut cfg = match &a.config {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
-            TrainConfig::from_toml(&text).map_err(|e| format!("{}: {e}", p.display()))?
+            TrainConfig::from_toml_for(&text, a.equation.as_deref()).map_err(|e| format!("{}: {e}", p.display()))?
         }
-        None => TrainConfig::default(),
+        None => TrainConfig::for_equation(a.equation.as_deref().unwrap_or("allen-cahn-two-body")),
     };
     macro_rules! set {
         ($($f:ident),*) => { $(if let Some(v) = &a.$f { cfg.$f = v.clone(); })* };
@@ -156,7 +173,12 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
         problem_seed,
         eval_every,
         test_points,
-        threads
+        threads,
+        gpinn_weight,
+        horizon,
+        terminal_batch,
+        terminal_weight,
+        terminal_gradient_weight
     );
     if a.unbiased {
         cfg.unbiased = true;

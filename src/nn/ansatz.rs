@@ -33,8 +33,9 @@ impl Ansatz {
         }
     }
 
-    /// Normalised coefficients `ψ_0..ψ_K` of `ψ(x(s))` along the input curve of `row`.
-    fn series<T: Real>(&self, input: &InputJets<T>, row: usize) -> Vec<f64> {
+    /// Normalised coefficients `ψ_0..ψ_K` of `ψ(x(s))` along the input curve of `row`; `psi0`
+    /// is `ψ(x₀)` when the caller has it (it costs `O(d)` per call otherwise).
+    pub fn series<T: Real>(&self, input: &InputJets<T>, row: usize, psi0: Option<f64>) -> Vec<f64> {
         let order = input.order();
         let mut psi = vec![0.0; order + 1];
         match self {
@@ -62,7 +63,7 @@ impl Ansatz {
                     .collect();
                 let dot0 = |k: usize| slots[k - 1].iter().map(|&(c, a)| x[c].as_f64() * a).sum::<f64>();
                 let dot = |j: usize, m: usize| merge_dot(&slots[j - 1], &slots[m - 1]);
-                psi[0] = 1.0 - x.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>();
+                psi[0] = psi0.unwrap_or_else(|| 1.0 - x.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>());
                 // ψ_k = −Σ_{j=0..k} a_j·a_{k−j}
                 for k in 1..=order {
                     let mut s = 2.0 * dot0(k);
@@ -82,7 +83,7 @@ impl Ansatz {
             return out.derivatives(row, 0);
         }
         let order = out.order;
-        let psi: Vec<T> = self.series(input, row).into_iter().map(T::c).collect();
+        let psi: Vec<T> = self.series(input, row, None).into_iter().map(T::c).collect();
         let n: Vec<T> = (0..=order).map(|k| out.coefficient(k, row, 0)).collect();
         let mut u = vec![T::zero(); order + 1];
         rules::mul_forward(&psi, &n, &mut u);

@@ -185,6 +185,11 @@ pub struct Tape<T> {
 }
 
 impl<T: Real> Tape<T> {
+    /// The network output of the last forward pass (the shape a cotangent must have).
+    pub fn output(&self) -> Option<&Jet<T>> {
+        self.z.last()
+    }
+
     /// Bytes held by the tape's buffers (what a forward pass keeps for backward, plus scratch).
     pub fn bytes(&self) -> usize {
         let jets = self

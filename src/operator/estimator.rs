@@ -51,6 +51,8 @@ enum Pool {
 #[derive(Debug)]
 pub struct Estimator {
     dim: usize,
+    /// Coordinates the families range over (`≤ dim`).
+    family_dim: usize,
     kind: EstimatorKind,
     rand_batch: usize,
     pool: Pool,
@@ -76,7 +78,7 @@ fn family_coeff(f: &Family) -> f64 {
 }
 
 /// `R` distinct integers from `0..n` (Floyd's algorithm).
-fn sample_distinct<R: Rng>(rng: &mut R, n: u64, r: usize) -> Vec<u64> {
+pub fn sample_distinct<R: Rng>(rng: &mut R, n: u64, r: usize) -> Vec<u64> {
     let mut chosen = HashSet::with_capacity(r);
     let mut out = Vec::with_capacity(r);
     for j in (n - r as u64)..n {
@@ -99,6 +101,7 @@ impl Estimator {
         };
         let mut est = Estimator {
             dim,
+            family_dim: op.family_range(dim),
             kind,
             rand_batch,
             pool,
@@ -137,7 +140,7 @@ impl Estimator {
     /// Number of terms sparse sampling draws from (`N`).
     pub fn pool_size(&self) -> u64 {
         match &self.pool {
-            Pool::Families(fs) => fs.iter().map(|f| family_size(f, self.dim)).sum(),
+            Pool::Families(fs) => fs.iter().map(|f| family_size(f, self.family_dim)).sum(),
             Pool::Terms(ts) => ts.len() as u64,
         }
     }
@@ -236,7 +239,7 @@ impl Estimator {
                 let weights: Vec<f64> = match &self.pool {
                     Pool::Families(fs) => fs
                         .iter()
-                        .map(|f| family_coeff(f).abs() * family_size(f, self.dim) as f64)
+                        .map(|f| family_coeff(f).abs() * family_size(f, self.family_dim) as f64)
                         .collect(),
                     Pool::Terms(ts) => ts.iter().map(|t| t.coeff.abs()).collect(),
                 };
@@ -268,8 +271,8 @@ impl Estimator {
     fn group(&self, g: usize) -> (u64, u64, f64) {
         match &self.pool {
             Pool::Families(fs) => {
-                let offset = fs[..g].iter().map(|f| family_size(f, self.dim)).sum();
-                (offset, family_size(&fs[g], self.dim), family_coeff(&fs[g]))
+                let offset = fs[..g].iter().map(|f| family_size(f, self.family_dim)).sum();
+                (offset, family_size(&fs[g], self.family_dim), family_coeff(&fs[g]))
             }
             Pool::Terms(ts) => (g as u64, 1, ts[g].coeff),
         }
@@ -281,7 +284,7 @@ impl Estimator {
             Pool::Terms(ts) => b.add_partial(scale * ts[idx as usize].coeff, &ts[idx as usize].index),
             Pool::Families(fs) => {
                 for f in fs {
-                    let size = family_size(f, self.dim);
+                    let size = family_size(f, self.family_dim);
                     if idx >= size {
                         idx -= size;
                         continue;
@@ -289,7 +292,8 @@ impl Estimator {
                     return match f {
                         Family::Diagonal { coeff, order } => b.add_partial(scale * coeff, &vec![idx as usize; *order]),
                         Family::Biharmonic { coeff } => {
-                            let (i, j) = ((idx / self.dim as u64) as usize, (idx % self.dim as u64) as usize);
+                            let fd = self.family_dim as u64;
+                            let (i, j) = ((idx / fd) as usize, (idx % fd) as usize);
                             b.add_partial(scale * coeff, &[i, i, j, j])
                         }
                         Family::Directional {
@@ -315,11 +319,13 @@ impl Estimator {
     }
 
     fn add_dense<R: Rng>(&self, b: &mut PlanBuilder, rng: &mut R, dist: DenseDistribution) {
-        let d = self.dim;
+        let (d, fd) = (self.dim, self.family_dim);
         let r = self.rand_batch;
-        let mut xi = |n: usize| -> Vec<f64> {
-            (0..n)
-                .map(|_| match dist {
+        // `n` random entries, zero-padded to `len` (coordinates outside the families stay 0)
+        let mut xi_padded = |n: usize, len: usize| -> Vec<f64> {
+            (0..len)
+                .map(|i| match dist {
+                    _ if i >= n => 0.0,
                     DenseDistribution::Rademacher => {
                         if rng.random::<bool>() {
                             1.0
@@ -337,12 +343,12 @@ impl Estimator {
                     for _ in 0..r {
                         match f {
                             // E[vvᵀ] = I: y_2 is unbiased for Δu (no factor d; spec §7.2)
-                            Family::Diagonal { coeff, .. } => b.add_directional(coeff / r as f64, 2, &xi(d)),
+                            Family::Diagonal { coeff, .. } => b.add_directional(coeff / r as f64, 2, &xi_padded(fd, d)),
                             // Isserlis: E[D⁴u[v⁴]] = 3Δ²u for Gaussian v (spec §7.5)
-                            Family::Biharmonic { coeff } => b.add_directional(coeff / (3.0 * r as f64), 4, &xi(d)),
+                            Family::Biharmonic { coeff } => b.add_directional(coeff / (3.0 * r as f64), 4, &xi_padded(fd, d)),
                             // Σ_m D²u[w_m, w_m] = E[D²u[(Σ ξ_m w_m)²]] (spec §7.4)
                             Family::Directional { coeff, directions, .. } => {
-                                let z = xi(directions.len());
+                                let z = xi_padded(directions.len(), directions.len());
                                 let mut v = vec![0.0; d];
                                 for (w, zm) in directions.iter().zip(&z) {
                                     v.iter_mut().zip(w).for_each(|(a, b)| *a += zm * b);
@@ -362,7 +368,7 @@ impl Estimator {
                         continue;
                     }
                     for _ in 0..r {
-                        let z = xi(d);
+                        let z = xi_padded(d, d);
                         let v: Vec<f64> = (0..d).map(|i| (0..d).map(|k| factor[i * d + k] * z[k]).sum()).collect();
                         b.add_directional(sign / r as f64, 2, &v);
                     }

@@ -1,7 +1,7 @@
 //! Evaluating a probe plan on a network: the plan's jets are grouped by order, pushed through the
 //! network for every point at once, and their outputs combined with the read-out weights.
 
-use super::plan::{ProbeDirection, ProbePlan};
+use super::plan::{Probe, ProbeDirection, ProbePlan};
 use crate::jet::{InputError, InputJets, Tangent};
 use crate::nn::{Ansatz, Mlp, NnError, Tape};
 use crate::real::Real;
@@ -23,6 +23,84 @@ pub enum EvalError {
     /// The network rejected the input.
     #[error(transparent)]
     Network(#[from] NnError),
+}
+
+/// Sets the tangent slots of `input` (`n` points, one row per probe of `group`) from the probes'
+/// slots: coordinate and sparse directions stay sparse, dense ones are shared by every point.
+pub(crate) fn set_tangents<T: Real>(
+    input: &mut InputJets<T>,
+    probes: &[Probe],
+    directions: &[Vec<f64>],
+    group: &[usize],
+    n: usize,
+) -> Result<(), InputError> {
+    let (dirs, dim) = (group.len(), input.dim());
+    for k in 1..=input.order() {
+        let slot: Vec<Option<&ProbeDirection>> = group
+            .iter()
+            .map(|&i| probes[i].slots.iter().find(|(kk, _)| *kk == k).map(|(_, d)| d))
+            .collect();
+        if slot.iter().all(Option::is_none) {
+            continue;
+        }
+        let tangent = if slot.iter().any(|d| matches!(d, Some(ProbeDirection::Dense(_)))) {
+            let mut v = vec![T::zero(); dirs * dim];
+            for (g, d) in slot.iter().enumerate() {
+                match d {
+                    Some(ProbeDirection::Dense(w)) => {
+                        for (x, w) in v[g * dim..(g + 1) * dim].iter_mut().zip(&directions[*w]) {
+                            *x = T::c(*w);
+                        }
+                    }
+                    Some(ProbeDirection::Coord(c)) => v[g * dim + c] = T::one(),
+                    Some(ProbeDirection::Sparse(e)) => {
+                        for &(c, w) in e {
+                            v[g * dim + c] = T::c(w as f64);
+                        }
+                    }
+                    None => {}
+                }
+            }
+            Tangent::Shared(v)
+        } else if slot.iter().all(|d| matches!(d, Some(ProbeDirection::Coord(_)))) {
+            let one: Vec<usize> = slot
+                .iter()
+                .map(|d| match d {
+                    Some(ProbeDirection::Coord(c)) => *c,
+                    _ => unreachable!("checked above"),
+                })
+                .collect();
+            Tangent::OneHot((0..n).flat_map(|_| one.iter().copied()).collect())
+        } else {
+            let mut row_ptr = vec![0];
+            let (mut indices, mut values) = (Vec::new(), Vec::new());
+            for _ in 0..n {
+                for d in &slot {
+                    match d {
+                        Some(ProbeDirection::Coord(c)) => {
+                            indices.push(*c);
+                            values.push(T::one());
+                        }
+                        Some(ProbeDirection::Sparse(e)) => {
+                            for &(c, w) in e {
+                                indices.push(c);
+                                values.push(T::c(w as f64));
+                            }
+                        }
+                        _ => {}
+                    }
+                    row_ptr.push(indices.len());
+                }
+            }
+            Tangent::Sparse {
+                row_ptr,
+                indices,
+                values,
+            }
+        };
+        input.set(k, tangent)?;
+    }
+    Ok(())
 }
 
 /// `u` and `L u` at every point (`points` is `[n × d]`), by the plan's jets.
@@ -73,62 +151,7 @@ pub fn evaluate_plan_with<T: Real>(
             position[i] = g;
         }
         let mut input = InputJets::new(order, dim, dirs, points.to_vec())?;
-        for k in 1..=order {
-            let slot: Vec<Option<&ProbeDirection>> = group
-                .iter()
-                .map(|&i| plan.probes[i].slots.iter().find(|(kk, _)| *kk == k).map(|(_, d)| d))
-                .collect();
-            if slot.iter().all(Option::is_none) {
-                continue;
-            }
-            let tangent = if slot.iter().any(|d| matches!(d, Some(ProbeDirection::Dense(_)))) {
-                let mut v = vec![T::zero(); dirs * dim];
-                for (g, d) in slot.iter().enumerate() {
-                    match d {
-                        Some(ProbeDirection::Dense(w)) => {
-                            for (x, w) in v[g * dim..(g + 1) * dim].iter_mut().zip(&plan.directions[*w]) {
-                                *x = T::c(*w);
-                            }
-                        }
-                        Some(ProbeDirection::Coord(c)) => v[g * dim + c] = T::one(),
-                        Some(ProbeDirection::Sparse(e)) => {
-                            for &(c, w) in e {
-                                v[g * dim + c] = T::c(w as f64);
-                            }
-                        }
-                        None => {}
-                    }
-                }
-                Tangent::Shared(v)
-            } else {
-                let mut row_ptr = vec![0];
-                let (mut indices, mut values) = (Vec::new(), Vec::new());
-                for _ in 0..n {
-                    for d in &slot {
-                        match d {
-                            Some(ProbeDirection::Coord(c)) => {
-                                indices.push(*c);
-                                values.push(T::one());
-                            }
-                            Some(ProbeDirection::Sparse(e)) => {
-                                for &(c, w) in e {
-                                    indices.push(c);
-                                    values.push(T::c(w as f64));
-                                }
-                            }
-                            _ => {}
-                        }
-                        row_ptr.push(indices.len());
-                    }
-                }
-                Tangent::Sparse {
-                    row_ptr,
-                    indices,
-                    values,
-                }
-            };
-            input.set(k, tangent)?;
-        }
+        set_tangents(&mut input, &plan.probes, &plan.directions, &group, n)?;
         let out = net.forward(&input, tape)?;
         // derivative-convention outputs of u per row, [rows × (order + 1)]; the network's own
         // outputs when there is no ansatz

@@ -6,12 +6,14 @@ pub mod estimator;
 /// Plan evaluation on a network.
 pub mod eval;
 pub mod parse;
+pub mod pass;
 pub mod plan;
 
 pub use estimator::{DenseDistribution, Estimator, EstimatorKind, Sampling};
 pub use eval::{EvalError, evaluate_plan, evaluate_plan_with};
 pub use parse::{ParseError, parse};
-pub use plan::{PlanBuilder, Probe, ProbeDirection, ProbePlan, RecipeCache};
+pub use pass::PlanPass;
+pub use plan::{MultiPlan, PlanBuilder, Probe, ProbeDirection, ProbePlan, Readout, RecipeCache};
 
 /// Errors in building or checking an operator.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -79,6 +81,9 @@ pub struct Operator {
     pub families: Vec<Family>,
     /// Explicit terms.
     pub terms: Vec<Term>,
+    /// The families range over coordinates `0..family_dim` (all input coordinates when `None`):
+    /// for an input `(x, t)` the Laplacian is over `x` only, and `t` enters through explicit terms.
+    pub family_dim: Option<usize>,
 }
 
 impl Operator {
@@ -87,6 +92,7 @@ impl Operator {
         Operator {
             families: vec![Family::Diagonal { coeff: 1.0, order: 2 }],
             terms: vec![],
+            family_dim: None,
         }
     }
     /// `Δ² = Σ_{i,j} ∂_i²∂_j²`.
@@ -94,6 +100,7 @@ impl Operator {
         Operator {
             families: vec![Family::Biharmonic { coeff: 1.0 }],
             terms: vec![],
+            family_dim: None,
         }
     }
     /// `Σ_i ∂_i^k`.
@@ -101,6 +108,7 @@ impl Operator {
         Operator {
             families: vec![Family::Diagonal { coeff: 1.0, order }],
             terms: vec![],
+            family_dim: None,
         }
     }
     /// One mixed partial, one coordinate per differentiation (`[]` is `u` itself).
@@ -110,6 +118,7 @@ impl Operator {
         Operator {
             families: vec![],
             terms: vec![Term { coeff: 1.0, index }],
+            family_dim: None,
         }
     }
     /// The gradient component `∂_i u`.
@@ -130,7 +139,20 @@ impl Operator {
                 directions: sigma_columns,
             }],
             terms: vec![],
+            family_dim: None,
         }
+    }
+
+    /// The same operator with its families restricted to coordinates `0..dim` (the spatial part
+    /// of an `(x, t)` input).
+    pub fn over_first(mut self, dim: usize) -> Operator {
+        self.family_dim = Some(dim);
+        self
+    }
+
+    /// Coordinates the families range over, for input dimension `dim`.
+    pub fn family_range(&self, dim: usize) -> usize {
+        self.family_dim.map_or(dim, |f| f.min(dim))
     }
 
     /// `self + c·other`.
@@ -163,6 +185,13 @@ impl Operator {
     pub fn validate(&self, dim: usize) -> Result<(), OperatorError> {
         if dim == 0 {
             return Err(OperatorError::Invalid("the input dimension must be positive".into()));
+        }
+        if let Some(f) = self.family_dim
+            && (f == 0 || f > dim)
+        {
+            return Err(OperatorError::Invalid(format!(
+                "the operator's families range over {f} coordinates, which is not in 1..={dim}"
+            )));
         }
         for t in &self.terms {
             if let Some(&i) = t.index.iter().find(|&&i| i >= dim) {
@@ -201,6 +230,7 @@ impl Operator {
     /// Every term written out explicitly for dimension `dim` (families expanded; directional
     /// families stay as they are). `O(d)` terms for a Laplacian, `O(d²)` for a biharmonic.
     pub fn expand(&self, dim: usize) -> (Vec<Term>, Vec<Family>) {
+        let dim = self.family_range(dim);
         let mut terms = Vec::new();
         let mut directional = Vec::new();
         for f in &self.families {

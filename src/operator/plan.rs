@@ -482,6 +482,171 @@ impl fmt::Display for ProbePlan {
     }
 }
 
+/// Several linear quantities read off one shared set of jets: quantity `q` is
+/// `Σ weight · y_n(probe)` over `quantities[q]` (derivative convention). Built by merging
+/// [`ProbePlan`]s and letting one jet serve every lower-order partial it already contains (the
+/// gPINN 7-jet `v₂ = e_i, v₃ = e_j` gives `u_j = y₃`, `u_ii = y₄/3` and `u_iij = y₇/105`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MultiPlan {
+    /// The shared jets.
+    pub probes: Vec<Probe>,
+    /// Dense directions referenced by [`ProbeDirection::Dense`].
+    pub directions: Vec<Vec<f64>>,
+    /// The read-outs of each quantity.
+    pub quantities: Vec<Vec<Readout>>,
+}
+
+impl MultiPlan {
+    /// Merges `plans` (one quantity each): identical jets are pushed once, and a pure jet
+    /// `v₁ = e_c` is dropped when another jet carries `e_c` in a slot `j` whose output `y_{nj}`
+    /// is a pure multiple of `∂_c^n u` (no other slot pattern reaches order `nj`; spec §4).
+    pub fn new(plans: Vec<ProbePlan>) -> MultiPlan {
+        let mut out = MultiPlan::default();
+        let mut index: HashMap<Vec<(usize, ProbeDirection)>, usize> = HashMap::new();
+        for plan in plans {
+            let offset = out.directions.len();
+            out.directions.extend(plan.directions);
+            let map: Vec<usize> = plan
+                .probes
+                .iter()
+                .map(|p| {
+                    let slots: Vec<(usize, ProbeDirection)> = p
+                        .slots
+                        .iter()
+                        .map(|(k, d)| match d {
+                            ProbeDirection::Dense(w) => (*k, ProbeDirection::Dense(w + offset)),
+                            other => (*k, other.clone()),
+                        })
+                        .collect();
+                    match index.get(&slots) {
+                        Some(&i) => {
+                            out.probes[i].order = out.probes[i].order.max(p.order);
+                            i
+                        }
+                        None => {
+                            out.probes.push(Probe {
+                                order: p.order,
+                                slots: slots.clone(),
+                            });
+                            index.insert(slots, out.probes.len() - 1);
+                            out.probes.len() - 1
+                        }
+                    }
+                })
+                .collect();
+            out.quantities.push(
+                plan.readout
+                    .iter()
+                    .map(|r| Readout {
+                        probe: map[r.probe],
+                        n: r.n,
+                        weight: r.weight,
+                    })
+                    .collect(),
+            );
+        }
+        out.share_jets();
+        out
+    }
+
+    /// Where `weight·y_n` of the pure probe `p` can be read from another probe instead.
+    fn host(&self, p: usize, n: usize) -> Option<(usize, usize, f64)> {
+        let c = match self.probes[p].slots.as_slice() {
+            [] => None,
+            [(1, ProbeDirection::Coord(c))] => Some(*c),
+            _ => return None,
+        };
+        let read = |h: usize| self.quantities.iter().flatten().any(|r| r.probe == h);
+        (0..self.probes.len()).filter(|&h| h != p && read(h)).find_map(|h| {
+            let host = &self.probes[h];
+            if n == 0 {
+                return Some((h, 0, 1.0));
+            }
+            let mut orders = Vec::with_capacity(host.slots.len());
+            let mut at = None;
+            let mut coords = Vec::with_capacity(host.slots.len());
+            for (t, (j, dir)) in host.slots.iter().enumerate() {
+                let ProbeDirection::Coord(cc) = dir else {
+                    return None;
+                };
+                coords.push(*cc);
+                orders.push(*j);
+                if Some(*cc) == c {
+                    at = Some(t);
+                }
+            }
+            coords.sort_unstable();
+            coords.dedup();
+            let t = at?;
+            let k = n * orders[t];
+            if coords.len() != orders.len() || k > host.order {
+                return None;
+            }
+            let reps = representations(&orders, k);
+            let mut want = vec![0; orders.len()];
+            want[t] = n;
+            (reps == [want.clone()]).then(|| (h, k, 1.0 / kappa(&orders, &want, k)))
+        })
+    }
+
+    /// Moves read-outs of pure jets onto jets that already contain them and drops unused jets.
+    fn share_jets(&mut self) {
+        for p in 0..self.probes.len() {
+            let reads: Vec<usize> = self
+                .quantities
+                .iter()
+                .flatten()
+                .filter(|r| r.probe == p)
+                .map(|r| r.n)
+                .collect();
+            if reads.is_empty() {
+                continue;
+            }
+            let hosts: Option<Vec<(usize, usize, usize, f64)>> = reads
+                .iter()
+                .map(|&n| self.host(p, n).map(|(h, k, s)| (n, h, k, s)))
+                .collect();
+            let Some(hosts) = hosts else {
+                continue;
+            };
+            for q in &mut self.quantities {
+                for r in q.iter_mut().filter(|r| r.probe == p) {
+                    let &(_, h, k, s) = hosts.iter().find(|x| x.0 == r.n).expect("every read has a host");
+                    *r = Readout {
+                        probe: h,
+                        n: k,
+                        weight: r.weight * s,
+                    };
+                }
+            }
+        }
+        // drop unread jets and renumber
+        let mut used = vec![false; self.probes.len()];
+        self.quantities.iter().flatten().for_each(|r| used[r.probe] = true);
+        if used.iter().all(|&u| u) {
+            return;
+        }
+        let mut renumber = vec![usize::MAX; self.probes.len()];
+        let mut kept = Vec::new();
+        for (i, p) in std::mem::take(&mut self.probes).into_iter().enumerate() {
+            if used[i] {
+                renumber[i] = kept.len();
+                kept.push(p);
+            }
+        }
+        self.probes = kept;
+        self.quantities
+            .iter_mut()
+            .flatten()
+            .for_each(|r| r.probe = renumber[r.probe]);
+    }
+
+    /// Highest jet order among the probes.
+    pub fn max_order(&self) -> usize {
+        self.probes.iter().map(|p| p.order).max().unwrap_or(0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,6 +685,37 @@ mod tests {
         assert_eq!(plan.probes.len(), 1);
         assert_eq!(plan.probes[0].order, 4);
         assert_eq!(plan.readout.len(), 3);
+    }
+
+    #[test]
+    fn gpinn_jets_serve_the_laplacian_and_the_gradient() {
+        // Δ̂ from 2-jets along e_0, e_1; u_001 and u_110 and u_1, u_0: all from two 7-jets
+        let plan = |f: &dyn Fn(&mut PlanBuilder)| {
+            let mut b = PlanBuilder::new();
+            f(&mut b);
+            b.finish()
+        };
+        let lap = plan(&|b| {
+            b.add_partial(5.0, &[0, 0]).unwrap();
+            b.add_partial(5.0, &[1, 1]).unwrap();
+        });
+        let third = plan(&|b| b.add_partial(1.0, &[0, 0, 1]).unwrap());
+        let third2 = plan(&|b| b.add_partial(1.0, &[1, 1, 0]).unwrap());
+        let grad = plan(&|b| b.add_partial(1.0, &[1]).unwrap());
+        let value = plan(&|b| b.add_partial(1.0, &[]).unwrap());
+        let m = MultiPlan::new(vec![lap, third, third2, grad, value]);
+        assert_eq!(m.probes.len(), 2, "{m:?}");
+        assert!(m.probes.iter().all(|p| p.order == 7));
+        // u_ii = y4/3 with weight 5
+        for r in &m.quantities[0] {
+            assert_eq!(r.n, 4);
+            assert!((r.weight - 5.0 / 3.0).abs() < 1e-15);
+        }
+        // u_1 from the jet with v3 = e_1
+        let r = &m.quantities[3][0];
+        assert_eq!(m.probes[r.probe].slots[1], (3, ProbeDirection::Coord(1)));
+        assert_eq!((r.n, r.weight), (3, 1.0));
+        assert_eq!(m.quantities[4][0].n, 0);
     }
 
     #[test]

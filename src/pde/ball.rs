@@ -142,6 +142,125 @@ impl BallProblem {
     }
 }
 
+/// The scalar operations the two-body term needs, for `f64` and for [`Dual`].
+trait Scalar: Copy + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> {
+    fn c(v: f64) -> Self;
+    fn sin(self) -> Self;
+    fn cos(self) -> Self;
+}
+
+impl Scalar for f64 {
+    fn c(v: f64) -> Self {
+        v
+    }
+    fn sin(self) -> Self {
+        f64::sin(self)
+    }
+    fn cos(self) -> Self {
+        f64::cos(self)
+    }
+}
+
+/// A forward-mode dual number `v + e·ε`, `ε² = 0`: one exact first derivative.
+#[derive(Clone, Copy, Debug)]
+struct Dual {
+    v: f64,
+    e: f64,
+}
+
+impl std::ops::Add for Dual {
+    type Output = Dual;
+    fn add(self, o: Dual) -> Dual {
+        Dual {
+            v: self.v + o.v,
+            e: self.e + o.e,
+        }
+    }
+}
+impl std::ops::Sub for Dual {
+    type Output = Dual;
+    fn sub(self, o: Dual) -> Dual {
+        Dual {
+            v: self.v - o.v,
+            e: self.e - o.e,
+        }
+    }
+}
+impl std::ops::Mul for Dual {
+    type Output = Dual;
+    fn mul(self, o: Dual) -> Dual {
+        Dual {
+            v: self.v * o.v,
+            e: self.e * o.v + self.v * o.e,
+        }
+    }
+}
+impl Scalar for Dual {
+    fn c(v: f64) -> Self {
+        Dual { v, e: 0.0 }
+    }
+    fn sin(self) -> Self {
+        Dual {
+            v: self.v.sin(),
+            e: self.e * self.v.cos(),
+        }
+    }
+    fn cos(self) -> Self {
+        Dual {
+            v: self.v.cos(),
+            e: -self.e * self.v.sin(),
+        }
+    }
+}
+
+/// One two-body term in its two variables `(p, q) = (x_i, x_{i+1})`: `(sin z, Δ sin z, (p, q)·∇ sin z)`
+/// with `z = p + cos q + q cos p` (the quantities of spec §5.3).
+fn two_body_term<S: Scalar>(p: S, q: S) -> (S, S, S) {
+    let (sp, cp, sq, cq) = (p.sin(), p.cos(), q.sin(), q.cos());
+    let z = p + cq + q * cp;
+    let (sz, cz) = (z.sin(), z.cos());
+    let a = S::c(1.0) - q * sp;
+    let b = cp - sq;
+    let a2 = S::c(0.0) - q * cp;
+    let b2 = S::c(0.0) - cq;
+    let lap = cz * (a2 + b2) - sz * (a * a + b * b);
+    (sz, lap, cz * (p * a + q * b))
+}
+
+impl BallProblem {
+    /// The two-body source `f` at `x`, and `∂_j f` for every `j` of `js` into `out` (spec §6.1):
+    /// `∂_j f = ∂_jΔu* + F'(u*)∂_ju*` with `∂_jΔu* = −2x_jΔφ + ψ∂_jΔφ − 4∂_j(x·∇φ) − 2d∂_jφ`; only
+    /// the terms `i = j − 1, j` depend on `x_j`, and their derivatives come from dual numbers.
+    fn two_body_source_partials(&self, x: &[f64], js: &[usize], out: &mut [f64]) -> f64 {
+        let d = x.len();
+        let psi = 1.0 - vecmath::sum_squares4(x);
+        let (phi, lap, _) = self.parts(x);
+        let (u, lap_u) = self.solution_and_laplacian(x);
+        let (f_u, df_u, _) = self.nonlinearity(u);
+        for (&j, o) in js.iter().zip(out.iter_mut()) {
+            let (mut d_phi, mut d_lap, mut d_radial) = (0.0, 0.0, 0.0);
+            let seeded = |v: f64, on: bool| Dual {
+                v,
+                e: if on { 1.0 } else { 0.0 },
+            };
+            for i in [j.wrapping_sub(1), j] {
+                if i >= d.saturating_sub(1) {
+                    continue;
+                }
+                let (s, l, r) = two_body_term(seeded(x[i], i == j), seeded(x[i + 1], i + 1 == j));
+                let c = self.coeffs[i];
+                d_phi += c * s.e;
+                d_lap += c * l.e;
+                d_radial += c * r.e;
+            }
+            let d_u = -2.0 * x[j] * phi + psi * d_phi;
+            let d_lap_u = -2.0 * x[j] * lap + psi * d_lap - 4.0 * d_radial - 2.0 * d as f64 * d_phi;
+            *o = d_lap_u + df_u * d_u;
+        }
+        lap_u + f_u
+    }
+}
+
 impl Equation for BallProblem {
     fn name(&self) -> String {
         let op = match self.nonlinearity {
@@ -160,12 +279,16 @@ impl Equation for BallProblem {
         self.coeffs.len()
     }
 
-    fn nonlinearity(&self, u: f64) -> (f64, f64) {
+    fn nonlinearity(&self, u: f64) -> (f64, f64, f64) {
         match self.nonlinearity {
-            Nonlinearity::Poisson => (0.0, 0.0),
-            Nonlinearity::AllenCahn => (u - u * u * u, 1.0 - 3.0 * u * u),
-            Nonlinearity::SineGordon => (u.sin(), u.cos()),
+            Nonlinearity::Poisson => (0.0, 0.0, 0.0),
+            Nonlinearity::AllenCahn => (u - u * u * u, 1.0 - 3.0 * u * u, -6.0 * u),
+            Nonlinearity::SineGordon => (u.sin(), u.cos(), -u.sin()),
         }
+    }
+
+    fn source_with_partials(&self, x: &[f64], js: &[usize], out: &mut [f64]) -> Option<f64> {
+        (self.solution == Solution::TwoBody).then(|| self.two_body_source_partials(x, js, out))
     }
 
     fn source(&self, x: &[f64]) -> f64 {

@@ -1,25 +1,31 @@
-//! PDEs: the inseparable elliptic benchmark problems on the unit ball (spec equations §5), their
-//! exact solutions and analytic source terms, and the samplers.
+//! PDEs as data: the inseparable elliptic problems on the unit ball (spec equations §5) with their
+//! gradient-enhanced variants (§6), the semilinear parabolic problems (§7), their exact solutions,
+//! sources, terminal data and samplers, and the [`Problem`] description the trainer consumes.
 //!
-//! A new PDE implements [`Equation`] (residual nonlinearity, source, exact solution) in one file
-//! and adds one [`EquationEntry`] to [`EQUATIONS`];
-//! the trainer supplies the hard-constraint ansatz `u = (1 − ‖x‖²)·N(x)` and the Laplacian estimate.
+//! A new PDE implements [`Equation`] (nonlinearity, source, exact solution) in one file, describes
+//! itself as a [`Problem`] (domains, conditions, ansatz, evaluation) and adds one
+//! [`EquationEntry`] to [`EQUATIONS`].
 
 pub mod ball;
+pub mod parabolic;
+pub mod problem;
 pub mod sampler;
 pub mod vecmath;
 
 pub use ball::{BallProblem, Nonlinearity, Solution};
+pub use parabolic::{Parabolic, ParabolicKind};
+pub use problem::{Condition, Domain, Evaluation, Problem, ProblemSettings, Target, Term};
 pub use sampler::{BallSampler, SamplerKind};
 
-/// An elliptic PDE `Δu + F(u) = f` on the unit ball with `u = 0` on the boundary.
+/// The pointwise part of a PDE `L u + F(u) = f`: the nonlinearity, the source and (if known) the
+/// exact solution.
 pub trait Equation: Send + Sync {
     /// Display name, e.g. `allen-cahn-two-body`.
     fn name(&self) -> String;
     /// Spatial dimension `d`.
     fn dim(&self) -> usize;
-    /// `F(u)` and `F'(u)`.
-    fn nonlinearity(&self, u: f64) -> (f64, f64);
+    /// `F(u)`, `F'(u)` and `F''(u)`.
+    fn nonlinearity(&self, u: f64) -> (f64, f64, f64);
     /// The source `f(x)`.
     fn source(&self, x: &[f64]) -> f64;
     /// The source at an f32 point, computed in f64 (the default widens the point first; an
@@ -27,6 +33,11 @@ pub trait Equation: Send + Sync {
     fn source_f32(&self, x: &[f32]) -> f64 {
         let wide: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         self.source(&wide)
+    }
+    /// The source `f(x)` and its partials `∂_j f(x)` for each `j` of `js` (into `out`), for the
+    /// gradient-enhanced loss; `None` if the equation does not provide them.
+    fn source_with_partials(&self, _x: &[f64], _js: &[usize], _out: &mut [f64]) -> Option<f64> {
+        None
     }
     /// The exact solution `u*(x)`, if known.
     fn exact(&self, x: &[f64]) -> Option<f64>;
@@ -47,32 +58,64 @@ pub struct EquationEntry {
     pub name: &'static str,
     /// Smallest dimension the equation is defined for.
     pub min_dim: usize,
-    /// Builds the instance for a dimension and problem seed.
-    pub build: fn(dim: usize, problem_seed: u64, options: ProblemOptions) -> Box<dyn Equation>,
+    /// Whether the equation provides `∂_j f` (so a gPINN weight is meaningful).
+    pub gradient_term: bool,
+    /// Whether the problem is time-dependent (parabolic: horizon and terminal loss apply).
+    pub time: bool,
+    /// Builds the problem from the run's settings.
+    pub build: fn(&ProblemSettings) -> Problem,
 }
 
 macro_rules! ball_entry {
-    ($name:literal, $min_dim:expr) => {
+    ($name:literal, $min_dim:expr, $gradient:expr) => {
         EquationEntry {
             name: $name,
             min_dim: $min_dim,
-            build: |dim, seed, options| {
-                let mut p = BallProblem::from_name($name, dim, seed).expect("registered ball problem");
-                p.compat_three_body_source = options.compat_three_body_source;
-                Box::new(p)
+            gradient_term: $gradient,
+            time: false,
+            build: |s| {
+                let mut p = BallProblem::from_name($name, s.dim, s.problem_seed).expect("registered ball problem");
+                p.compat_three_body_source = s.options.compat_three_body_source;
+                let gpinn = (s.gpinn_weight > 0.0).then_some(s.gpinn_weight);
+                Problem::elliptic(std::sync::Arc::new(p), s.batch, s.sampler, gpinn)
+            },
+        }
+    };
+}
+
+macro_rules! parabolic_entry {
+    ($name:literal) => {
+        EquationEntry {
+            name: $name,
+            min_dim: 1,
+            gradient_term: false,
+            time: true,
+            build: |s| {
+                let eq = Parabolic::from_name($name, s.dim).expect("registered parabolic problem");
+                Problem::parabolic(
+                    eq,
+                    s.horizon,
+                    s.batch,
+                    s.terminal_batch,
+                    s.terminal_weight,
+                    s.terminal_gradient_weight,
+                )
             },
         }
     };
 }
 
 /// Every equation `stde train --equation` accepts.
-pub const EQUATIONS: [EquationEntry; 6] = [
-    ball_entry!("poisson-two-body", 2),
-    ball_entry!("allen-cahn-two-body", 2),
-    ball_entry!("sine-gordon-two-body", 2),
-    ball_entry!("poisson-three-body", 3),
-    ball_entry!("allen-cahn-three-body", 3),
-    ball_entry!("sine-gordon-three-body", 3),
+pub const EQUATIONS: [EquationEntry; 9] = [
+    ball_entry!("poisson-two-body", 2, true),
+    ball_entry!("allen-cahn-two-body", 2, true),
+    ball_entry!("sine-gordon-two-body", 2, true),
+    ball_entry!("poisson-three-body", 3, false),
+    ball_entry!("allen-cahn-three-body", 3, false),
+    ball_entry!("sine-gordon-three-body", 3, false),
+    parabolic_entry!("semilinear-heat"),
+    parabolic_entry!("allen-cahn-parabolic"),
+    parabolic_entry!("sine-gordon-parabolic"),
 ];
 
 /// The registry entry named `name`.

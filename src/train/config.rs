@@ -1,6 +1,6 @@
 //! Training configuration: defaults (the paper's protocol), TOML files, validation.
 
-use crate::pde::{Equation, ProblemOptions, SamplerKind, equation_names, lookup};
+use crate::pde::{Problem, ProblemOptions, ProblemSettings, SamplerKind, equation_names, lookup};
 use crate::train::optim::Schedule;
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +22,7 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Base learning rate.
     pub lr: f64,
-    /// `constant`, `linear`, `cosine` or `exponential`.
+    /// `constant`, `linear`, `cosine`, `exponential` or `exponential-per-run`.
     pub schedule: String,
     /// `γ` of the exponential schedule (`lr·γ^k`).
     pub exp_decay: f64,
@@ -54,6 +54,17 @@ pub struct TrainConfig {
     /// allows it (biased loss, no weight sharing); `false` forces per-direction jets. Same loss
     /// and gradient up to rounding.
     pub collapsed: bool,
+    /// Weight `c_gPINN` of the gradient-enhanced term (two-body equations; 0 = none; the paper
+    /// uses 0.1 with 20 000 steps).
+    pub gpinn_weight: f64,
+    /// Horizon `T` of the parabolic problems.
+    pub horizon: f64,
+    /// Terminal points per step (parabolic problems).
+    pub terminal_batch: usize,
+    /// Weight of the terminal loss (parabolic problems).
+    pub terminal_weight: f64,
+    /// Weight of the terminal gradient-matching part relative to the value part (parabolic).
+    pub terminal_gradient_weight: f64,
 }
 
 impl Default for TrainConfig {
@@ -81,14 +92,50 @@ impl Default for TrainConfig {
             compat_three_body_source: false,
             precision: "f32".into(),
             collapsed: true,
+            gpinn_weight: 0.0,
+            horizon: 0.3,
+            terminal_batch: 20,
+            terminal_weight: 20.0,
+            terminal_gradient_weight: 0.05,
         }
     }
 }
 
 impl TrainConfig {
-    /// Reads a TOML file (missing keys take their defaults; unknown keys are errors).
+    /// The paper's protocol for `equation`: the elliptic defaults, or for the parabolic problems
+    /// width 1024, R = 10, evaluation every 100 steps and `lr·0.9995^{k/E}` (spec §7.4–7.5).
+    pub fn for_equation(equation: &str) -> TrainConfig {
+        let mut c = TrainConfig {
+            equation: equation.to_string(),
+            ..TrainConfig::default()
+        };
+        if lookup(equation).is_some_and(|e| e.time) {
+            c.width = 1024;
+            c.rand_batch = 10;
+            c.eval_every = 100;
+            c.schedule = "exponential-per-run".into();
+            c.dim = 100;
+        }
+        c
+    }
+
+    /// Reads a TOML file: keys it lacks take the defaults of its equation
+    /// ([`TrainConfig::for_equation`]; `equation` overrides the file's), unknown keys are errors.
+    pub fn from_toml_for(text: &str, equation: Option<&str>) -> Result<TrainConfig, String> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| format!("invalid config: {}", e.message()))?;
+        let name = equation
+            .map(str::to_string)
+            .or_else(|| table.get("equation").and_then(|v| v.as_str()).map(str::to_string))
+            .unwrap_or_else(|| TrainConfig::default().equation);
+        let mut merged = toml::Table::try_from(TrainConfig::for_equation(&name)).expect("config serialises");
+        merged.extend(table);
+        merged.insert("equation".into(), toml::Value::String(name));
+        merged.try_into().map_err(|e: toml::de::Error| format!("invalid config: {}", e.message()))
+    }
+
+    /// Reads a TOML file (see [`TrainConfig::from_toml_for`]).
     pub fn from_toml(text: &str) -> Result<TrainConfig, String> {
-        toml::from_str(text).map_err(|e| format!("invalid config: {}", e.message()))
+        TrainConfig::from_toml_for(text, None)
     }
 
     /// The resolved configuration as TOML.
@@ -140,8 +187,48 @@ impl TrainConfig {
         }
         if Schedule::parse(&self.schedule).is_none() {
             return Err(format!(
-                "unknown schedule '{}' (expected constant, linear, cosine or exponential)",
+                "unknown schedule '{}' (expected constant, linear, cosine, exponential or exponential-per-run)",
                 self.schedule
+            ));
+        }
+        if !(self.gpinn_weight.is_finite() && self.gpinn_weight >= 0.0) {
+            return Err(format!("--gpinn-weight {} must be a non-negative number", self.gpinn_weight));
+        }
+        if self.gpinn_weight > 0.0 {
+            if !entry.gradient_term {
+                return Err(format!(
+                    "--gpinn-weight needs an equation with a source gradient; {} has none (gPINN: poisson-, allen-cahn-, sine-gordon-two-body)",
+                    self.equation
+                ));
+            }
+            if self.method != "sparse" {
+                return Err(format!(
+                    "the gPINN term pairs sampled coordinates: it needs --method sparse, not {}",
+                    self.method
+                ));
+            }
+            if self.unbiased {
+                return Err("--gpinn-weight and --unbiased cannot be combined (the gPINN loss is the biased form)".into());
+            }
+        }
+        if entry.time {
+            if !(self.horizon.is_finite() && self.horizon > 0.0) {
+                return Err(format!("--horizon {} must be positive", self.horizon));
+            }
+            if self.terminal_batch == 0 {
+                return Err("--terminal-batch must be positive".into());
+            }
+            let ok = |w: f64| w.is_finite() && w >= 0.0;
+            if !ok(self.terminal_weight) || !ok(self.terminal_gradient_weight) {
+                return Err("--terminal-weight and --terminal-gradient-weight must be non-negative numbers".into());
+            }
+            if self.block_size > 1 {
+                return Err("--block-size applies to the elliptic problems only (the time coordinate has no block)".into());
+            }
+        } else if self.horizon != 0.3 || self.terminal_batch != 20 || self.terminal_weight != 20.0 || self.terminal_gradient_weight != 0.05 {
+            return Err(format!(
+                "--horizon and the --terminal-* settings apply to the parabolic equations only, not to {}",
+                self.equation
             ));
         }
         if self.block_size == 0 || !self.dim.is_multiple_of(self.block_size) {
@@ -156,24 +243,39 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// The problem instance (after [`TrainConfig::validate`]).
-    pub fn problem(&self) -> Box<dyn Equation> {
+    /// The problem description (after [`TrainConfig::validate`]).
+    pub fn problem(&self) -> Problem {
         let entry = lookup(&self.equation).expect("validated equation name");
-        let options = ProblemOptions {
-            compat_three_body_source: self.compat_three_body_source,
-        };
-        (entry.build)(self.dim, self.problem_seed, options)
+        (entry.build)(&ProblemSettings {
+            dim: self.dim,
+            problem_seed: self.problem_seed,
+            options: ProblemOptions {
+                compat_three_body_source: self.compat_three_body_source,
+            },
+            batch: self.batch,
+            sampler: self.sampler,
+            gpinn_weight: self.gpinn_weight,
+            horizon: self.horizon,
+            terminal_batch: self.terminal_batch,
+            terminal_weight: self.terminal_weight,
+            terminal_gradient_weight: self.terminal_gradient_weight,
+        })
     }
 
     /// Rough memory need in bytes: parameters with gradient and Adam state, the step's jets and
     /// points, and one test batch.
     pub fn memory_estimate(&self) -> u64 {
         let elem = if self.precision == "f64" { 8u64 } else { 4 };
-        let (d, h, b) = (self.dim as u64, self.width as u64, self.block_size as u64);
+        let time = lookup(&self.equation).is_some_and(|e| e.time);
+        let d = self.dim as u64 + u64::from(time);
+        let (h, b) = (self.width as u64, self.block_size as u64);
         let first_in = d / b;
         let params = first_in * h + (self.depth as u64 - 1) * h * h + b;
         let dirs = if self.method == "exact" {
             d
+        } else if self.gpinn_weight > 0.0 {
+            // 7-jets: the orders count like 3.5 second-order directions each
+            self.rand_batch as u64 * 4
         } else {
             self.rand_batch as u64 * if self.unbiased { 2 } else { 1 }
         };

@@ -15,6 +15,9 @@ pub enum Schedule {
     Cosine,
     /// `lr(k) = lr·γ^k` with `γ = exp_decay` (the paper's text: γ = 0.9995).
     Exponential,
+    /// `lr(k) = lr·γ^{k/E}`: what the published parabolic runs used (γ = 0.9995: effectively
+    /// constant; spec §7.5).
+    ExponentialPerRun,
 }
 
 impl Schedule {
@@ -25,6 +28,7 @@ impl Schedule {
             "linear" => Some(Schedule::Linear),
             "cosine" => Some(Schedule::Cosine),
             "exponential" => Some(Schedule::Exponential),
+            "exponential-per-run" => Some(Schedule::ExponentialPerRun),
             _ => None,
         }
     }
@@ -37,6 +41,7 @@ impl Schedule {
             Schedule::Linear => base * (1.0 - frac),
             Schedule::Cosine => base * 0.5 * (1.0 + (std::f64::consts::PI * frac).cos()),
             Schedule::Exponential => base * exp_decay.powi(k as i32),
+            Schedule::ExponentialPerRun => base * exp_decay.powf(frac),
         }
     }
 }

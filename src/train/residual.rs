@@ -1,230 +1,304 @@
-//! The PINN residual loss with the hard-constraint ansatz `u = ψ·N`, `ψ = 1 − ‖x‖²`, and its
-//! gradient through the Taylor pass.
+//! The loss of one condition at one step and its gradient through the Taylor pass.
 //!
-//! For a direction `v` the 2-jet of `N` gives `N₀`, `N₁ = ∇N·v`, `N₂ = vᵀ∇²N v`, and by the product
-//! rule `vᵀ∇²u v = ψ₂N₀ + 2ψ₁N₁ + ψ₀N₂` with `ψ₁ = −2x·v`, `ψ₂ = −2‖v‖²`. The Laplacian estimate is
-//! a weighted sum of these over the draw's directions (sparse: `e_i`, weight `d/R`; dense:
-//! Rademacher `v`, weight `1/R`; exact: every `e_i`, weight 1). Residual `r = Δ̂u + F(u) − f`.
+//! Residual conditions: the estimator's draw of `L` (a [`ProbePlan`] per draw) and, with the gPINN
+//! term, the partials `u_{iij}` and `u_j` of the drawn pairs are merged into one [`MultiPlan`]
+//! (shared jets), pushed through the network by [`PlanPass`] (with the problem's ansatz), and
+//! combined pointwise: `r = L̂u + F(u) − f`. Loss: `mean r²` (one draw, biased), `mean r_J·r_K`
+//! (two independent draws, unbiased), plus `c·mean_k g_k²` with
+//! `g_k = u_{i_k i_k j_k} + F'(u)u_{j_k} − ∂_{j_k} f` for gPINN (spec §6.2).
+//!
+//! When the plan is a weighted sum of second-order directional derivatives (the Laplacian's
+//! sparse, dense or exact draws) and the loss needs only that sum, the jets are collapsed (one
+//! summed second-order buffer per point, `nn::collapsed`): same loss and gradient, less work.
+//!
+//! Target conditions (`mean (u − g)² + c·mean (∂_i u − ∂_i g)²`): the exact gradient `∇_x u` comes
+//! from one reverse pass; with `a = ∇_x u − ∇g` held fixed, `∂_θ‖a‖² = 2 ∂_θ(a·∇_x u)`, and `a·∇_x u`
+//! is the first-order output of one jet along `a`. So the term costs three passes at the terminal
+//! points, whatever `d`.
 
 use crate::jet::collapsed::CollapsedJet;
 use crate::jet::{InputJets, Jet, Tangent};
-use crate::nn::{CollapsedTape, Mlp, NnError, Tape};
-use crate::pde::Equation;
+use crate::nn::{Ansatz, CollapsedTape, Mlp, NnError, Tape};
+use crate::operator::{EvalError, MultiPlan, PlanBuilder, PlanPass, ProbeDirection, ProbePlan};
 use crate::pde::vecmath::sum_squares4;
+use crate::pde::{Condition, Equation, Target, Term};
 use crate::real::{Real, Slice};
 use rayon::prelude::*;
 
-/// The directions of one estimator draw.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Draw {
-    /// Coordinate directions `e_i` with a common weight.
-    Coords {
-        /// The coordinates.
-        indices: Vec<usize>,
-        /// Weight of each `vᵀ∇²u v` in the Laplacian estimate.
-        weight: f64,
-    },
-    /// Dense directions `[n × d]` with a common weight.
-    Dense {
-        /// The directions, row-major.
-        vectors: Vec<f64>,
-        /// Weight of each term.
-        weight: f64,
-    },
+/// What the estimator drew for one residual condition at one step.
+#[derive(Clone, Debug, Default)]
+pub struct ConditionDraw {
+    /// One plan per draw of `L` (two for the unbiased loss).
+    pub plans: Vec<ProbePlan>,
+    /// gPINN pairs `(i_k, j_k)`: the Laplacian's coordinates zipped with an independent subset.
+    pub pairs: Vec<(usize, usize)>,
 }
 
-impl Draw {
-    fn len(&self, d: usize) -> usize {
-        match self {
-            Draw::Coords { indices, .. } => indices.len(),
-            Draw::Dense { vectors, .. } => vectors.len() / d,
-        }
-    }
-    fn weight(&self) -> f64 {
-        match self {
-            Draw::Coords { weight, .. } | Draw::Dense { weight, .. } => *weight,
-        }
-    }
-    /// `(x·v, ‖v‖²)` of direction `j` at `x`.
-    fn dot<T: Real>(&self, j: usize, x: &[T]) -> (f64, f64) {
-        match self {
-            Draw::Coords { indices, .. } => (x[indices[j]].as_f64(), 1.0),
-            Draw::Dense { vectors, .. } => {
-                let v = &vectors[j * x.len()..(j + 1) * x.len()];
-                (
-                    v.iter().zip(x).map(|(a, b)| a * b.as_f64()).sum(),
-                    v.iter().map(|a| a * a).sum(),
-                )
-            }
-        }
-    }
-}
-
-/// Reusable buffers for residual steps, and the choice of propagation.
+/// Reusable buffers for condition steps, the choice of propagation, and time per phase.
 #[derive(Debug, Default)]
 pub struct ResidualWork<T> {
-    /// Use collapsed 2-jets (one summed second-order buffer per point, `nn::collapsed`) where the
-    /// step allows it: one draw (the biased loss) and no first-layer weight sharing.
+    /// Use collapsed 2-jets where the plan and the loss allow it.
     pub collapsed: bool,
     /// Seconds spent so far in the exact source terms (and ψ).
     pub source_s: f64,
     /// Seconds spent so far in the network's forward and backward passes and the residual.
     pub network_s: f64,
+    pass: PlanPass<T>,
     tape: Tape<T>,
     cotangent: Jet<T>,
     collapsed_tape: CollapsedTape<T>,
     collapsed_cotangent: CollapsedJet<T>,
     source: Vec<f64>,
+    source_partials: Vec<f64>,
     psi: Vec<f64>,
+    scratch: Vec<T>,
 }
 
-/// Builds the input jets: `points` with every draw's directions in slot 1.
-fn input_jets<T: Real>(points: Vec<T>, d: usize, draws: &[Draw]) -> Result<InputJets<T>, NnError> {
-    let dirs: usize = draws.iter().map(|g| g.len(d)).sum();
-    let bad = |e: crate::jet::InputError| NnError::Architecture(e.to_string());
-    let n = points.len() / d;
-    let mut input = InputJets::new(2, d, dirs, points).map_err(bad)?;
-    let tangent = if draws.iter().all(|g| matches!(g, Draw::Coords { .. })) {
-        let idx: Vec<usize> = draws
-            .iter()
-            .flat_map(|g| {
-                if let Draw::Coords { indices, .. } = g {
-                    indices.clone()
-                } else {
-                    vec![]
-                }
-            })
-            .collect();
-        Tangent::OneHot((0..n).flat_map(|_| idx.iter().copied()).collect())
-    } else {
-        let mut v = Vec::with_capacity(dirs * d);
-        for g in draws {
-            match g {
-                Draw::Dense { vectors, .. } => v.extend(vectors.iter().map(|x| T::c(*x))),
-                Draw::Coords { indices, .. } => {
-                    for &i in indices {
-                        let mut row = vec![T::zero(); d];
-                        row[i] = T::one();
-                        v.extend(row);
-                    }
-                }
-            }
+fn eval_err(e: EvalError) -> NnError {
+    match e {
+        EvalError::Network(e) => e,
+        other => NnError::Architecture(other.to_string()),
+    }
+}
+
+/// The directions of a plan that is `w·Σ_j D²u[v_j, v_j]`: coordinates or dense vectors, and `w`.
+enum Collapsible {
+    Coords(Vec<usize>),
+    Dense(Vec<Vec<f64>>),
+}
+
+fn collapsible(plan: &ProbePlan) -> Option<(Collapsible, f64)> {
+    if plan.probes.is_empty() || plan.readout.len() != plan.probes.len() {
+        return None;
+    }
+    let w = plan.readout[0].weight;
+    let mut read = vec![false; plan.probes.len()];
+    for r in &plan.readout {
+        if r.n != 2 || r.weight != w || read[r.probe] {
+            return None;
         }
-        Tangent::Shared(v)
-    };
-    input.set(1, tangent).map_err(bad)?;
-    Ok(input)
+        read[r.probe] = true;
+    }
+    let (mut coords, mut dense) = (Vec::new(), Vec::new());
+    for p in &plan.probes {
+        match (p.order, p.slots.as_slice()) {
+            (2, [(1, ProbeDirection::Coord(c))]) => coords.push(*c),
+            (2, [(1, ProbeDirection::Dense(i))]) => dense.push(plan.directions[*i].clone()),
+            _ => return None,
+        }
+    }
+    match (coords.is_empty(), dense.is_empty()) {
+        (false, true) => Some((Collapsible::Coords(coords), w)),
+        (true, false) => Some((Collapsible::Dense(dense), w)),
+        _ => None,
+    }
 }
 
-/// One residual evaluation: returns the loss and accumulates `∂loss/∂θ` into `grad`.
-///
-/// With one draw the loss is the reference's biased `mean r²`; with two independent draws it is
-/// the unbiased `mean r_J·r_K`, differentiated through both factors (spec §8.2).
-pub fn residual_step<T: Real>(
+impl Collapsible {
+    fn len(&self) -> usize {
+        match self {
+            Collapsible::Coords(c) => c.len(),
+            Collapsible::Dense(v) => v.len(),
+        }
+    }
+    /// `(x·v_j, ‖v_j‖²)`.
+    fn dot<T: Real>(&self, j: usize, x: &[T]) -> (f64, f64) {
+        match self {
+            Collapsible::Coords(c) => (x[c[j]].as_f64(), 1.0),
+            Collapsible::Dense(v) => (
+                v[j].iter().zip(x).map(|(a, b)| a * b.as_f64()).sum(),
+                v[j].iter().map(|a| a * a).sum(),
+            ),
+        }
+    }
+    fn input<T: Real>(&self, points: Vec<T>, d: usize) -> Result<InputJets<T>, NnError> {
+        let bad = |e: crate::jet::InputError| NnError::Architecture(e.to_string());
+        let n = points.len() / d;
+        let mut input = InputJets::new(2, d, self.len(), points).map_err(bad)?;
+        let tangent = match self {
+            Collapsible::Coords(c) => Tangent::OneHot((0..n).flat_map(|_| c.iter().copied()).collect()),
+            Collapsible::Dense(v) => Tangent::Shared(v.iter().flatten().map(|&x| T::c(x)).collect()),
+        };
+        input.set(1, tangent).map_err(bad)?;
+        Ok(input)
+    }
+}
+
+/// The loss of `cond` (its weight included) at `points` (`[n × input_dim]`, moved into the jets
+/// and handed back); accumulates `∂loss/∂θ` into `grad`.
+pub fn condition_step<T: Real>(
     net: &Mlp<T>,
-    eq: &dyn Equation,
+    ansatz: Ansatz,
+    cond: &Condition,
     points: &mut Vec<T>,
-    draws: &[Draw],
+    draw: &ConditionDraw,
     work: &mut ResidualWork<T>,
     grad: &mut [T],
 ) -> Result<f64, NnError> {
-    let d = eq.dim();
+    match &cond.term {
+        Term::Residual { equation, gpinn, .. } => residual_loss(
+            net,
+            ansatz,
+            equation.as_ref(),
+            gpinn.unwrap_or(0.0),
+            cond.weight,
+            points,
+            draw,
+            work,
+            grad,
+        ),
+        Term::Target {
+            target,
+            gradient_weight,
+        } => {
+            if ansatz != Ansatz::Identity {
+                return Err(NnError::Architecture(
+                    "a target condition needs the identity ansatz".into(),
+                ));
+            }
+            let t = std::time::Instant::now();
+            let loss = target_loss(net, target.as_ref(), *gradient_weight, cond.weight, points, work, grad);
+            work.network_s += t.elapsed().as_secs_f64();
+            loss
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn residual_loss<T: Real>(
+    net: &Mlp<T>,
+    ansatz: Ansatz,
+    eq: &dyn Equation,
+    gpinn: f64,
+    weight: f64,
+    points: &mut Vec<T>,
+    draw: &ConditionDraw,
+    work: &mut ResidualWork<T>,
+    grad: &mut [T],
+) -> Result<f64, NnError> {
+    let d = net.architecture().input_dim;
     let n = points.len() / d;
-    // ψ and the exact source per point, from the same (rounded) points the network sees, without
-    // a widened copy
-    work.source.resize(n, 0.0);
-    work.psi.resize(n, 0.0);
+    let draws = draw.plans.len();
+    let r_pairs = draw.pairs.len();
+    // sources (and ∂_j f for gPINN) and ψ from the same (rounded) points the network sees
     let t_source = std::time::Instant::now();
+    work.source.resize(n, 0.0);
+    work.psi.resize(n, 1.0);
+    work.source_partials.resize(n * r_pairs.max(1), 0.0);
+    let js: Vec<usize> = draw.pairs.iter().map(|&(_, j)| j).collect();
+    let unit_ball = ansatz == Ansatz::UnitBall;
+    let missing = std::sync::atomic::AtomicBool::new(false);
     points
         .par_chunks(d)
         .zip(work.source.par_iter_mut().zip(work.psi.par_iter_mut()))
-        .for_each(|(x, (f, psi))| {
-            *f = match T::view(x) {
-                Slice::F32(x) => eq.source_f32(x),
-                Slice::F64(x) => eq.source(x),
-            };
-            *psi = 1.0 - sum_squares4(x);
+        .zip(work.source_partials.par_chunks_mut(r_pairs.max(1)))
+        .for_each(|((x, (f, psi)), df)| {
+            if r_pairs > 0 {
+                let wide: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
+                match eq.source_with_partials(&wide, &js, df) {
+                    Some(v) => *f = v,
+                    None => missing.store(true, std::sync::atomic::Ordering::Relaxed),
+                }
+            } else {
+                *f = match T::view(x) {
+                    Slice::F32(x) => eq.source_f32(x),
+                    Slice::F64(x) => eq.source(x),
+                };
+            }
+            if unit_ball {
+                *psi = 1.0 - sum_squares4(x);
+            }
         });
     work.source_s += t_source.elapsed().as_secs_f64();
+    if missing.into_inner() {
+        return Err(NnError::Architecture(format!(
+            "{} does not provide the source gradient the gPINN term needs",
+            eq.name()
+        )));
+    }
     let t_network = std::time::Instant::now();
-    let input = input_jets(std::mem::take(points), d, draws)?;
-    if work.collapsed && draws.len() == 1 && net.shared_layout().is_none() {
-        let loss = collapsed_step(net, eq, &input, &draws[0], work, grad);
-        *points = input.into_primal();
+    if work.collapsed && draws == 1 && r_pairs == 0 && net.shared_layout().is_none()
+        && let Some((dirs, w)) = collapsible(&draw.plans[0])
+    {
+        let loss = collapsed_loss(net, eq, unit_ball, &dirs, w, weight, points, work, grad);
         work.network_s += t_network.elapsed().as_secs_f64();
         return loss;
     }
-    let out = net.forward(&input, &mut work.tape)?;
-    let dirs = input.dirs();
-    let mut cot = std::mem::take(&mut work.cotangent);
-    cot.reset(out.order, out.points, out.dirs, out.width, out.support);
-    let mut loss = 0.0;
-    let inv_n = 1.0 / n as f64;
-    let mut r = vec![0.0; draws.len()];
-    for p in 0..n {
-        let x = &input.primal()[p * d..(p + 1) * d];
-        let psi0 = work.psi[p];
-        let n0 = out.derivative(0, p * dirs, 0).as_f64();
-        let u0 = psi0 * n0;
-        let (fu, dfu) = eq.nonlinearity(u0);
-        let mut row0 = p * dirs;
-        for (g, draw) in draws.iter().enumerate() {
-            let w = draw.weight();
-            let mut lap = 0.0;
-            for j in 0..draw.len(d) {
-                let row = row0 + j;
-                let (xv, vv) = draw.dot(j, x);
-                let (n1, n2) = (out.derivative(1, row, 0).as_f64(), out.derivative(2, row, 0).as_f64());
-                lap += w * (-2.0 * vv * n0 + 2.0 * (-2.0 * xv) * n1 + psi0 * n2);
-            }
-            r[g] = lap + fu - work.source[p];
-            row0 += draw.len(d);
+    // quantities: the draws of L, then u_{i i j} and u_j per gPINN pair
+    let mut plans = draw.plans.clone();
+    for extra in [0, 1] {
+        for &(i, j) in &draw.pairs {
+            let mut b = PlanBuilder::new();
+            let index = if extra == 0 { vec![i, i, j] } else { vec![j] };
+            b.add_partial(1.0, &index)
+                .map_err(|e| NnError::Architecture(e.to_string()))?;
+            plans.push(b.finish());
         }
-        let dr: Vec<f64> = if draws.len() == 1 {
+    }
+    let plan = MultiPlan::new(plans);
+    let q = plan.quantities.len();
+    work.pass
+        .forward(net, ansatz, &plan, std::mem::take(points), unit_ball.then_some(&work.psi[..]))
+        .map_err(eval_err)?;
+    let inv_n = 1.0 / n as f64;
+    let c_g = gpinn / r_pairs.max(1) as f64;
+    let mut cot = vec![0.0; n * q];
+    let mut cot_u = vec![0.0; n];
+    let mut loss = 0.0;
+    let mut r = [0.0; 2];
+    for p in 0..n {
+        let u = work.pass.u(p);
+        let (fu, dfu, ddfu) = eq.nonlinearity(u);
+        for (g, rg) in r.iter_mut().enumerate().take(draws) {
+            *rg = work.pass.value(p, g) + fu - work.source[p];
+        }
+        let c = &mut cot[p * q..(p + 1) * q];
+        if draws == 1 {
             loss += r[0] * r[0] * inv_n;
-            vec![2.0 * r[0] * inv_n]
+            c[0] = 2.0 * r[0] * inv_n;
+            cot_u[p] = 2.0 * r[0] * dfu * inv_n;
         } else {
             loss += r[0] * r[1] * inv_n;
-            vec![r[1] * inv_n, r[0] * inv_n]
-        };
-        let mut row0 = p * dirs;
-        let mut dn0 = 0.0;
-        for (g, draw) in draws.iter().enumerate() {
-            let w = draw.weight();
-            for j in 0..draw.len(d) {
-                let row = row0 + j;
-                let (xv, vv) = draw.dot(j, x);
-                cot.add_derivative_cotangent(2, row, 0, T::c(dr[g] * w * psi0));
-                cot.add_derivative_cotangent(1, row, 0, T::c(dr[g] * w * 2.0 * (-2.0 * xv)));
-                dn0 += dr[g] * w * (-2.0 * vv);
-            }
-            dn0 += dr[g] * dfu * psi0;
-            row0 += draw.len(d);
+            c[0] = r[1] * inv_n;
+            c[1] = r[0] * inv_n;
+            cot_u[p] = (r[0] + r[1]) * dfu * inv_n;
         }
-        cot.add_derivative_cotangent(0, p * dirs, 0, T::c(dn0));
+        for k in 0..r_pairs {
+            let (third, first) = (draws + k, draws + r_pairs + k);
+            let (u3, u1) = (work.pass.value(p, third), work.pass.value(p, first));
+            let gk = u3 + dfu * u1 - work.source_partials[p * r_pairs + k];
+            loss += c_g * gk * gk * inv_n;
+            let dg = 2.0 * c_g * gk * inv_n;
+            c[third] += dg;
+            c[first] += dg * dfu;
+            cot_u[p] += dg * ddfu * u1;
+        }
     }
-    net.backward(&input, &mut work.tape, &cot, grad, None)?;
-    work.cotangent = cot;
-    *points = input.into_primal();
+    cot.iter_mut().chain(cot_u.iter_mut()).for_each(|v| *v *= weight);
+    *points = work.pass.backward(net, &plan, &cot, &cot_u, grad).map_err(eval_err)?;
     work.network_s += t_network.elapsed().as_secs_f64();
-    Ok(loss)
+    Ok(weight * loss)
 }
 
-/// The biased loss of one draw by collapsed propagation: `Σ_j vⱼᵀ∇²N vⱼ` arrives summed per point
-/// (`2·sum2`), the first-order coefficients per direction, so
-/// `Δ̂u = w·[−2Σ‖vⱼ‖² N₀ − 4Σ(x·vⱼ)N₁,ⱼ + ψ₀·2·sum2]`.
-fn collapsed_step<T: Real>(
+/// The biased loss of one collapsible draw: `Σ_j D²N[v_j, v_j]` arrives summed per point
+/// (`2·sum2`), first orders per direction. With `u = ψN`:
+/// `L̂u = w·[−2Σ‖v_j‖²N₀ − 4Σ(x·v_j)N₁,ⱼ + ψ₀·2·sum2]`; without an ansatz `L̂u = w·2·sum2`.
+#[allow(clippy::too_many_arguments)]
+fn collapsed_loss<T: Real>(
     net: &Mlp<T>,
     eq: &dyn Equation,
-    input: &InputJets<T>,
-    draw: &Draw,
+    unit_ball: bool,
+    draw: &Collapsible,
+    w: f64,
+    weight: f64,
+    points: &mut Vec<T>,
     work: &mut ResidualWork<T>,
     grad: &mut [T],
 ) -> Result<f64, NnError> {
-    let d = eq.dim();
+    let d = net.architecture().input_dim;
+    let input = draw.input(std::mem::take(points), d)?;
     let (n, dirs) = (input.points(), input.dirs());
-    let w = draw.weight();
-    let out = net.forward_collapsed(input, &mut work.collapsed_tape)?;
+    let out = net.forward_collapsed(&input, &mut work.collapsed_tape)?;
     let mut cot = std::mem::take(&mut work.collapsed_cotangent);
     // every entry of the cotangent is written below
     cot.reshape(out.points, out.dirs, out.width);
@@ -233,45 +307,128 @@ fn collapsed_step<T: Real>(
     let mut xv = Vec::with_capacity(dirs);
     for p in 0..n {
         let x = &input.primal()[p * d..(p + 1) * d];
-        let psi0 = work.psi[p];
-        let n0 = out.primal[p].as_f64();
-        let (fu, dfu) = eq.nonlinearity(psi0 * n0);
-        let (mut vv_sum, mut cross) = (0.0, 0.0);
-        xv.clear();
-        for j in 0..dirs {
-            let (xvj, vv) = draw.dot(j, x);
-            xv.push(xvj);
-            vv_sum += vv;
-            cross += xvj * out.first[p * dirs + j].as_f64();
-        }
         let sum2 = 2.0 * out.sum2[p].as_f64();
-        let r = w * (-2.0 * vv_sum * n0 - 4.0 * cross + psi0 * sum2) + fu - work.source[p];
-        loss += r * r * inv_n;
-        let dr = 2.0 * r * inv_n;
-        // ∂L/∂sum2 (normalised) = 2·∂L/∂(Σ y₂)
-        cot.sum2[p] = T::c(2.0 * dr * w * psi0);
-        for (j, &xvj) in xv.iter().enumerate() {
-            cot.first[p * dirs + j] = T::c(dr * w * -4.0 * xvj);
+        let n0 = out.primal[p].as_f64();
+        let (psi0, mut vv_sum, mut cross) = (work.psi[p], 0.0, 0.0);
+        xv.clear();
+        if unit_ball {
+            for j in 0..dirs {
+                let (xvj, vv) = draw.dot(j, x);
+                xv.push(xvj);
+                vv_sum += vv;
+                cross += xvj * out.first[p * dirs + j].as_f64();
+            }
         }
-        cot.primal[p] = T::c(dr * (w * -2.0 * vv_sum + dfu * psi0));
+        let (u, lap) = if unit_ball {
+            (psi0 * n0, w * (-2.0 * vv_sum * n0 - 4.0 * cross + psi0 * sum2))
+        } else {
+            (n0, w * sum2)
+        };
+        let (fu, dfu, _) = eq.nonlinearity(u);
+        let r = lap + fu - work.source[p];
+        loss += r * r * inv_n;
+        let dr = 2.0 * r * inv_n * weight;
+        // ∂L/∂sum2 (normalised) = 2·∂L/∂(Σ y₂)
+        if unit_ball {
+            cot.sum2[p] = T::c(2.0 * dr * w * psi0);
+            for (j, &xvj) in xv.iter().enumerate() {
+                cot.first[p * dirs + j] = T::c(dr * w * -4.0 * xvj);
+            }
+            cot.primal[p] = T::c(dr * (w * -2.0 * vv_sum + dfu * psi0));
+        } else {
+            cot.sum2[p] = T::c(2.0 * dr * w);
+            cot.first[p * dirs..(p + 1) * dirs].fill(T::zero());
+            cot.primal[p] = T::c(dr * dfu);
+        }
     }
-    net.backward_collapsed(input, &mut work.collapsed_tape, &cot, grad)?;
+    net.backward_collapsed(&input, &mut work.collapsed_tape, &cot, grad)?;
     work.collapsed_cotangent = cot;
-    Ok(loss)
+    *points = input.into_primal();
+    Ok(weight * loss)
 }
 
-/// `u = ψ·N` at `points` (`[n × d]`).
-pub fn predict<T: Real>(net: &Mlp<T>, points: &[T], d: usize, tape: &mut Tape<T>) -> Result<Vec<f64>, NnError> {
+/// `weight·[mean (u − g)² + c·mean_{points, i ≤ d} (∂_i u − ∂_i g)²]` at `points` (`[n × (d+1)]`,
+/// time last; the gradient is over the `d` spatial coordinates).
+fn target_loss<T: Real>(
+    net: &Mlp<T>,
+    target: &dyn Target,
+    c: f64,
+    weight: f64,
+    points: &mut Vec<T>,
+    work: &mut ResidualWork<T>,
+    grad: &mut [T],
+) -> Result<f64, NnError> {
+    let din = net.architecture().input_dim;
+    let d = din - 1;
+    let n = points.len() / din;
+    let bad = |e: crate::jet::InputError| NnError::Architecture(e.to_string());
+    // g and ∇g
+    let mut g = vec![0.0; n];
+    let mut grad_g = vec![0.0; n * d];
+    points
+        .par_chunks(din)
+        .zip(g.par_iter_mut().zip(grad_g.par_chunks_mut(d)))
+        .for_each(|(x, (gv, gg))| {
+            let xs: Vec<f64> = x[..d].iter().map(|v| v.as_f64()).collect();
+            *gv = target.value_and_gradient(&xs, gg);
+        });
+    // ∇_x u by one reverse pass (its parameter gradient is discarded)
+    let mut a = vec![T::zero(); n * din];
+    if c != 0.0 {
+        let input = InputJets::new(1, din, 1, std::mem::take(points)).map_err(bad)?;
+        let out = net.forward(&input, &mut work.tape)?;
+        let mut cot = std::mem::take(&mut work.cotangent);
+        cot.reset(out.order, out.points, out.dirs, out.width, out.support);
+        cot.primal.fill(T::one());
+        work.scratch.clear();
+        work.scratch.resize(net.num_params(), T::zero());
+        net.backward(&input, &mut work.tape, &cot, &mut work.scratch, Some(&mut a))?;
+        work.cotangent = cot;
+        *points = input.into_primal();
+    }
+    // a = ∇_x u − ∇g (time entry 0), held fixed
+    let mut a_norm2 = 0.0;
+    for p in 0..n {
+        for i in 0..d {
+            let v = a[p * din + i].as_f64() - grad_g[p * d + i];
+            a[p * din + i] = T::c(v);
+            a_norm2 += v * v;
+        }
+        a[p * din + d] = T::zero();
+    }
+    let mut input = InputJets::new(1, din, 1, std::mem::take(points)).map_err(bad)?;
+    if c != 0.0 {
+        input.set(1, Tangent::Dense(a)).map_err(bad)?;
+    }
+    let out = net.forward(&input, &mut work.tape)?;
+    let mut cot = std::mem::take(&mut work.cotangent);
+    cot.reset(out.order, out.points, out.dirs, out.width, out.support);
+    let inv_n = 1.0 / n as f64;
+    let mut loss = c * a_norm2 * inv_n / d as f64;
+    for (p, gp) in g.iter().enumerate() {
+        let e = out.derivative(0, p, 0).as_f64() - gp;
+        loss += e * e * inv_n;
+        cot.add_derivative_cotangent(0, p, 0, T::c(weight * 2.0 * e * inv_n));
+        cot.add_derivative_cotangent(1, p, 0, T::c(weight * c * 2.0 * inv_n / d as f64));
+    }
+    net.backward(&input, &mut work.tape, &cot, grad, None)?;
+    work.cotangent = cot;
+    *points = input.into_primal();
+    Ok(weight * loss)
+}
+
+/// `u` at `points` (`[n × input_dim]`): `N`, or `(1 − ‖x‖²)·N` with the unit-ball ansatz.
+pub fn predict<T: Real>(net: &Mlp<T>, ansatz: Ansatz, points: &[T], tape: &mut Tape<T>) -> Result<Vec<f64>, NnError> {
+    let d = net.architecture().input_dim;
     let input = InputJets::new(1, d, 1, points.to_vec()).map_err(|e| NnError::Architecture(e.to_string()))?;
     let out = net.forward(&input, tape)?;
     Ok((0..points.len() / d)
         .map(|p| {
-            let psi = 1.0
-                - points[p * d..(p + 1) * d]
-                    .iter()
-                    .map(|v| v.as_f64() * v.as_f64())
-                    .sum::<f64>();
-            psi * out.derivative(0, p, 0).as_f64()
+            let n = out.derivative(0, p, 0).as_f64();
+            match ansatz {
+                Ansatz::Identity => n,
+                Ansatz::UnitBall => (1.0 - sum_squares4(&points[p * d..(p + 1) * d])) * n,
+            }
         })
         .collect())
 }

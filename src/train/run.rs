@@ -10,16 +10,17 @@
 use super::config::TrainConfig;
 use super::optim::{Adam, Schedule};
 use super::plot;
-use super::residual::{Draw, ResidualWork, predict, residual_step};
+use super::residual::{ConditionDraw, ResidualWork, condition_step, predict};
 use crate::nn::checkpoint;
-use crate::nn::{Architecture, Mlp, Tape};
+use crate::nn::{Ansatz, Architecture, Mlp, Tape};
+use crate::operator::estimator::sample_distinct;
+use crate::operator::{Estimator, EstimatorKind, ProbeDirection, Sampling};
 use crate::pde::sampler::stream;
-use crate::pde::{BallSampler, Equation};
+use crate::pde::{Condition, Domain, Evaluation, Problem, Term};
 use crate::real::Real;
-use rand::Rng;
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use std::time::Instant;
 const RESIDUAL: u64 = 1;
 const INDICES: u64 = 2;
 const TEST: u64 = 3;
+const GPINN: u64 = 4;
 /// Test points per evaluation batch (fewer at large d, see [`test_batch`]).
 const TEST_BATCH: usize = 200;
 
@@ -76,14 +78,19 @@ pub struct Summary {
     pub seed: u64,
     /// Problem seed (the instance's coefficients).
     pub problem_seed: u64,
-    /// Relative L2 error at the last evaluation.
+    /// Relative L2 error at the last evaluation (null for a point evaluation).
     pub final_rel_l2: f64,
     /// Best relative L2 error over evaluations.
     pub best_rel_l2: f64,
     /// Relative L1 error at the last evaluation.
     pub final_rel_l1: f64,
-    /// Best relative L1 error.
+    /// Best relative L1 error (for a point evaluation: of `u` at the point, against
+    /// `reference_value`; null when no reference exists).
     pub best_rel_l1: f64,
+    /// Reference value of `u` at the evaluation point (parabolic problems), if one is published.
+    pub reference_value: Option<f64>,
+    /// `u` at the evaluation point at the last evaluation (parabolic problems).
+    pub final_value: Option<f64>,
     /// Training iterations per second (evaluation excluded).
     pub it_per_s: f64,
     /// Wall time of the whole run (all sessions), seconds.
@@ -178,81 +185,122 @@ fn available_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// The estimator draws of step `k`.
-fn draws(cfg: &TrainConfig, k: usize) -> Vec<Draw> {
-    let d = cfg.dim;
-    let n = if cfg.unbiased { 2 } else { 1 };
-    (0..n)
-        .map(|g| {
-            let mut rng = stream(cfg.seed, INDICES, ((k as u64) << 1) | g as u64);
-            match cfg.method.as_str() {
-                "exact" => Draw::Coords {
-                    indices: (0..d).collect(),
-                    weight: 1.0,
-                },
-                "dense" => {
-                    let r = cfg.rand_batch;
-                    let vectors = (0..r * d)
-                        .map(|_| if rng.random::<bool>() { 1.0 } else { -1.0 })
-                        .collect();
-                    Draw::Dense {
-                        vectors,
-                        weight: 1.0 / r as f64,
-                    }
+/// The estimator of each residual condition (`None` for target conditions), as configured.
+pub fn estimators(cfg: &TrainConfig, problem: &Problem) -> Result<Vec<Option<Estimator>>, String> {
+    let kind = match cfg.method.as_str() {
+        "exact" => EstimatorKind::Exact,
+        "dense" => EstimatorKind::Dense(crate::operator::DenseDistribution::Rademacher),
+        _ => EstimatorKind::Sparse(Sampling::Uniform),
+    };
+    problem
+        .conditions
+        .iter()
+        .map(|c| match &c.term {
+            Term::Residual { operator, gpinn, .. } => {
+                if gpinn.is_some() && cfg.method != "sparse" {
+                    return Err(format!(
+                        "the gPINN term pairs sampled coordinates: it needs --method sparse, not {}",
+                        cfg.method
+                    ));
                 }
-                _ => {
-                    // R distinct coordinates (Floyd), weight d/R: SDGD / sparse STDE
-                    let r = cfg.rand_batch;
-                    let mut chosen = HashSet::with_capacity(r);
-                    let mut indices = Vec::with_capacity(r);
-                    for j in (d - r)..d {
-                        let t = rng.random_range(0..=j);
-                        let pick = if chosen.contains(&t) { j } else { t };
-                        chosen.insert(pick);
-                        indices.push(pick);
-                    }
-                    Draw::Coords {
-                        indices,
-                        weight: d as f64 / r as f64,
-                    }
-                }
+                Estimator::new(operator, problem.input_dim(), kind, cfg.rand_batch)
+                    .map(Some)
+                    .map_err(|e| format!("--method {} cannot estimate the {} residual of {}: {e}", cfg.method, c.name, problem.name))
             }
+            Term::Target { .. } => Ok(None),
         })
         .collect()
 }
 
-/// Relative L2 and L1 errors over the streamed test set (targets cached after the first call).
+/// What condition `c`'s estimator draws at step `k`: one plan (two for the unbiased loss) and,
+/// with the gPINN term, the pairs `(i_k, j_k)` of the first plan's coordinates with an independent
+/// uniform subset.
+fn draw_condition(
+    cfg: &TrainConfig,
+    cond: &Condition,
+    estimator: &mut Estimator,
+    c: usize,
+    k: usize,
+) -> Result<ConditionDraw, TrainError> {
+    let n = if cfg.unbiased { 2 } else { 1 };
+    let purpose = INDICES ^ ((c as u64) << 4);
+    let plans = (0..n)
+        .map(|g| {
+            let mut rng = stream(cfg.seed, purpose, ((k as u64) << 1) | g as u64);
+            estimator.draw(&mut rng).map_err(|e| TrainError::Config(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut pairs = Vec::new();
+    if let Term::Residual { gpinn: Some(_), .. } = cond.term {
+        let is: Vec<usize> = plans[0]
+            .probes
+            .iter()
+            .filter_map(|p| match p.slots.as_slice() {
+                [(1, ProbeDirection::Coord(i))] => Some(*i),
+                _ => None,
+            })
+            .collect();
+        let mut rng = stream(cfg.seed, GPINN ^ ((c as u64) << 4), k as u64);
+        let js = sample_distinct(&mut rng, cfg.dim as u64, is.len());
+        pairs = is.into_iter().zip(js.into_iter().map(|j| j as usize)).collect();
+    }
+    Ok(ConditionDraw { plans, pairs })
+}
+
+/// One evaluation: relative L2 and L1 errors (L2 is NaN for a point evaluation) and, for a point
+/// evaluation, the value of `u` there.
+#[derive(Clone, Copy, Debug)]
+struct Scores {
+    rel_l2: f64,
+    rel_l1: f64,
+    value: Option<f64>,
+}
+
+/// Scores the network as the problem says: relative L2 and L1 errors over the streamed test set
+/// (targets cached after the first call), or the relative L1 error of `u` at a point.
 fn evaluate<T: Real>(
     net: &Mlp<T>,
-    eq: &dyn Equation,
+    problem: &Problem,
     cfg: &TrainConfig,
-    sampler: &BallSampler,
     targets: &mut Vec<f64>,
     tape: &mut Tape<T>,
-) -> Result<(f64, f64), TrainError> {
-    let d = cfg.dim;
+) -> Result<Scores, TrainError> {
+    let (domain, equation) = match &problem.evaluation {
+        Evaluation::PointValue { at, reference } => {
+            let x: Vec<T> = at.iter().map(|&v| T::c(v)).collect();
+            let u = predict(net, problem.ansatz, &x, tape)?[0];
+            let rel_l1 = reference.map_or(f64::NAN, |r| (u - r).abs() / r.abs());
+            return Ok(Scores {
+                rel_l2: f64::NAN,
+                rel_l1,
+                value: Some(u),
+            });
+        }
+        Evaluation::ExactSolution { domain, equation } => (domain, equation),
+    };
+    let (d, din) = (problem.dim, problem.input_dim());
     let fresh = targets.is_empty();
     let (mut e2, mut n2, mut e1, mut n1) = (0.0, 0.0, 0.0, 0.0);
-    let per_batch = test_batch(d);
-    let mut buf = vec![T::zero(); per_batch * d];
+    let per_batch = test_batch(din);
+    let mut buf = vec![T::zero(); per_batch * din];
     let mut start = 0;
     while start < cfg.test_points {
         let m = per_batch.min(cfg.test_points - start);
-        let pts = &mut buf[..m * d];
+        let pts = &mut buf[..m * din];
         // the same points in every evaluation: the stream is keyed by the batch of TEST_BATCH
         // points, and a smaller batch reads the matching part of it
-        fill_test_points(sampler, cfg.seed, start, m, d, pts);
+        fill_test_points(domain, d, cfg.seed, start, m, din, pts);
         if fresh {
             let exact: Vec<f64> = pts
-                .par_chunks(d)
+                .par_chunks(din)
                 .map(|x| {
                     let x64: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
-                    eq.exact(&x64).unwrap_or(0.0)
+                    equation.exact(&x64).unwrap_or(0.0)
                 })
                 .collect();
             targets.extend(exact);
         }
-        let u = predict(net, pts, d, tape)?;
+        let u = predict(net, problem.ansatz, pts, tape)?;
         for (i, ui) in u.iter().enumerate() {
             let t = targets[start + i];
             e2 += (ui - t).powi(2);
@@ -262,18 +310,22 @@ fn evaluate<T: Real>(
         }
         start += m;
     }
-    Ok(((e2 / n2.max(1e-300)).sqrt(), e1 / n1.max(1e-300)))
+    Ok(Scores {
+        rel_l2: (e2 / n2.max(1e-300)).sqrt(),
+        rel_l1: e1 / n1.max(1e-300),
+        value: None,
+    })
 }
 
 /// Test points `start .. start + m` into `pts`: point `g` is point `g mod 200` of test batch
 /// `g / 200`, whatever the evaluation batch size.
-fn fill_test_points<T: Real>(sampler: &BallSampler, seed: u64, start: usize, m: usize, d: usize, pts: &mut [T]) {
+fn fill_test_points<T: Real>(domain: &Domain, d: usize, seed: u64, start: usize, m: usize, din: usize, pts: &mut [T]) {
     let mut done = 0;
     while done < m {
         let g = start + done;
         let (b, p) = ((g / TEST_BATCH) as u64, g % TEST_BATCH);
         let n = (TEST_BATCH - p).min(m - done);
-        sampler.fill_from(seed ^ 0x7E57, TEST ^ (b << 8), p, &mut pts[done * d..(done + n) * d]);
+        domain.fill_from(d, seed ^ 0x7E57, TEST ^ (b << 8), p, &mut pts[done * din..(done + n) * din]);
         done += n;
     }
 }
@@ -287,6 +339,7 @@ struct State {
     last_l1: f64,
     elapsed: f64,
     train_time: f64,
+    last_value: Option<f64>,
 }
 
 fn save_checkpoint<T: Real>(
@@ -295,6 +348,7 @@ fn save_checkpoint<T: Real>(
     adam: &Adam,
     st: &State,
     cfg: &TrainConfig,
+    ansatz: Ansatz,
 ) -> Result<(), TrainError> {
     let mut meta = HashMap::new();
     meta.insert("step".to_string(), st.step.to_string());
@@ -304,8 +358,13 @@ fn save_checkpoint<T: Real>(
     meta.insert("last_rel_l1".to_string(), format!("{:e}", st.last_l1));
     meta.insert("elapsed_s".to_string(), format!("{:e}", st.elapsed));
     meta.insert("train_s".to_string(), format!("{:e}", st.train_time));
+    if let Some(v) = st.last_value {
+        meta.insert("last_value".to_string(), format!("{v:e}"));
+    }
     meta.insert("equation".to_string(), cfg.equation.clone());
-    meta.insert("ansatz".to_string(), crate::nn::ansatz::UNIT_BALL.to_string());
+    if ansatz == Ansatz::UnitBall {
+        meta.insert("ansatz".to_string(), crate::nn::ansatz::UNIT_BALL.to_string());
+    }
     let mut extra = BTreeMap::new();
     extra.insert("adam.m".to_string(), adam.m.clone());
     extra.insert("adam.v".to_string(), adam.v.clone());
@@ -354,10 +413,11 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
 fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
     let dir = &opts.out;
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    let eq = cfg.problem();
-    let d = cfg.dim;
+    let problem = cfg.problem();
+    let mut estimators = estimators(cfg, &problem).map_err(TrainError::Config)?;
+    let din = problem.input_dim();
     let arch = Architecture {
-        input_dim: d,
+        input_dim: din,
         hidden: vec![cfg.width; cfg.depth - 1],
         output_dim: 1,
         activation: Default::default(),
@@ -390,6 +450,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             last_l1: get("last_rel_l1").unwrap_or(f64::NAN),
             elapsed: get("elapsed_s").unwrap_or(0.0),
             train_time: get("train_s").unwrap_or(0.0),
+            last_value: get("last_value"),
         };
         // keep the metrics written up to the checkpoint
         let text = std::fs::read_to_string(&metrics_path).unwrap_or_default();
@@ -410,6 +471,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             last_l1: f64::NAN,
             elapsed: 0.0,
             train_time: 0.0,
+            last_value: None,
         };
         (net, Adam::new(n), st)
     };
@@ -417,16 +479,22 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         .append(true)
         .open(&metrics_path)
         .map_err(|e| io_err(&metrics_path, e))?;
-    let sampler = BallSampler {
-        kind: cfg.sampler,
-        dim: d,
-    };
     let schedule = Schedule::parse(&cfg.schedule).expect("validated schedule");
     let mut work = ResidualWork::default();
     work.collapsed = cfg.collapsed;
     let mut eval_tape = Tape::default();
     let mut targets = Vec::new();
-    let mut points = vec![T::zero(); cfg.batch * d];
+    let mut points: Vec<Vec<T>> = problem
+        .conditions
+        .iter()
+        .map(|c| vec![T::zero(); c.points * din])
+        .collect();
+    if !opts.quiet && let Evaluation::PointValue { reference: None, .. } = problem.evaluation {
+        eprintln!(
+            "note: no reference value of u(0, 0) exists for {} at d = {} (published: d = 10, 100, 1000, 10000); the value is reported without an error",
+            problem.name, problem.dim
+        );
+    }
     let mut grad = vec![T::zero(); net.num_params()];
     let bar = if opts.quiet {
         indicatif::ProgressBar::hidden()
@@ -449,10 +517,20 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     let (mut sample_s, mut update_s) = (0.0, 0.0);
     for k in start_step..cfg.steps {
         let t0 = Instant::now();
-        sampler.fill(cfg.seed, RESIDUAL ^ ((k as u64) << 8), &mut points);
-        sample_s += t0.elapsed().as_secs_f64();
         grad.iter_mut().for_each(|g| *g = T::zero());
-        let loss = residual_step(&net, eq.as_ref(), &mut points, &draws(cfg, k), &mut work, &mut grad)?;
+        let mut loss = 0.0;
+        for (c, cond) in problem.conditions.iter().enumerate() {
+            let t_sample = Instant::now();
+            // condition 0 keeps the stream key the elliptic trainer always used
+            let batch = (RESIDUAL ^ ((c as u64) << 4)) ^ ((k as u64) << 8);
+            cond.domain.fill_from(problem.dim, cfg.seed, batch, 0, &mut points[c]);
+            sample_s += t_sample.elapsed().as_secs_f64();
+            let draw = match &mut estimators[c] {
+                Some(est) => draw_condition(cfg, cond, est, c, k)?,
+                None => ConditionDraw::default(),
+            };
+            loss += condition_step(&net, problem.ansatz, cond, &mut points[c], &draw, &mut work, &mut grad)?;
+        }
         if !loss.is_finite() || grad.iter().any(|g| !g.as_f64().is_finite()) {
             bar.abandon();
             return Err(TrainError::Diverged {
@@ -473,31 +551,40 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         let eval_now = st.step % cfg.eval_every == 0 || st.step == cfg.steps;
         let (mut l2s, mut l1s) = (String::new(), String::new());
         if eval_now {
-            let (l2, l1) = evaluate(&net, eq.as_ref(), cfg, &sampler, &mut targets, &mut eval_tape)?;
+            let scores = evaluate(&net, &problem, cfg, &mut targets, &mut eval_tape)?;
+            let (l2, l1) = (scores.rel_l2, scores.rel_l1);
+            st.last_value = scores.value;
             st.last_l2 = l2;
             st.last_l1 = l1;
             st.best_l2 = st.best_l2.min(l2);
             st.best_l1 = st.best_l1.min(l1);
-            l2s = format!("{l2:e}");
-            l1s = format!("{l1:e}");
+            if l2.is_finite() {
+                l2s = format!("{l2:e}");
+            }
+            if l1.is_finite() {
+                l1s = format!("{l1:e}");
+            }
+            let score = match scores.value {
+                Some(v) => format!("u(0) {v:.6}  rel_l1 {l1:.4e}  best {:.4e}", st.best_l1),
+                None => format!("rel_l2 {l2:.4e}  best {:.4e}", st.best_l2),
+            };
             if opts.quiet {
                 println!(
-                    "step {:>7}  loss {loss:.4e}  rel_l2 {l2:.4e}  best {:.4e}  {:.1} it/s",
+                    "step {:>7}  loss {loss:.4e}  {score}  {:.1} it/s",
                     st.step,
-                    st.best_l2,
                     (st.step - start_step) as f64 / session_train
                 );
             }
-            bar.set_message(format!("loss {loss:.3e} rel_l2 {l2:.3e}"));
+            bar.set_message(format!("loss {loss:.3e} {score}"));
         } else if st.step % 20 == 0 {
-            bar.set_message(format!("loss {loss:.3e} rel_l2 {:.3e}", st.last_l2));
+            bar.set_message(format!("loss {loss:.3e}"));
         }
         writeln!(metrics, "{},{loss:e},{lr:e},{l2s},{l1s},{:.3}", st.step, st.elapsed)
             .map_err(|e| io_err(&metrics_path, e))?;
         bar.set_position(st.step as u64);
         if eval_now || stop {
             metrics.flush().map_err(|e| io_err(&metrics_path, e))?;
-            save_checkpoint(dir, &net, &adam, &st, cfg)?;
+            save_checkpoint(dir, &net, &adam, &st, cfg, problem.ansatz)?;
         }
         if stop && st.step < cfg.steps {
             interrupted = true;
@@ -507,7 +594,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     bar.finish_and_clear();
     let summary = Summary {
         equation: cfg.equation.clone(),
-        dim: d,
+        dim: problem.dim,
         method: cfg.method.clone(),
         rand_batch: cfg.rand_batch,
         block_size: cfg.block_size,
@@ -518,6 +605,11 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         best_rel_l2: st.best_l2,
         final_rel_l1: st.last_l1,
         best_rel_l1: st.best_l1,
+        reference_value: match &problem.evaluation {
+            Evaluation::PointValue { reference, .. } => *reference,
+            Evaluation::ExactSolution { .. } => None,
+        },
+        final_value: st.last_value,
         it_per_s: st.step as f64 / st.train_time.max(1e-12),
         wall_s: st.elapsed,
         peak_rss_mb: peak_rss_mb(),

@@ -1,0 +1,219 @@
+//! A [`MultiPlan`] pushed through a network with reverse mode: the forward pass gives every
+//! quantity of the plan (and `u`) at every point, for `u = N` or `u = ψ·N`; the backward pass takes
+//! cotangents of those values and accumulates `∂L/∂θ`.
+//!
+//! Jets are grouped by order (one forward pass per order present, every point and direction of
+//! the group in one batch). With an ansatz, the outputs of `u` are the product series
+//! `u_k = Σ_j ψ_j N_{k−j}` (normalised coefficients), and the backward pass applies its adjoint
+//! `∂L/∂N_m = Σ_k ψ_{k−m} ∂L/∂u_k` before entering the network.
+
+use super::eval::{EvalError, set_tangents};
+use super::plan::MultiPlan;
+use crate::jet::{InputJets, Jet};
+use crate::nn::{Ansatz, Mlp, Tape};
+use crate::real::{Real, factorial};
+
+/// One order group: its jets, tape and the outputs of `u`.
+#[derive(Debug, Default)]
+struct Group<T> {
+    order: usize,
+    /// Plan probe behind each direction of the group.
+    probes: Vec<usize>,
+    input: Option<InputJets<T>>,
+    tape: Tape<T>,
+    /// `[rows × (order + 1)]` normalised `ψ` series (empty without an ansatz).
+    psi: Vec<f64>,
+    /// `[rows × (order + 1)]` derivative-convention outputs `y_k` of `u`.
+    y: Vec<f64>,
+    cotangent: Jet<T>,
+}
+
+/// Reusable state of one plan evaluation with reverse mode.
+#[derive(Debug, Default)]
+pub struct PlanPass<T> {
+    groups: Vec<Group<T>>,
+    /// `(group, direction)` of every plan probe.
+    position: Vec<(usize, usize)>,
+    points: usize,
+    quantities: usize,
+    values: Vec<f64>,
+    u: Vec<f64>,
+    ansatz: Option<Ansatz>,
+}
+
+impl<T: Real> PlanPass<T> {
+    /// Pushes the plan's jets at `points` (`[n × d]`, moved in; [`PlanPass::backward`] hands them
+    /// back) through `net`. `psi0[p]` is `ψ(x_p)` for the ansatz (computed if `None`).
+    pub fn forward(
+        &mut self,
+        net: &Mlp<T>,
+        ansatz: Ansatz,
+        plan: &MultiPlan,
+        points: Vec<T>,
+        psi0: Option<&[f64]>,
+    ) -> Result<(), EvalError> {
+        let dim = net.architecture().input_dim;
+        if dim == 0 || !points.len().is_multiple_of(dim) {
+            return Err(EvalError::Points { got: points.len(), dim });
+        }
+        let n = points.len() / dim;
+        self.points = n;
+        self.quantities = plan.quantities.len();
+        self.ansatz = (ansatz != Ansatz::Identity).then_some(ansatz);
+        let mut orders: Vec<usize> = plan.probes.iter().map(|p| p.order.max(1)).collect();
+        if orders.is_empty() {
+            orders.push(1);
+        }
+        orders.sort_unstable();
+        orders.dedup();
+        self.groups.resize_with(orders.len(), Group::default);
+        self.position = vec![(0, 0); plan.probes.len()];
+        let mut spare = Some(points);
+        for (gi, &order) in orders.iter().enumerate() {
+            let probes: Vec<usize> = (0..plan.probes.len())
+                .filter(|&i| plan.probes[i].order.max(1) == order)
+                .collect();
+            for (g, &i) in probes.iter().enumerate() {
+                self.position[i] = (gi, g);
+            }
+            let dirs = probes.len().max(1);
+            // the last group takes the points, the others copy them
+            let pts = if gi + 1 == orders.len() {
+                spare.take().expect("points still here")
+            } else {
+                spare.as_ref().expect("points still here").clone()
+            };
+            let mut input = InputJets::new(order, dim, dirs, pts)?;
+            set_tangents(&mut input, &plan.probes, &plan.directions, &probes, n)?;
+            let group = &mut self.groups[gi];
+            group.order = order;
+            group.probes = probes;
+            let out = net.forward(&input, &mut group.tape)?;
+            let width = order + 1;
+            let rows = n * dirs;
+            group.y.resize(rows * width, 0.0);
+            group.psi.clear();
+            if let Some(a) = self.ansatz {
+                group.psi.reserve(rows * width);
+                for row in 0..rows {
+                    let s = a.series(&input, row, psi0.map(|v| v[row / dirs]));
+                    let c: Vec<f64> = (0..=order).map(|k| out.coefficient(k, row, 0).as_f64()).collect();
+                    for k in 0..=order {
+                        let uk: f64 = (0..=k).map(|j| s[j] * c[k - j]).sum();
+                        group.y[row * width + k] = uk * factorial(k);
+                    }
+                    group.psi.extend_from_slice(&s);
+                }
+            } else {
+                for row in 0..rows {
+                    for k in 0..=order {
+                        group.y[row * width + k] = out.derivative(k, row, 0).as_f64();
+                    }
+                }
+            }
+            group.input = Some(input);
+        }
+        self.groups.truncate(orders.len());
+        // quantities and u
+        let q_count = self.quantities;
+        self.values.clear();
+        self.values.resize(n * q_count, 0.0);
+        for (q, reads) in plan.quantities.iter().enumerate() {
+            for r in reads {
+                let (gi, g) = self.position[r.probe];
+                let group = &self.groups[gi];
+                let (dirs, width) = (group.probes.len().max(1), group.order + 1);
+                for p in 0..n {
+                    self.values[p * q_count + q] += r.weight * group.y[(p * dirs + g) * width + r.n];
+                }
+            }
+        }
+        let g0 = &self.groups[0];
+        let (dirs, width) = (g0.probes.len().max(1), g0.order + 1);
+        self.u = (0..n).map(|p| g0.y[p * dirs * width]).collect();
+        Ok(())
+    }
+
+    /// Quantity `q` at point `p` (after [`PlanPass::forward`]).
+    pub fn value(&self, p: usize, q: usize) -> f64 {
+        self.values[p * self.quantities + q]
+    }
+
+    /// `u` at point `p`.
+    pub fn u(&self, p: usize) -> f64 {
+        self.u[p]
+    }
+
+    /// Reverse mode: `cot[p·Q + q]` is `∂L/∂(quantity q at p)`, `cot_u[p]` is `∂L/∂u(x_p)`;
+    /// accumulates `∂L/∂θ` into `grad` and returns the points.
+    pub fn backward(
+        &mut self,
+        net: &Mlp<T>,
+        plan: &MultiPlan,
+        cot: &[f64],
+        cot_u: &[f64],
+        grad: &mut [T],
+    ) -> Result<Vec<T>, EvalError> {
+        let (n, q_count) = (self.points, self.quantities);
+        // ∂L/∂y_k of u per group row
+        let mut dy: Vec<Vec<f64>> = self
+            .groups
+            .iter()
+            .map(|g| vec![0.0; n * g.probes.len().max(1) * (g.order + 1)])
+            .collect();
+        for (q, reads) in plan.quantities.iter().enumerate() {
+            for r in reads {
+                let (gi, g) = self.position[r.probe];
+                let group = &self.groups[gi];
+                let (dirs, width) = (group.probes.len().max(1), group.order + 1);
+                for p in 0..n {
+                    dy[gi][(p * dirs + g) * width + r.n] += r.weight * cot[p * q_count + q];
+                }
+            }
+        }
+        {
+            let g0 = &self.groups[0];
+            let (dirs, width) = (g0.probes.len().max(1), g0.order + 1);
+            for p in 0..n {
+                dy[0][p * dirs * width] += cot_u[p];
+            }
+        }
+        let mut points = None;
+        for (gi, group) in self.groups.iter_mut().enumerate() {
+            let input = group.input.take().expect("forward ran");
+            let out = group.tape.output().ok_or(crate::nn::NnError::CotangentShape)?;
+            let mut c = std::mem::take(&mut group.cotangent);
+            c.reset(out.order, out.points, out.dirs, out.width, out.support);
+            let (order, width) = (group.order, group.order + 1);
+            let rows = n * group.probes.len().max(1);
+            let mut dn = vec![0.0; width];
+            for row in 0..rows {
+                let d = &dy[gi][row * width..(row + 1) * width];
+                if d.iter().all(|v| *v == 0.0) {
+                    continue;
+                }
+                // derivative → normalised: ∂L/∂c_k = k!·∂L/∂y_k; then the ψ product's adjoint
+                let du: Vec<f64> = (0..=order).map(|k| d[k] * factorial(k)).collect();
+                if group.psi.is_empty() {
+                    dn.copy_from_slice(&du);
+                } else {
+                    let s = &group.psi[row * width..(row + 1) * width];
+                    for m in 0..=order {
+                        dn[m] = (m..=order).map(|k| s[k - m] * du[k]).sum();
+                    }
+                }
+                let p = row / group.probes.len().max(1);
+                c.primal[p * c.width] += T::c(dn[0]);
+                for (k, &v) in dn.iter().enumerate().skip(1) {
+                    if let Some(i) = c.index(k, row, 0) {
+                        c.tangents[i] += T::c(v);
+                    }
+                }
+            }
+            net.backward(&input, &mut group.tape, &c, grad, None)?;
+            group.cotangent = c;
+            points = Some(input.into_primal());
+        }
+        Ok(points.expect("at least one group"))
+    }
+}

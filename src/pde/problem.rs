@@ -1,0 +1,260 @@
+//! A PDE problem as data (spec equations §3, §5–§7; STYLE §7): the domains and their samplers,
+//! the conditions whose residuals must vanish (each a linear [`Operator`] estimated by
+//! `operator::Estimator`, plus a pointwise part and a weight), the hard-constraint ansatz, and how
+//! the solution is evaluated. Nothing in the training loop knows which PDE it is solving.
+
+use super::parabolic::Parabolic;
+use super::sampler::{BallSampler, SamplerKind, stream};
+use super::{Equation, ProblemOptions};
+use crate::nn::Ansatz;
+use crate::operator::Operator;
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+use std::sync::Arc;
+
+/// Where a condition's points come from. Every point is drawn from its own counter-based stream
+/// keyed by `(seed, batch, point)`, so sampling is parallel and reproducible.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Domain {
+    /// The unit ball in `R^d` (spec §4).
+    Ball(SamplerKind),
+    /// `(x, t)` with `t ~ U[0, T)` and `x = √(2t)·ξ`, `ξ ~ N(0, I_d)` (spec §7.3).
+    ParabolicInterior {
+        /// The horizon `T`.
+        horizon: f64,
+    },
+    /// `(x, T)` with `x = √(2T)·ξ` (spec §7.3).
+    ParabolicTerminal {
+        /// The horizon `T`.
+        horizon: f64,
+    },
+}
+
+impl Domain {
+    /// Fills `out` (`[n × input_dim]`) with points `first, first + 1, …` of batch `batch` of
+    /// stream `seed` (`d` spatial coordinates; a time coordinate, if any, is last).
+    pub fn fill_from<T: crate::Real>(&self, d: usize, seed: u64, batch: u64, first: usize, out: &mut [T]) {
+        match *self {
+            Domain::Ball(kind) => BallSampler { kind, dim: d }.fill_from(seed, batch, first, out),
+            Domain::ParabolicInterior { horizon } | Domain::ParabolicTerminal { horizon } => {
+                let terminal = matches!(self, Domain::ParabolicTerminal { .. });
+                out.par_chunks_mut(d + 1).enumerate().for_each(|(p, x)| {
+                    let mut rng = stream(seed, batch, (first + p) as u64);
+                    let t = if terminal {
+                        horizon
+                    } else {
+                        rng.random::<f64>() * horizon
+                    };
+                    let scale = (2.0 * t).sqrt();
+                    for v in x[..d].iter_mut() {
+                        let g: f64 = StandardNormal.sample(&mut rng);
+                        *v = T::c(scale * g);
+                    }
+                    x[d] = T::c(t);
+                });
+            }
+        }
+    }
+
+    /// Whether points carry a time coordinate.
+    pub fn has_time(&self) -> bool {
+        !matches!(self, Domain::Ball(_))
+    }
+}
+
+/// A terminal (or boundary) target `g` and its spatial gradient.
+pub trait Target: Send + Sync {
+    /// `g(x)` and `∇_x g(x)` into `grad` (`x` spatial, without time).
+    fn value_and_gradient(&self, x: &[f64], grad: &mut [f64]) -> f64;
+}
+
+impl Target for Parabolic {
+    fn value_and_gradient(&self, x: &[f64], grad: &mut [f64]) -> f64 {
+        self.terminal(x, grad)
+    }
+}
+
+/// What must vanish on a condition's points.
+#[derive(Clone)]
+pub enum Term {
+    /// `r = L̂u + F(u) − f(x)` (loss `mean r²`), with `L` estimated by the trainer's estimator
+    /// (explicit terms such as `∂_t u` always exact) and `F`, `f` from the equation.
+    Residual {
+        /// The linear part `L`.
+        operator: Operator,
+        /// `F`, `f`, and `∂_j f` for the gradient-enhanced term.
+        equation: Arc<dyn Equation>,
+        /// The amortised gPINN term (spec §6.2): its weight `c_gPINN`, or `None`.
+        gpinn: Option<f64>,
+    },
+    /// `mean (u − g)² + gradient_weight · mean over points and coordinates of (∂_i u − ∂_i g)²`
+    /// (the parabolic terminal loss, spec §7.4: the gradient term is exact, by reverse mode).
+    Target {
+        /// `g` and `∇g`.
+        target: Arc<dyn Target>,
+        /// Weight of the gradient-matching part (relative to the value part).
+        gradient_weight: f64,
+    },
+}
+
+/// One named condition: where to sample, how many points per step, its weight in the loss, and
+/// its term.
+#[derive(Clone)]
+pub struct Condition {
+    /// Name (`interior`, `terminal`), for messages.
+    pub name: &'static str,
+    /// Sampler.
+    pub domain: Domain,
+    /// Points per step.
+    pub points: usize,
+    /// Weight of the condition's loss.
+    pub weight: f64,
+    /// What must vanish.
+    pub term: Term,
+}
+
+/// How a trained solution is scored.
+#[derive(Clone)]
+pub enum Evaluation {
+    /// Relative L2 and L1 errors against the exact solution on test points from `domain`.
+    ExactSolution {
+        /// Test-point sampler.
+        domain: Domain,
+        /// The equation whose `exact` gives the targets.
+        equation: Arc<dyn Equation>,
+    },
+    /// Relative L1 error of `u` at one point against a reference value (`None`: none is known,
+    /// the value is only reported).
+    PointValue {
+        /// The input point (time last).
+        at: Vec<f64>,
+        /// The reference value.
+        reference: Option<f64>,
+    },
+}
+
+/// A PDE problem as data.
+#[derive(Clone)]
+pub struct Problem {
+    /// Name (the `--equation` name).
+    pub name: String,
+    /// Spatial dimension `d`.
+    pub dim: usize,
+    /// Whether the input is `(x, t)` (time last).
+    pub time: bool,
+    /// Hard constraint applied to the network output.
+    pub ansatz: Ansatz,
+    /// The conditions; the loss is their weighted sum.
+    pub conditions: Vec<Condition>,
+    /// Scoring.
+    pub evaluation: Evaluation,
+}
+
+impl Problem {
+    /// The network's input dimension (`d`, or `d + 1` with time).
+    pub fn input_dim(&self) -> usize {
+        self.dim + usize::from(self.time)
+    }
+
+    /// An inseparable elliptic problem on the unit ball (spec §5): `u = (1 − ‖x‖²)·N`,
+    /// `Δu + F(u) = f` on `batch` points per step, optionally with the gPINN term; scored against
+    /// the exact solution.
+    pub fn elliptic(equation: Arc<dyn Equation>, batch: usize, sampler: SamplerKind, gpinn: Option<f64>) -> Problem {
+        let domain = Domain::Ball(sampler);
+        Problem {
+            name: equation.name(),
+            dim: equation.dim(),
+            time: false,
+            ansatz: Ansatz::UnitBall,
+            conditions: vec![Condition {
+                name: "interior",
+                domain,
+                points: batch,
+                weight: 1.0,
+                term: Term::Residual {
+                    operator: Operator::laplacian(),
+                    equation: equation.clone(),
+                    gpinn,
+                },
+            }],
+            evaluation: Evaluation::ExactSolution { domain, equation },
+        }
+    }
+
+    /// A semilinear parabolic problem (spec §7): `∂_t u + Δ_x u + F(u) = 0` on `batch` interior
+    /// points, the terminal loss (value and gradient) on `terminal_batch` points with weight
+    /// `terminal_weight`, scored by `u(0, 0)` against the reference value where one exists.
+    pub fn parabolic(
+        eq: Parabolic,
+        horizon: f64,
+        batch: usize,
+        terminal_batch: usize,
+        terminal_weight: f64,
+        gradient_weight: f64,
+    ) -> Problem {
+        let d = eq.dim;
+        let reference = eq.reference();
+        let eq = Arc::new(eq);
+        // Δ over the d spatial coordinates (sampled), ∂_t exact
+        let operator = Operator::laplacian().over_first(d).plus(1.0, Operator::time_derivative(d));
+        Problem {
+            name: eq.name(),
+            dim: d,
+            time: true,
+            ansatz: Ansatz::Identity,
+            conditions: vec![
+                Condition {
+                    name: "interior",
+                    domain: Domain::ParabolicInterior { horizon },
+                    points: batch,
+                    weight: 1.0,
+                    term: Term::Residual {
+                        operator,
+                        equation: eq.clone(),
+                        gpinn: None,
+                    },
+                },
+                Condition {
+                    name: "terminal",
+                    domain: Domain::ParabolicTerminal { horizon },
+                    points: terminal_batch,
+                    weight: terminal_weight,
+                    term: Term::Target {
+                        target: eq,
+                        gradient_weight,
+                    },
+                },
+            ],
+            evaluation: Evaluation::PointValue {
+                at: vec![0.0; d + 1],
+                reference,
+            },
+        }
+    }
+}
+
+/// Everything a problem's construction reads from a run's configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProblemSettings {
+    /// Spatial dimension.
+    pub dim: usize,
+    /// The instance's coefficients.
+    pub problem_seed: u64,
+    /// Equation switches.
+    pub options: ProblemOptions,
+    /// Interior points per step.
+    pub batch: usize,
+    /// Ball sampler (elliptic problems).
+    pub sampler: SamplerKind,
+    /// gPINN weight (0: none).
+    pub gpinn_weight: f64,
+    /// Horizon `T` (parabolic problems).
+    pub horizon: f64,
+    /// Terminal points per step (parabolic problems).
+    pub terminal_batch: usize,
+    /// Weight of the terminal loss (parabolic problems).
+    pub terminal_weight: f64,
+    /// Weight of the terminal gradient-matching part, relative to the value part.
+    pub terminal_gradient_weight: f64,
+}
