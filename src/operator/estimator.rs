@@ -345,7 +345,9 @@ impl Estimator {
                             // E[vvᵀ] = I: y_2 is unbiased for Δu (no factor d; spec §7.2)
                             Family::Diagonal { coeff, .. } => b.add_directional(coeff / r as f64, 2, &xi_padded(fd, d)),
                             // Isserlis: E[D⁴u[v⁴]] = 3Δ²u for Gaussian v (spec §7.5)
-                            Family::Biharmonic { coeff } => b.add_directional(coeff / (3.0 * r as f64), 4, &xi_padded(fd, d)),
+                            Family::Biharmonic { coeff } => {
+                                b.add_directional(coeff / (3.0 * r as f64), 4, &xi_padded(fd, d))
+                            }
                             // Σ_m D²u[w_m, w_m] = E[D²u[(Σ ξ_m w_m)²]] (spec §7.4)
                             Family::Directional { coeff, directions, .. } => {
                                 let z = xi_padded(directions.len(), directions.len());

@@ -70,11 +70,7 @@ impl Parabolic {
             }
             ParabolicKind::AllenCahn => {
                 // arctan(max_i x_i); gradient e_{argmax}/(1 + max²) (almost everywhere)
-                let (arg, &max) = x
-                    .iter()
-                    .enumerate()
-                    .max_by(|a, b| a.1.total_cmp(b.1))
-                    .expect("d ≥ 1");
+                let (arg, &max) = x.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).expect("d ≥ 1");
                 grad.fill(0.0);
                 grad[arg] = 1.0 / (1.0 + max * max);
                 max.atan()
@@ -101,7 +97,11 @@ impl Equation for Parabolic {
         match self.kind {
             ParabolicKind::SemilinearHeat => {
                 let q = 1.0 + u * u;
-                ((1.0 - u * u) / q, -4.0 * u / (q * q), (12.0 * u * u - 4.0) / (q * q * q))
+                (
+                    (1.0 - u * u) / q,
+                    -4.0 * u / (q * q),
+                    (12.0 * u * u - 4.0) / (q * q * q),
+                )
             }
             ParabolicKind::AllenCahn => (u - u * u * u, 1.0 - 3.0 * u * u, -6.0 * u),
             ParabolicKind::SineGordon => {
@@ -157,8 +157,16 @@ mod tests {
                 assert!((g[j] - fd).abs() < 1e-7, "{name} ∂g/∂x_{j}: {} vs {fd}", g[j]);
             }
         }
-        assert_eq!(Parabolic::from_name("semilinear-heat", 100).unwrap().reference(), Some(0.31674));
-        assert!(Parabolic::from_name("semilinear-heat", 50).unwrap().reference().is_none());
+        assert_eq!(
+            Parabolic::from_name("semilinear-heat", 100).unwrap().reference(),
+            Some(0.31674)
+        );
+        assert!(
+            Parabolic::from_name("semilinear-heat", 50)
+                .unwrap()
+                .reference()
+                .is_none()
+        );
         let sg = Parabolic::from_name("sine-gordon-parabolic", 10).unwrap();
         assert!((sg.reference().unwrap() - 3.229470).abs() < 1e-12);
     }

@@ -197,7 +197,9 @@ impl Problem {
         let reference = eq.reference();
         let eq = Arc::new(eq);
         // Δ over the d spatial coordinates (sampled), ∂_t exact
-        let operator = Operator::laplacian().over_first(d).plus(1.0, Operator::time_derivative(d));
+        let operator = Operator::laplacian()
+            .over_first(d)
+            .plus(1.0, Operator::time_derivative(d));
         Problem {
             name: eq.name(),
             dim: d,

@@ -130,7 +130,9 @@ impl TrainConfig {
         let mut merged = toml::Table::try_from(TrainConfig::for_equation(&name)).expect("config serialises");
         merged.extend(table);
         merged.insert("equation".into(), toml::Value::String(name));
-        merged.try_into().map_err(|e: toml::de::Error| format!("invalid config: {}", e.message()))
+        merged
+            .try_into()
+            .map_err(|e: toml::de::Error| format!("invalid config: {}", e.message()))
     }
 
     /// Reads a TOML file (see [`TrainConfig::from_toml_for`]).
@@ -192,7 +194,10 @@ impl TrainConfig {
             ));
         }
         if !(self.gpinn_weight.is_finite() && self.gpinn_weight >= 0.0) {
-            return Err(format!("--gpinn-weight {} must be a non-negative number", self.gpinn_weight));
+            return Err(format!(
+                "--gpinn-weight {} must be a non-negative number",
+                self.gpinn_weight
+            ));
         }
         if self.gpinn_weight > 0.0 {
             if !entry.gradient_term {
@@ -208,7 +213,9 @@ impl TrainConfig {
                 ));
             }
             if self.unbiased {
-                return Err("--gpinn-weight and --unbiased cannot be combined (the gPINN loss is the biased form)".into());
+                return Err(
+                    "--gpinn-weight and --unbiased cannot be combined (the gPINN loss is the biased form)".into(),
+                );
             }
         }
         if entry.time {
@@ -223,9 +230,15 @@ impl TrainConfig {
                 return Err("--terminal-weight and --terminal-gradient-weight must be non-negative numbers".into());
             }
             if self.block_size > 1 {
-                return Err("--block-size applies to the elliptic problems only (the time coordinate has no block)".into());
+                return Err(
+                    "--block-size applies to the elliptic problems only (the time coordinate has no block)".into(),
+                );
             }
-        } else if self.horizon != 0.3 || self.terminal_batch != 20 || self.terminal_weight != 20.0 || self.terminal_gradient_weight != 0.05 {
+        } else if self.horizon != 0.3
+            || self.terminal_batch != 20
+            || self.terminal_weight != 20.0
+            || self.terminal_gradient_weight != 0.05
+        {
             return Err(format!(
                 "--horizon and the --terminal-* settings apply to the parabolic equations only, not to {}",
                 self.equation

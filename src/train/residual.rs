@@ -217,7 +217,10 @@ fn residual_loss<T: Real>(
         )));
     }
     let t_network = std::time::Instant::now();
-    if work.collapsed && draws == 1 && r_pairs == 0 && net.shared_layout().is_none()
+    if work.collapsed
+        && draws == 1
+        && r_pairs == 0
+        && net.shared_layout().is_none()
         && let Some((dirs, w)) = collapsible(&draw.plans[0])
     {
         let loss = collapsed_loss(net, eq, unit_ball, &dirs, w, weight, points, work, grad);
@@ -238,7 +241,13 @@ fn residual_loss<T: Real>(
     let plan = MultiPlan::new(plans);
     let q = plan.quantities.len();
     work.pass
-        .forward(net, ansatz, &plan, std::mem::take(points), unit_ball.then_some(&work.psi[..]))
+        .forward(
+            net,
+            ansatz,
+            &plan,
+            std::mem::take(points),
+            unit_ball.then_some(&work.psi[..]),
+        )
         .map_err(eval_err)?;
     let inv_n = 1.0 / n as f64;
     let c_g = gpinn / r_pairs.max(1) as f64;

@@ -205,7 +205,12 @@ pub fn estimators(cfg: &TrainConfig, problem: &Problem) -> Result<Vec<Option<Est
                 }
                 Estimator::new(operator, problem.input_dim(), kind, cfg.rand_batch)
                     .map(Some)
-                    .map_err(|e| format!("--method {} cannot estimate the {} residual of {}: {e}", cfg.method, c.name, problem.name))
+                    .map_err(|e| {
+                        format!(
+                            "--method {} cannot estimate the {} residual of {}: {e}",
+                            cfg.method, c.name, problem.name
+                        )
+                    })
             }
             Term::Target { .. } => Ok(None),
         })
@@ -325,7 +330,13 @@ fn fill_test_points<T: Real>(domain: &Domain, d: usize, seed: u64, start: usize,
         let g = start + done;
         let (b, p) = ((g / TEST_BATCH) as u64, g % TEST_BATCH);
         let n = (TEST_BATCH - p).min(m - done);
-        domain.fill_from(d, seed ^ 0x7E57, TEST ^ (b << 8), p, &mut pts[done * din..(done + n) * din]);
+        domain.fill_from(
+            d,
+            seed ^ 0x7E57,
+            TEST ^ (b << 8),
+            p,
+            &mut pts[done * din..(done + n) * din],
+        );
         done += n;
     }
 }
@@ -489,7 +500,9 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         .iter()
         .map(|c| vec![T::zero(); c.points * din])
         .collect();
-    if !opts.quiet && let Evaluation::PointValue { reference: None, .. } = problem.evaluation {
+    if !opts.quiet
+        && let Evaluation::PointValue { reference: None, .. } = problem.evaluation
+    {
         eprintln!(
             "note: no reference value of u(0, 0) exists for {} at d = {} (published: d = 10, 100, 1000, 10000); the value is reported without an error",
             problem.name, problem.dim

@@ -1,0 +1,435 @@
+//! The general residual path against independent oracles: shared-jet plans and their reverse mode
+//! vs nested duals and finite differences; the residual of a closed-form solution vanishes for the
+//! elliptic and parabolic descriptions; the gPINN loss and the source gradients; the terminal
+//! value-and-gradient loss; the parabolic samplers' moments; collapsed = per-direction.
+
+mod common;
+use common::*;
+use std::sync::Arc;
+use stde::nn::{Activation, Ansatz, Architecture, Mlp};
+use stde::operator::{Estimator, EstimatorKind, MultiPlan, Operator, PlanBuilder, PlanPass, ProbePlan};
+use stde::pde::{BallProblem, Condition, Domain, Equation, Parabolic, Problem, SamplerKind, Term};
+use stde::train::residual::{ConditionDraw, ResidualWork, condition_step};
+
+fn net(input: usize, seed: u64) -> Mlp<f64> {
+    let arch = Architecture {
+        input_dim: input,
+        hidden: vec![12, 12],
+        output_dim: 1,
+        activation: Activation::Tanh,
+        block_size: None,
+    };
+    Mlp::<f64>::new(arch, seed).unwrap()
+}
+
+fn points(n: usize, d: usize, scale: f64, seed: u64) -> Vec<f64> {
+    let mut rng = TestRng::new(seed);
+    (0..n).flat_map(|_| rng.vec(d, scale)).collect()
+}
+
+fn partial(net: &Mlp<f64>, ansatz: Ansatz, x: &[f64], index: &[usize]) -> f64 {
+    match ansatz {
+        Ansatz::UnitBall => mixed_partial_ball(net, x, index),
+        Ansatz::Identity => mixed_partial(net, x, index),
+    }
+}
+
+fn plan(f: impl Fn(&mut PlanBuilder)) -> ProbePlan {
+    let mut b = PlanBuilder::new();
+    f(&mut b);
+    b.finish()
+}
+
+/// Checks `∂loss/∂θ` of `loss_of` at `net`'s parameters against central differences on a spread
+/// of parameters (f64; step 1e-6 gives errors ≈ 1e-9 relative to the largest component).
+fn check_gradient(net: &Mlp<f64>, grad: &[f64], loss_of: impl Fn(&Mlp<f64>) -> f64, what: &str) {
+    let scale = grad.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
+    let n = net.num_params();
+    for i in (0..n).step_by(n / 23 + 1).chain([n - 1]) {
+        let h = 1e-6;
+        let mut plus = net.clone();
+        plus.params_mut()[i] += h;
+        let mut minus = net.clone();
+        minus.params_mut()[i] -= h;
+        let fd = (loss_of(&plus) - loss_of(&minus)) / (2.0 * h);
+        assert!(
+            (fd - grad[i]).abs() <= 1e-6 * scale,
+            "{what}: ∂/∂θ[{i}] = {} vs finite differences {fd}",
+            grad[i]
+        );
+    }
+}
+
+#[test]
+fn plan_pass_matches_nested_duals_and_finite_differences() {
+    let d = 4;
+    let w = [0.3, -0.5, 0.8, 0.1];
+    let plans = || {
+        vec![
+            plan(|b| (0..d).for_each(|i| b.add_partial(1.0, &[i, i]).unwrap())),
+            plan(|b| b.add_partial(1.0, &[0, 0, 1]).unwrap()),
+            plan(|b| b.add_partial(1.0, &[2]).unwrap()),
+            plan(|b| b.add_partial(-2.0, &[1, 3, 3]).unwrap()),
+            plan(|b| b.add_directional(0.5, 2, &w)),
+            plan(|b| b.add_partial(1.0, &[]).unwrap()),
+        ]
+    };
+    let expected = |net: &Mlp<f64>, a: Ansatz, x: &[f64]| -> Vec<f64> {
+        let p = |i: &[usize]| partial(net, a, x, i);
+        let mut dir = 0.0;
+        for i in 0..d {
+            for j in 0..d {
+                dir += 0.5 * w[i] * w[j] * p(&[i, j]);
+            }
+        }
+        vec![
+            (0..d).map(|i| p(&[i, i])).sum(),
+            p(&[0, 0, 1]),
+            p(&[2]),
+            -2.0 * p(&[1, 3, 3]),
+            dir,
+            p(&[]),
+        ]
+    };
+    let mp = MultiPlan::new(plans());
+    let xs = points(3, d, 0.3, 1);
+    let net = net(d, 2);
+    for ansatz in [Ansatz::Identity, Ansatz::UnitBall] {
+        let mut pass = PlanPass::<f64>::default();
+        pass.forward(&net, ansatz, &mp, xs.clone(), None).unwrap();
+        for p in 0..3 {
+            let want = expected(&net, ansatz, &xs[p * d..(p + 1) * d]);
+            for (q, w) in want.iter().enumerate() {
+                let got = pass.value(p, q);
+                // nested duals and Taylor rules agree to rounding: 1e-10 relative
+                assert!(
+                    rel_err(got, *w, 1.0) < 1e-10,
+                    "{ansatz:?} point {p} quantity {q}: {got} vs {w}"
+                );
+            }
+            assert!(rel_err(pass.u(p), want[5], 1.0) < 1e-12);
+        }
+        // reverse mode: L = Σ a_pq Q_q(p) + Σ b_p u_p
+        let a: Vec<f64> = (0..3 * 6).map(|i| ((i * 7 % 5) as f64 - 2.0) / 3.0).collect();
+        let b = [0.7, -0.4, 1.1];
+        let loss_of = |net: &Mlp<f64>| {
+            let mut pass = PlanPass::<f64>::default();
+            pass.forward(net, ansatz, &mp, xs.clone(), None).unwrap();
+            (0..3)
+                .map(|p| (0..6).map(|q| a[p * 6 + q] * pass.value(p, q)).sum::<f64>() + b[p] * pass.u(p))
+                .sum::<f64>()
+        };
+        let mut grad = vec![0.0; net.num_params()];
+        let back = pass.backward(&net, &mp, &a, &b, &mut grad).unwrap();
+        assert_eq!(back, xs, "points handed back");
+        check_gradient(&net, &grad, loss_of, &format!("plan pass {ansatz:?}"));
+    }
+}
+
+/// `u = ansatz·N` is the exact solution of `L u + F(u) = f` when `f` is computed from it: the
+/// source by nested duals of the same network, `L` the operator of a problem description.
+struct NetSolution {
+    net: Mlp<f64>,
+    ansatz: Ansatz,
+    /// The equation whose `F` is used.
+    inner: Arc<dyn Equation>,
+    /// `L` as a list of `(coefficient, partial)`.
+    terms: Vec<(f64, Vec<usize>)>,
+}
+
+impl Equation for NetSolution {
+    fn name(&self) -> String {
+        "closed-form".into()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn nonlinearity(&self, u: f64) -> (f64, f64, f64) {
+        self.inner.nonlinearity(u)
+    }
+    fn source(&self, x: &[f64]) -> f64 {
+        let lu: f64 = self
+            .terms
+            .iter()
+            .map(|(c, i)| c * partial(&self.net, self.ansatz, x, i))
+            .sum();
+        lu + self.inner.nonlinearity(partial(&self.net, self.ansatz, x, &[])).0
+    }
+    fn exact(&self, _x: &[f64]) -> Option<f64> {
+        None
+    }
+}
+
+fn exact_draw(op: &Operator, din: usize) -> ConditionDraw {
+    let mut est = Estimator::new(op, din, EstimatorKind::Exact, 0).unwrap();
+    let mut rng = stde::pde::sampler::stream(0, 0, 0);
+    ConditionDraw {
+        plans: vec![est.draw(&mut rng).unwrap()],
+        pairs: vec![],
+    }
+}
+
+#[test]
+fn residual_of_a_closed_form_solution_vanishes() {
+    // elliptic descriptions (ansatz ψN, Δu + F(u) = f) for each nonlinearity, and the parabolic
+    // ones (∂_t u + Δ_x u + F(u) = 0 on (x, t)) for each of theirs
+    let d = 5;
+    let mut cases: Vec<(Problem, Arc<dyn Equation>)> = Vec::new();
+    for name in ["poisson-two-body", "allen-cahn-two-body", "sine-gordon-two-body"] {
+        let eq: Arc<dyn Equation> = Arc::new(BallProblem::from_name(name, d, 1).unwrap());
+        cases.push((Problem::elliptic(eq.clone(), 4, SamplerKind::RadiusUniform, None), eq));
+    }
+    for name in ["semilinear-heat", "allen-cahn-parabolic", "sine-gordon-parabolic"] {
+        let eq = Parabolic::from_name(name, d).unwrap();
+        cases.push((Problem::parabolic(eq.clone(), 0.3, 4, 3, 20.0, 0.05), Arc::new(eq)));
+    }
+    for (problem, inner) in cases {
+        let din = problem.input_dim();
+        let net = net(din, 9);
+        let Term::Residual { operator, .. } = &problem.conditions[0].term else {
+            panic!("the interior condition is a residual");
+        };
+        let mut terms: Vec<(f64, Vec<usize>)> = (0..d).map(|i| (1.0, vec![i, i])).collect();
+        if problem.time {
+            terms.push((1.0, vec![d]));
+        }
+        let solution = Arc::new(NetSolution {
+            net: net.clone(),
+            ansatz: problem.ansatz,
+            inner,
+            terms,
+        });
+        let cond = Condition {
+            term: Term::Residual {
+                operator: operator.clone(),
+                equation: solution,
+                gpinn: None,
+            },
+            ..problem.conditions[0].clone()
+        };
+        let mut pts = points(4, din, 0.3, 3);
+        for collapsed in [false, true] {
+            let mut work = ResidualWork::default();
+            work.collapsed = collapsed;
+            let mut grad = vec![0.0; net.num_params()];
+            let loss = condition_step(
+                &net,
+                problem.ansatz,
+                &cond,
+                &mut pts,
+                &exact_draw(operator, din),
+                &mut work,
+                &mut grad,
+            )
+            .unwrap();
+            // mean r² ≤ 1e-16 ⇔ |r| ≤ 1e-8
+            assert!(loss <= 1e-16, "{} (collapsed {collapsed}): loss {loss}", problem.name);
+        }
+    }
+}
+
+#[test]
+fn source_gradients_match_finite_differences() {
+    for name in ["poisson-two-body", "allen-cahn-two-body", "sine-gordon-two-body"] {
+        for d in [2usize, 5, 300] {
+            let p = BallProblem::from_name(name, d, 4).unwrap();
+            let x: Vec<f64> = points(1, d, 0.5 / (d as f64).sqrt(), d as u64);
+            let js: Vec<usize> = [0, 1, d / 2, d - 2, d - 1].into_iter().filter(|&j| j < d).collect();
+            let mut out = vec![0.0; js.len()];
+            let f = p.source_with_partials(&x, &js, &mut out).unwrap();
+            assert!(rel_err(f, p.source(&x), 1e-12) < 1e-12, "{name}: f");
+            for (&j, got) in js.iter().zip(&out) {
+                let h = 1e-5;
+                let (mut xp, mut xm) = (x.clone(), x.clone());
+                xp[j] += h;
+                xm[j] -= h;
+                let fd = (p.source(&xp) - p.source(&xm)) / (2.0 * h);
+                // central differences: O(h²·f''') ≈ 1e-9 of the source's scale (≈ d)
+                assert!(
+                    (got - fd).abs() <= 1e-7 * (1.0 + fd.abs()),
+                    "{name} d={d}: ∂_{j} f = {got} vs {fd}"
+                );
+            }
+        }
+    }
+    // three-body equations provide no gradient (the gPINN term is refused for them)
+    let p = BallProblem::from_name("allen-cahn-three-body", 4, 1).unwrap();
+    assert!(p.source_with_partials(&[0.1; 4], &[0], &mut [0.0]).is_none());
+}
+
+#[test]
+fn gpinn_loss_matches_nested_duals_and_its_gradient() {
+    let d = 6;
+    for name in ["allen-cahn-two-body", "sine-gordon-two-body", "poisson-two-body"] {
+        let eq = Arc::new(BallProblem::from_name(name, d, 2).unwrap());
+        let problem = Problem::elliptic(eq.clone(), 3, SamplerKind::RadiusUniform, Some(0.1));
+        let net = net(d, 5);
+        // the sampled Laplacian over I = {1, 4} (weight d/R = 3), zipped with J = (2, 4)
+        let draw = ConditionDraw {
+            plans: vec![plan(|b| {
+                b.add_partial(3.0, &[1, 1]).unwrap();
+                b.add_partial(3.0, &[4, 4]).unwrap();
+            })],
+            pairs: vec![(1, 2), (4, 4)],
+        };
+        let xs = points(3, d, 0.3, 8);
+        let loss_of = |net: &Mlp<f64>, grad: &mut [f64]| {
+            let mut work = ResidualWork::default();
+            let mut pts = xs.clone();
+            condition_step(
+                net,
+                Ansatz::UnitBall,
+                &problem.conditions[0],
+                &mut pts,
+                &draw,
+                &mut work,
+                grad,
+            )
+            .unwrap()
+        };
+        let mut grad = vec![0.0; net.num_params()];
+        let loss = loss_of(&net, &mut grad);
+        // independent: u and its partials by nested duals of ψN; f and ∂_j f from the closed form
+        let mut want = 0.0;
+        for p in 0..3 {
+            let x = &xs[p * d..(p + 1) * d];
+            let part = |i: &[usize]| mixed_partial_ball(&net, x, i);
+            let u = part(&[]);
+            let (fu, dfu, _) = eq.nonlinearity(u);
+            let mut df = [0.0; 2];
+            let f = eq.source_with_partials(x, &[2, 4], &mut df).unwrap();
+            let r = 3.0 * (part(&[1, 1]) + part(&[4, 4])) + fu - f;
+            let g1 = part(&[1, 1, 2]) + dfu * part(&[2]) - df[0];
+            let g2 = part(&[4, 4, 4]) + dfu * part(&[4]) - df[1];
+            want += (r * r + 0.1 * (g1 * g1 + g2 * g2) / 2.0) / 3.0;
+        }
+        assert!(rel_err(loss, want, 1e-12) < 1e-9, "{name}: gPINN loss {loss} vs {want}");
+        check_gradient(&net, &grad, |n| loss_of(n, &mut vec![0.0; n.num_params()]), name);
+    }
+}
+
+#[test]
+fn terminal_loss_matches_nested_duals_and_its_gradient() {
+    let d = 3;
+    for name in ["semilinear-heat", "allen-cahn-parabolic"] {
+        let eq = Parabolic::from_name(name, d).unwrap();
+        let problem = Problem::parabolic(eq.clone(), 0.3, 4, 5, 20.0, 0.05);
+        let cond = &problem.conditions[1];
+        let net = net(d + 1, 6);
+        let mut xs = vec![0.0; 5 * (d + 1)];
+        cond.domain.fill_from(d, 3, 0, 0, &mut xs);
+        let loss_of = |net: &Mlp<f64>, grad: &mut [f64]| {
+            let mut work = ResidualWork::default();
+            let mut pts = xs.clone();
+            let l = condition_step(
+                net,
+                Ansatz::Identity,
+                cond,
+                &mut pts,
+                &ConditionDraw::default(),
+                &mut work,
+                grad,
+            )
+            .unwrap();
+            assert_eq!(pts, xs);
+            l
+        };
+        let mut grad = vec![0.0; net.num_params()];
+        let loss = loss_of(&net, &mut grad);
+        let mut want = 0.0;
+        for p in 0..5 {
+            let x = &xs[p * (d + 1)..(p + 1) * (d + 1)];
+            let mut gg = vec![0.0; d];
+            let g = eq.terminal(&x[..d], &mut gg);
+            let e = mixed_partial(&net, x, &[]) - g;
+            let grad_err: f64 = (0..d).map(|i| (mixed_partial(&net, x, &[i]) - gg[i]).powi(2)).sum();
+            want += 20.0 * (e * e + 0.05 * grad_err / d as f64) / 5.0;
+        }
+        assert!(
+            rel_err(loss, want, 1e-12) < 1e-10,
+            "{name}: terminal loss {loss} vs {want}"
+        );
+        check_gradient(&net, &grad, |n| loss_of(n, &mut vec![0.0; n.num_params()]), name);
+    }
+}
+
+#[test]
+fn parabolic_samplers_have_the_stated_moments() {
+    // interior: t ~ U[0, T), x ~ N(0, 2t I) ⇒ E t = T/2, E x_i² = T; terminal: t = T, E x_i² = 2T
+    let (d, n, horizon) = (5, 20_000, 0.3);
+    for (domain, mean_t, mean_x2) in [
+        (Domain::ParabolicInterior { horizon }, horizon / 2.0, horizon),
+        (Domain::ParabolicTerminal { horizon }, horizon, 2.0 * horizon),
+    ] {
+        let mut x = vec![0.0f64; n * (d + 1)];
+        domain.fill_from(d, 11, 0, 0, &mut x);
+        let t: Vec<f64> = x.chunks(d + 1).map(|p| p[d]).collect();
+        let mt = t.iter().sum::<f64>() / n as f64;
+        assert!(t.iter().all(|&v| (0.0..=horizon).contains(&v)));
+        // SE of the mean of t: T/√(12n) ≈ 6e-4
+        assert!((mt - mean_t).abs() < 3e-3, "{domain:?}: E t = {mt}");
+        let xs: Vec<f64> = x.chunks(d + 1).flat_map(|p| p[..d].to_vec()).collect();
+        let m1 = xs.iter().sum::<f64>() / xs.len() as f64;
+        let m2 = xs.iter().map(|v| v * v).sum::<f64>() / xs.len() as f64;
+        // 10⁵ coordinates: SE of E x ≈ 2.4e-3, of E x² ≈ 2.7e-3 (terminal; less inside)
+        assert!(m1.abs() < 0.012, "{domain:?}: E x = {m1}");
+        assert!((m2 - mean_x2).abs() < 0.015, "{domain:?}: E x² = {m2} vs {mean_x2}");
+        if matches!(domain, Domain::ParabolicTerminal { .. }) {
+            assert!(t.iter().all(|&v| v == horizon), "terminal points sit at t = T");
+        }
+    }
+}
+
+/// Collapsed jets (one summed second-order buffer per point) give the same loss and gradient as
+/// per-direction jets, for sparse, exact and dense Laplacian draws with the unit-ball ansatz.
+#[test]
+fn collapsed_residual_step_equals_full() {
+    let d = 12;
+    let eq = Arc::new(BallProblem::from_name("allen-cahn-two-body", d, 3).unwrap());
+    let problem = Problem::elliptic(eq, 6, SamplerKind::RadiusUniform, None);
+    let net = net(d, 4);
+    let points = points(6, d, 0.25, 5);
+    let dense: Vec<Vec<f64>> = (0..3)
+        .map(|k| (0..d).map(|i| if (i * 7 + k) % 3 == 0 { 1.0 } else { -1.0 }).collect())
+        .collect();
+    let draws = [
+        plan(|b| {
+            [1, 4, 7, 11]
+                .iter()
+                .for_each(|&i| b.add_partial(d as f64 / 4.0, &[i, i]).unwrap())
+        }),
+        plan(|b| (0..d).for_each(|i| b.add_partial(1.0, &[i, i]).unwrap())),
+        plan(|b| dense.iter().for_each(|v| b.add_directional(1.0 / 3.0, 2, v))),
+    ];
+    for draw in draws {
+        let run = |collapsed: bool| {
+            let mut work = ResidualWork::default();
+            work.collapsed = collapsed;
+            let mut grad = vec![0.0; net.num_params()];
+            let mut pts = points.clone();
+            let d = ConditionDraw {
+                plans: vec![draw.clone()],
+                pairs: vec![],
+            };
+            let loss = condition_step(
+                &net,
+                Ansatz::UnitBall,
+                &problem.conditions[0],
+                &mut pts,
+                &d,
+                &mut work,
+                &mut grad,
+            )
+            .unwrap();
+            assert_eq!(pts, points, "points handed back");
+            (loss, grad)
+        };
+        let (l_full, g_full) = run(false);
+        let (l_col, g_col) = run(true);
+        assert!(rel_err(l_col, l_full, 1e-12) < 1e-10, "loss {l_col} vs {l_full}");
+        let scale = g_full.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        for (i, (a, b)) in g_col.iter().zip(&g_full).enumerate() {
+            assert!((a - b).abs() <= 1e-10 * scale, "grad[{i}] {a} vs {b}");
+        }
+    }
+}
