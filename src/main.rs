@@ -206,6 +206,9 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
             if cfg.problem_seed != 0 {
                 name += &format!("-p{}", cfg.problem_seed);
             }
+            if cfg.gpinn_weight > 0.0 {
+                name += &format!("-gpinn{}", cfg.gpinn_weight);
+            }
             (a.out.clone().unwrap_or_else(|| PathBuf::from(name)), false)
         }
     };
@@ -238,9 +241,17 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
             out.display()
         );
     }
+    let score = match (s.final_value, s.reference_value) {
+        (Some(v), Some(r)) => format!(
+            "u(0, 0) = {v:.6} (reference {r}), best rel-L1 {:.3e}, final rel-L1 {:.3e}",
+            s.best_rel_l1, s.final_rel_l1
+        ),
+        (Some(v), None) => format!("u(0, 0) = {v:.6} (no reference value exists at this d)"),
+        _ => format!("best rel-L2 {:.3e}, final rel-L2 {:.3e}", s.best_rel_l2, s.final_rel_l2),
+    };
     println!(
-        "{}: d = {}, {} steps, best rel-L2 {:.3e}, final rel-L2 {:.3e}, {:.1} it/s, {:.0} s, peak RSS {:.0} MiB",
-        s.equation, s.dim, s.steps, s.best_rel_l2, s.final_rel_l2, s.it_per_s, s.wall_s, s.peak_rss_mb
+        "{}: d = {}, {} steps, {score}, {:.1} it/s, {:.0} s, peak RSS {:.0} MiB",
+        s.equation, s.dim, s.steps, s.it_per_s, s.wall_s, s.peak_rss_mb
     );
     println!("training time: {}", s.time_s.shares());
     println!(

@@ -1,6 +1,6 @@
 //! The `stde` binary end to end: `apply` reproduces the committed fixture's operator values
 //! (computed independently with JAX nested forward mode in float64, see
-//! `../shared/fixtures/README.md`) to ≤ 1e-5 relative in f32 and ≤ 1e-9 in f64; bad input gives a
+//! `tests/fixtures/README.md`, a copy of the shared fixture) to ≤ 1e-5 relative in f32 and ≤ 1e-9 in f64; bad input gives a
 //! one-line error and exit code 2.
 
 use std::path::PathBuf;
@@ -16,7 +16,7 @@ fn stde(args: &[&str]) -> (i32, String, String) {
 }
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 fn path(p: &std::path::Path) -> String {
@@ -331,6 +331,64 @@ fn train_bad_input_exits_2_with_one_line() {
             "loss became",
         ),
         (vec!["--resume", &missing], "cannot resume"),
+        (
+            vec![
+                "--equation",
+                "allen-cahn-three-body",
+                "--dim",
+                "10",
+                "--rand-batch",
+                "4",
+                "--gpinn-weight",
+                "0.1",
+            ],
+            "source gradient",
+        ),
+        (
+            vec![
+                "--dim",
+                "10",
+                "--rand-batch",
+                "4",
+                "--gpinn-weight",
+                "0.1",
+                "--method",
+                "dense",
+            ],
+            "needs --method sparse",
+        ),
+        (
+            vec!["--dim", "10", "--rand-batch", "4", "--gpinn-weight=-1"],
+            "non-negative",
+        ),
+        (
+            vec![
+                "--dim",
+                "10",
+                "--rand-batch",
+                "4",
+                "--gpinn-weight",
+                "0.1",
+                "--unbiased",
+            ],
+            "cannot be combined",
+        ),
+        (
+            vec!["--dim", "10", "--rand-batch", "4", "--horizon", "1"],
+            "parabolic equations only",
+        ),
+        (
+            vec!["--equation", "semilinear-heat", "--dim", "10", "--block-size", "2"],
+            "elliptic problems only",
+        ),
+        (
+            vec!["--equation", "semilinear-heat", "--dim", "10", "--horizon", "0"],
+            "--horizon",
+        ),
+        (
+            vec!["--equation", "semilinear-heat", "--dim", "10", "--terminal-batch", "0"],
+            "--terminal-batch",
+        ),
     ];
     for (extra, needle) in cases {
         let mut args: Vec<&str> = base.to_vec();
@@ -340,4 +398,64 @@ fn train_bad_input_exits_2_with_one_line() {
         assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: '{err}' lacks '{needle}'");
     }
+}
+
+/// The parabolic and gPINN problems train from the command line: `summary.json` reports the point
+/// error against the reference value (and says when there is none), and a gPINN run works.
+#[test]
+fn parabolic_and_gpinn_runs_report_their_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let out = path(&tmp.path().join(name));
+        let mut args = vec![
+            "train",
+            "--quiet",
+            "--out",
+            &out,
+            "--width",
+            "16",
+            "--steps",
+            "12",
+            "--eval-every",
+            "6",
+        ];
+        args.extend(extra);
+        let (code, stdout, err) = stde(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(tmp.path().join(name).join("summary.json")).unwrap())
+                .unwrap();
+        (stdout, summary)
+    };
+    let (out, s) = run("heat10", &["--equation", "semilinear-heat", "--dim", "10"]);
+    assert_eq!(s["reference_value"].as_f64(), Some(0.47006));
+    assert_eq!(s["rand_batch"].as_u64(), Some(10), "parabolic default R");
+    let value = s["final_value"].as_f64().unwrap();
+    let rel = s["final_rel_l1"].as_f64().unwrap();
+    assert!((rel - (value - 0.47006).abs() / 0.47006).abs() < 1e-12, "{s}");
+    assert!(s["best_rel_l1"].as_f64().unwrap() <= rel);
+    assert!(out.contains("reference 0.47006"), "{out}");
+    let (out, s) = run(
+        "ac7",
+        &["--equation", "allen-cahn-parabolic", "--dim", "7", "--rand-batch", "5"],
+    );
+    assert!(
+        s["reference_value"].is_null() && s["final_value"].as_f64().is_some(),
+        "{s}"
+    );
+    assert!(out.contains("no reference value"), "{out}");
+    let (_, s) = run(
+        "gpinn",
+        &[
+            "--dim",
+            "20",
+            "--rand-batch",
+            "4",
+            "--gpinn-weight",
+            "0.1",
+            "--test-points",
+            "50",
+        ],
+    );
+    assert!(s["best_rel_l2"].as_f64().unwrap().is_finite(), "{s}");
 }

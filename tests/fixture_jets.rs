@@ -1,5 +1,5 @@
 //! The committed fixture network (values computed with JAX in float64, see
-//! `../shared/fixtures/README.md`): jets through the engine reproduce `jax.experimental.jet`
+//! `tests/fixtures/README.md`, a copy of the shared fixture): jets through the engine reproduce `jax.experimental.jet`
 //! outputs, loaded from the `stde apply` checkpoint layout, to 1e-10 relative.
 
 mod common;
@@ -9,14 +9,14 @@ use stde::jet::{InputJets, Tangent};
 use stde::nn::{Tape, checkpoint};
 
 fn fixtures() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     dir.join("mlp_4_16_16_1.safetensors").exists().then_some(dir)
 }
 
 #[test]
 fn jets_match_jax_fixture() {
     let Some(dir) = fixtures() else {
-        panic!("fixture folder ../shared/fixtures is missing: it ships beside the checkout");
+        panic!("fixture folder tests/fixtures is missing");
     };
     let ck = checkpoint::load::<f64>(&dir.join("mlp_4_16_16_1.safetensors")).unwrap();
     let pts = npy::read(&dir.join("points_8x4.npy")).unwrap();

@@ -187,7 +187,7 @@ fn unit_ball_ansatz_operators() {
 /// and in f32 (1e-5 relative to the largest |L u| of that operator).
 #[test]
 fn fixture_operators() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let ck = checkpoint::load::<f64>(&dir.join("mlp_4_16_16_1.safetensors")).unwrap();
     let pts = stde::io::npy::read(&dir.join("points_8x4.npy")).unwrap();
     let expected: serde_json::Value =

@@ -381,27 +381,64 @@ fn parabolic_samplers_have_the_stated_moments() {
 }
 
 /// Collapsed jets (one summed second-order buffer per point) give the same loss and gradient as
-/// per-direction jets, for sparse, exact and dense Laplacian draws with the unit-ball ansatz.
+/// per-direction jets: sparse, exact and dense Laplacian draws with the unit-ball ansatz, and the
+/// parabolic `∂_t u + Δ̂_x u` (the time direction carried to first order only) without it.
 #[test]
 fn collapsed_residual_step_equals_full() {
     let d = 12;
     let eq = Arc::new(BallProblem::from_name("allen-cahn-two-body", d, 3).unwrap());
-    let problem = Problem::elliptic(eq, 6, SamplerKind::RadiusUniform, None);
-    let net = net(d, 4);
-    let points = points(6, d, 0.25, 5);
+    let elliptic = Problem::elliptic(eq, 6, SamplerKind::RadiusUniform, None);
+    let heat = Parabolic::from_name("semilinear-heat", d).unwrap();
+    let parabolic = Problem::parabolic(heat, 0.3, 6, 3, 20.0, 0.05);
     let dense: Vec<Vec<f64>> = (0..3)
         .map(|k| (0..d).map(|i| if (i * 7 + k) % 3 == 0 { 1.0 } else { -1.0 }).collect())
         .collect();
-    let draws = [
-        plan(|b| {
+    let sparse = |t: Option<usize>| {
+        plan(move |b| {
             [1, 4, 7, 11]
                 .iter()
-                .for_each(|&i| b.add_partial(d as f64 / 4.0, &[i, i]).unwrap())
-        }),
-        plan(|b| (0..d).for_each(|i| b.add_partial(1.0, &[i, i]).unwrap())),
-        plan(|b| dense.iter().for_each(|v| b.add_directional(1.0 / 3.0, 2, v))),
+                .for_each(|&i| b.add_partial(d as f64 / 4.0, &[i, i]).unwrap());
+            if let Some(t) = t {
+                b.add_partial(1.0, &[t]).unwrap();
+                b.add_partial(-0.5, &[2]).unwrap();
+            }
+        })
+    };
+    let cases = [
+        (&elliptic, sparse(None)),
+        (
+            &elliptic,
+            plan(|b| (0..d).for_each(|i| b.add_partial(1.0, &[i, i]).unwrap())),
+        ),
+        (
+            &elliptic,
+            plan(|b| dense.iter().for_each(|v| b.add_directional(1.0 / 3.0, 2, v))),
+        ),
+        // a first-order term beside the Laplacian, with the ansatz
+        (
+            &elliptic,
+            plan(|b| {
+                [0, 5].iter().for_each(|&i| b.add_partial(6.0, &[i, i]).unwrap());
+                b.add_partial(0.7, &[3]).unwrap();
+            }),
+        ),
+        (&parabolic, sparse(Some(d))),
+        (
+            &parabolic,
+            plan(|b| {
+                dense.iter().for_each(|v| {
+                    let mut v = v.clone();
+                    v.push(0.0);
+                    b.add_directional(1.0 / 3.0, 2, &v)
+                });
+                b.add_partial(1.0, &[d]).unwrap();
+            }),
+        ),
     ];
-    for draw in draws {
+    for (c, (problem, draw)) in cases.iter().enumerate() {
+        let din = problem.input_dim();
+        let net = net(din, 4);
+        let points = points(6, din, 0.25, 5);
         let run = |collapsed: bool| {
             let mut work = ResidualWork::default();
             work.collapsed = collapsed;
@@ -413,7 +450,7 @@ fn collapsed_residual_step_equals_full() {
             };
             let loss = condition_step(
                 &net,
-                Ansatz::UnitBall,
+                problem.ansatz,
                 &problem.conditions[0],
                 &mut pts,
                 &d,
@@ -426,10 +463,13 @@ fn collapsed_residual_step_equals_full() {
         };
         let (l_full, g_full) = run(false);
         let (l_col, g_col) = run(true);
-        assert!(rel_err(l_col, l_full, 1e-12) < 1e-10, "loss {l_col} vs {l_full}");
+        assert!(
+            rel_err(l_col, l_full, 1e-12) < 1e-10,
+            "case {c}: loss {l_col} vs {l_full}"
+        );
         let scale = g_full.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         for (i, (a, b)) in g_col.iter().zip(&g_full).enumerate() {
-            assert!((a - b).abs() <= 1e-10 * scale, "grad[{i}] {a} vs {b}");
+            assert!((a - b).abs() <= 1e-10 * scale, "case {c}: grad[{i}] {a} vs {b}");
         }
     }
 }

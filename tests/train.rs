@@ -98,6 +98,17 @@ fn source_terms_equal_engine_laplacians() {
 }
 
 fn small(dir: &std::path::Path, steps: usize, stop_after: Option<usize>, resume: bool) -> stde::train::Summary {
+    small_of("allen-cahn-two-body", 0.0, dir, steps, stop_after, resume)
+}
+
+fn small_of(
+    equation: &str,
+    gpinn_weight: f64,
+    dir: &std::path::Path,
+    steps: usize,
+    stop_after: Option<usize>,
+    resume: bool,
+) -> stde::train::Summary {
     let cfg = TrainConfig {
         lr: 3e-3,
         dim: 20,
@@ -109,7 +120,8 @@ fn small(dir: &std::path::Path, steps: usize, stop_after: Option<usize>, resume:
         eval_every: 10,
         test_points: 100,
         threads: 1,
-        ..TrainConfig::default()
+        gpinn_weight,
+        ..TrainConfig::for_equation(equation)
     };
     let opts = RunOptions {
         out: dir.to_path_buf(),
@@ -185,4 +197,15 @@ fn resume_continues_with_identical_losses() {
     let resumed = small(b.path(), 30, None, true);
     assert_eq!(resumed.steps, 30);
     assert_eq!(losses(a.path()), losses(b.path()));
+    // the same for a problem with two conditions (parabolic: interior and terminal) and for gPINN
+    for (eq, gpinn) in [("allen-cahn-parabolic", 0.0), ("sine-gordon-two-body", 0.1)] {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let full = small_of(eq, gpinn, a.path(), 24, None, false);
+        small_of(eq, gpinn, b.path(), 24, Some(9), false);
+        let resumed = small_of(eq, gpinn, b.path(), 24, None, true);
+        assert_eq!(losses(a.path()), losses(b.path()), "{eq}");
+        assert_eq!(full.final_rel_l1.to_bits(), resumed.final_rel_l1.to_bits(), "{eq}");
+        assert_eq!(full.final_value, resumed.final_value, "{eq}");
+    }
 }

@@ -26,15 +26,20 @@ pub struct CollapsedJet<T> {
     pub primal: Vec<T>,
     /// `[rows × width]`, normalised `c₁` (equal to `y₁`).
     pub first: Vec<T>,
-    /// `[points × width]`, `Σ_d c₂`.
+    /// `[points × width]`, `Σ_d c₂` over the first `summed` directions.
     pub sum2: Vec<T>,
+    /// How many leading directions enter `sum2`; the others are carried to first order only
+    /// (e.g. `e_t` for a time derivative beside a spatial Laplacian).
+    pub summed: usize,
 }
 
 impl<T: Real> CollapsedJet<T> {
     /// Sets the shape; contents unspecified until written.
+    /// Every direction is summed until `summed` is set.
     pub fn reshape(&mut self, points: usize, dirs: usize, width: usize) {
         self.points = points;
         self.dirs = dirs;
+        self.summed = dirs;
         self.width = width;
         self.primal.resize(points * width, T::zero());
         self.first.resize(points * dirs * width, T::zero());
@@ -46,6 +51,7 @@ impl<T: Real> CollapsedJet<T> {
         CollapsedJet {
             points: other.points,
             dirs: other.dirs,
+            summed: other.summed,
             width: other.width,
             primal: vec![T::zero(); other.primal.len()],
             first: vec![T::zero(); other.first.len()],
@@ -76,6 +82,8 @@ pub fn collapsed_activation_forward<T: Real>(
 ) {
     let (p_n, dirs, w) = (z.points, z.dirs, z.width);
     y.reshape(p_n, dirs, w);
+    y.summed = z.summed;
+    let summed = z.summed;
     local.resize(3 * p_n * w, T::zero());
     let (lg, rest) = local.split_at_mut(p_n * w);
     let (lh2, lh3) = rest.split_at_mut(p_n * w);
@@ -100,7 +108,9 @@ pub fn collapsed_activation_forward<T: Real>(
                 for d in 0..dirs {
                     let u1 = z.first[(p * dirs + d) * w + f];
                     y1[d * w + f] = g * u1;
-                    sumsq += u1 * u1;
+                    if d < summed {
+                        sumsq += u1 * u1;
+                    }
                 }
                 ys[f] = g * z.sum2[p * w + f] + a * sumsq;
             }
@@ -116,6 +126,8 @@ pub fn collapsed_activation_backward<T: Real>(
 ) {
     let (p_n, dirs, w) = (z.points, z.dirs, z.width);
     zbar.reshape(p_n, dirs, w);
+    zbar.summed = z.summed;
+    let summed = z.summed;
     let (lg, rest) = local.split_at(p_n * w);
     let (lh2, lh3) = rest.split_at(p_n * w);
     zbar.primal
@@ -133,9 +145,13 @@ pub fn collapsed_activation_backward<T: Real>(
                     let r = (p * dirs + d) * w + f;
                     let u1 = z.first[r];
                     let y1bar = ybar.first[r];
-                    z1[d * w + f] = g * y1bar + T::c(2.0) * h2 * s2bar * u1;
-                    sumsq += u1 * u1;
                     cross += y1bar * u1;
+                    if d < summed {
+                        z1[d * w + f] = g * y1bar + T::c(2.0) * h2 * s2bar * u1;
+                        sumsq += u1 * u1;
+                    } else {
+                        z1[d * w + f] = g * y1bar;
+                    }
                 }
                 zs[f] = g * s2bar;
                 zp[f] = g * ybar.primal[i]
@@ -155,6 +171,7 @@ pub fn collapsed_affine_forward<T: Real>(
 ) {
     let fan_in = h.width;
     z.reshape(h.points, h.dirs, out);
+    z.summed = h.summed;
     tensor::affine(h.points, fan_in, out, &h.primal, weight, bias, &mut z.primal);
     tensor::matmul(
         h.points * h.dirs,
@@ -192,6 +209,7 @@ pub fn collapsed_affine_backward<T: Real>(
     tensor::matmul_tn(p_n, fan_in, out, &h.sum2, &zbar.sum2, weight_grad, Write::Accumulate);
     tensor::add_column_sums(out, &zbar.primal, bias_grad);
     hbar.reshape(h.points, h.dirs, fan_in);
+    hbar.summed = h.summed;
     tensor::matmul_nt(
         p_n,
         out,

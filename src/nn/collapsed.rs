@@ -61,7 +61,25 @@ impl<T: Real> Mlp<T> {
         input: &InputJets<T>,
         tape: &'t mut CollapsedTape<T>,
     ) -> Result<&'t CollapsedJet<T>, NnError> {
+        self.forward_collapsed_partly(input, input.dirs(), tape)
+    }
+
+    /// As [`Mlp::forward_collapsed`], with only the first `summed` directions entering the
+    /// summed second order; the others are carried to first order only (a time derivative beside
+    /// a spatial Laplacian). [`Mlp::backward_collapsed`] follows the same split.
+    pub fn forward_collapsed_partly<'t>(
+        &self,
+        input: &InputJets<T>,
+        summed: usize,
+        tape: &'t mut CollapsedTape<T>,
+    ) -> Result<&'t CollapsedJet<T>, NnError> {
         check_input(self, input)?;
+        if summed > input.dirs() {
+            return Err(NnError::Architecture(format!(
+                "{summed} summed directions of {} in the input",
+                input.dirs()
+            )));
+        }
         let layers = self.affine_layers().to_vec();
         let n = layers.len();
         tape.z.resize_with(n, CollapsedJet::default);
@@ -72,6 +90,7 @@ impl<T: Real> Mlp<T> {
         let w0 = &p[first.weight..first.weight + first.fan_in * first.fan_out];
         let z0 = &mut tape.z[0];
         z0.reshape(input.points(), input.dirs(), first.fan_out);
+        z0.summed = summed;
         tensor::affine(
             input.points(),
             input.dim(),

@@ -61,63 +61,92 @@ fn eval_err(e: EvalError) -> NnError {
     }
 }
 
-/// The directions of a plan that is `w·Σ_j D²u[v_j, v_j]`: coordinates or dense vectors, and `w`.
-enum Collapsible {
+/// A plan of the form `w·Σ_j D²u[v_j, v_j] + Σ_e w_e ∂_{c_e} u`: second-order directions (all
+/// coordinates or all dense) with one common weight, plus first-order coordinate terms (such as
+/// `∂_t u`) carried to first order only.
+struct Collapsible {
+    summed: Directions,
+    w: f64,
+    /// `(coordinate, weight)` of the first-order terms.
+    first: Vec<(usize, f64)>,
+}
+
+enum Directions {
     Coords(Vec<usize>),
     Dense(Vec<Vec<f64>>),
 }
 
-fn collapsible(plan: &ProbePlan) -> Option<(Collapsible, f64)> {
+fn collapsible(plan: &ProbePlan) -> Option<Collapsible> {
     if plan.probes.is_empty() || plan.readout.len() != plan.probes.len() {
         return None;
     }
-    let w = plan.readout[0].weight;
+    let mut w = None;
+    let (mut coords, mut dense, mut first) = (Vec::new(), Vec::new(), Vec::new());
     let mut read = vec![false; plan.probes.len()];
     for r in &plan.readout {
-        if r.n != 2 || r.weight != w || read[r.probe] {
+        if read[r.probe] {
             return None;
         }
         read[r.probe] = true;
-    }
-    let (mut coords, mut dense) = (Vec::new(), Vec::new());
-    for p in &plan.probes {
-        match (p.order, p.slots.as_slice()) {
-            (2, [(1, ProbeDirection::Coord(c))]) => coords.push(*c),
-            (2, [(1, ProbeDirection::Dense(i))]) => dense.push(plan.directions[*i].clone()),
+        match (plan.probes[r.probe].order, r.n, plan.probes[r.probe].slots.as_slice()) {
+            (2, 2, [(1, dir)]) => {
+                if *w.get_or_insert(r.weight) != r.weight {
+                    return None;
+                }
+                match dir {
+                    ProbeDirection::Coord(c) => coords.push(*c),
+                    ProbeDirection::Dense(i) => dense.push(plan.directions[*i].clone()),
+                    ProbeDirection::Sparse(_) => return None,
+                }
+            }
+            (1, 1, [(1, ProbeDirection::Coord(c))]) => first.push((*c, r.weight)),
             _ => return None,
         }
     }
-    match (coords.is_empty(), dense.is_empty()) {
-        (false, true) => Some((Collapsible::Coords(coords), w)),
-        (true, false) => Some((Collapsible::Dense(dense), w)),
-        _ => None,
-    }
+    let summed = match (coords.is_empty(), dense.is_empty()) {
+        (false, true) => Directions::Coords(coords),
+        (true, false) => Directions::Dense(dense),
+        _ => return None,
+    };
+    Some(Collapsible { summed, w: w?, first })
 }
 
 impl Collapsible {
-    fn len(&self) -> usize {
-        match self {
-            Collapsible::Coords(c) => c.len(),
-            Collapsible::Dense(v) => v.len(),
+    fn summed_len(&self) -> usize {
+        match &self.summed {
+            Directions::Coords(c) => c.len(),
+            Directions::Dense(v) => v.len(),
         }
     }
-    /// `(x·v_j, ‖v_j‖²)`.
+    /// `(x·v_j, ‖v_j‖²)` of summed direction `j`.
     fn dot<T: Real>(&self, j: usize, x: &[T]) -> (f64, f64) {
-        match self {
-            Collapsible::Coords(c) => (x[c[j]].as_f64(), 1.0),
-            Collapsible::Dense(v) => (
+        match &self.summed {
+            Directions::Coords(c) => (x[c[j]].as_f64(), 1.0),
+            Directions::Dense(v) => (
                 v[j].iter().zip(x).map(|(a, b)| a * b.as_f64()).sum(),
                 v[j].iter().map(|a| a * a).sum(),
             ),
         }
     }
+    /// 2-jets `(x; v, 0)`: the summed directions, then the first-order ones.
     fn input<T: Real>(&self, points: Vec<T>, d: usize) -> Result<InputJets<T>, NnError> {
         let bad = |e: crate::jet::InputError| NnError::Architecture(e.to_string());
         let n = points.len() / d;
-        let mut input = InputJets::new(2, d, self.len(), points).map_err(bad)?;
-        let tangent = match self {
-            Collapsible::Coords(c) => Tangent::OneHot((0..n).flat_map(|_| c.iter().copied()).collect()),
-            Collapsible::Dense(v) => Tangent::Shared(v.iter().flatten().map(|&x| T::c(x)).collect()),
+        let dirs = self.summed_len() + self.first.len();
+        let mut input = InputJets::new(2, d, dirs, points).map_err(bad)?;
+        let extra = self.first.iter().map(|&(c, _)| c);
+        let tangent = match &self.summed {
+            Directions::Coords(c) => {
+                let row: Vec<usize> = c.iter().copied().chain(extra).collect();
+                Tangent::OneHot((0..n).flat_map(|_| row.iter().copied()).collect())
+            }
+            Directions::Dense(v) => {
+                let mut rows: Vec<T> = v.iter().flatten().map(|&x| T::c(x)).collect();
+                for c in extra {
+                    rows.extend((0..d).map(|i| if i == c { T::one() } else { T::zero() }));
+                }
+                Tangent::Shared(rows)
+            }
         };
         input.set(1, tangent).map_err(bad)?;
         Ok(input)
@@ -221,9 +250,9 @@ fn residual_loss<T: Real>(
         && draws == 1
         && r_pairs == 0
         && net.shared_layout().is_none()
-        && let Some((dirs, w)) = collapsible(&draw.plans[0])
+        && let Some(plan) = collapsible(&draw.plans[0])
     {
-        let loss = collapsed_loss(net, eq, unit_ball, &dirs, w, weight, points, work, grad);
+        let loss = collapsed_loss(net, eq, unit_ball, &plan, weight, points, work, grad);
         work.network_s += t_network.elapsed().as_secs_f64();
         return loss;
     }
@@ -290,65 +319,68 @@ fn residual_loss<T: Real>(
 }
 
 /// The biased loss of one collapsible draw: `Σ_j D²N[v_j, v_j]` arrives summed per point
-/// (`2·sum2`), first orders per direction. With `u = ψN`:
-/// `L̂u = w·[−2Σ‖v_j‖²N₀ − 4Σ(x·v_j)N₁,ⱼ + ψ₀·2·sum2]`; without an ansatz `L̂u = w·2·sum2`.
+/// (`2·sum2`), first orders per direction. With `u = ψN`, `D²u[v, v] = −2‖v‖²N₀ − 4(x·v)N₁ + ψ₀D²N[v, v]`
+/// and `∂_c u = −2x_c N₀ + ψ₀ ∂_c N`; without an ansatz `u = N`.
 #[allow(clippy::too_many_arguments)]
 fn collapsed_loss<T: Real>(
     net: &Mlp<T>,
     eq: &dyn Equation,
     unit_ball: bool,
-    draw: &Collapsible,
-    w: f64,
+    plan: &Collapsible,
     weight: f64,
     points: &mut Vec<T>,
     work: &mut ResidualWork<T>,
     grad: &mut [T],
 ) -> Result<f64, NnError> {
     let d = net.architecture().input_dim;
-    let input = draw.input(std::mem::take(points), d)?;
-    let (n, dirs) = (input.points(), input.dirs());
-    let out = net.forward_collapsed(&input, &mut work.collapsed_tape)?;
+    let input = plan.input(std::mem::take(points), d)?;
+    let (n, dirs, ns) = (input.points(), input.dirs(), plan.summed_len());
+    let w = plan.w;
+    let out = net.forward_collapsed_partly(&input, ns, &mut work.collapsed_tape)?;
     let mut cot = std::mem::take(&mut work.collapsed_cotangent);
     // every entry of the cotangent is written below
     cot.reshape(out.points, out.dirs, out.width);
     let inv_n = 1.0 / n as f64;
     let mut loss = 0.0;
-    let mut xv = Vec::with_capacity(dirs);
+    let mut xv = Vec::with_capacity(ns);
     for p in 0..n {
         let x = &input.primal()[p * d..(p + 1) * d];
+        let first = &out.first[p * dirs..(p + 1) * dirs];
         let sum2 = 2.0 * out.sum2[p].as_f64();
         let n0 = out.primal[p].as_f64();
-        let (psi0, mut vv_sum, mut cross) = (work.psi[p], 0.0, 0.0);
+        let psi0 = if unit_ball { work.psi[p] } else { 1.0 };
+        let (mut vv_sum, mut cross) = (0.0, 0.0);
         xv.clear();
         if unit_ball {
-            for j in 0..dirs {
-                let (xvj, vv) = draw.dot(j, x);
+            for j in 0..ns {
+                let (xvj, vv) = plan.dot(j, x);
                 xv.push(xvj);
                 vv_sum += vv;
-                cross += xvj * out.first[p * dirs + j].as_f64();
+                cross += xvj * first[j].as_f64();
             }
         }
-        let (u, lap) = if unit_ball {
-            (psi0 * n0, w * (-2.0 * vv_sum * n0 - 4.0 * cross + psi0 * sum2))
-        } else {
-            (n0, w * sum2)
-        };
-        let (fu, dfu, _) = eq.nonlinearity(u);
-        let r = lap + fu - work.source[p];
+        // ψ's part of the operator is −2Σ‖v‖²N₀ − 4Σ(x·v)N₁ (second order) and −2x_c N₀ (first)
+        let mut lu = w * (-2.0 * vv_sum * n0 - 4.0 * cross + psi0 * sum2);
+        let mut dn0 = w * -2.0 * vv_sum;
+        for (e, &(c, we)) in plan.first.iter().enumerate() {
+            let ball = if unit_ball { -2.0 * x[c].as_f64() } else { 0.0 };
+            lu += we * (ball * n0 + psi0 * first[ns + e].as_f64());
+            dn0 += we * ball;
+        }
+        let (fu, dfu, _) = eq.nonlinearity(psi0 * n0);
+        let r = lu + fu - work.source[p];
         loss += r * r * inv_n;
         let dr = 2.0 * r * inv_n * weight;
         // ∂L/∂sum2 (normalised) = 2·∂L/∂(Σ y₂)
-        if unit_ball {
-            cot.sum2[p] = T::c(2.0 * dr * w * psi0);
-            for (j, &xvj) in xv.iter().enumerate() {
-                cot.first[p * dirs + j] = T::c(dr * w * -4.0 * xvj);
-            }
-            cot.primal[p] = T::c(dr * (w * -2.0 * vv_sum + dfu * psi0));
-        } else {
-            cot.sum2[p] = T::c(2.0 * dr * w);
-            cot.first[p * dirs..(p + 1) * dirs].fill(T::zero());
-            cot.primal[p] = T::c(dr * dfu);
+        cot.sum2[p] = T::c(2.0 * dr * w * psi0);
+        let cf = &mut cot.first[p * dirs..(p + 1) * dirs];
+        for j in 0..ns {
+            cf[j] = T::c(if unit_ball { dr * w * -4.0 * xv[j] } else { 0.0 });
         }
+        for (e, &(_, we)) in plan.first.iter().enumerate() {
+            cf[ns + e] = T::c(dr * we * psi0);
+        }
+        cot.primal[p] = T::c(dr * (dn0 + dfu * psi0));
     }
     net.backward_collapsed(&input, &mut work.collapsed_tape, &cot, grad)?;
     work.collapsed_cotangent = cot;
