@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Groups `stde train` run folders by (equation, dim, method, R, B) and prints a Markdown table of
-best and final relative L2 as mean ± standard deviation (divisor n, the paper's convention), the
-number of runs, and median it/s.
+"""Groups `stde train` run folders by (equation, dim, method, R, B, gPINN weight, steps) and prints
+a Markdown table of best and final relative error as mean ± standard deviation (divisor n, the
+paper's convention), the number of runs, and median it/s. The error is the relative L2 over the
+test set, or for the parabolic problems the relative L1 of u(0, 0) against the reference value
+("metric" says which; "no ref" where none is published).
 
     python3 scripts/summarise.py runs/*/
 """
@@ -23,18 +25,26 @@ def main(folders):
         if s.get("interrupted"):
             print(f"skipping {folder}: interrupted run", file=sys.stderr)
             continue
-        key = (s["equation"], s["dim"], s["method"], s["rand_batch"], s["block_size"], s["steps"])
+        key = (s["equation"], s["dim"], s["method"], s["rand_batch"], s["block_size"],
+               s.get("gpinn_weight", 0.0), s["steps"])
         groups[key].append(s)
-    print("| equation | d | method | R | B | steps | runs | best rel-L2 (mean ± std) | final rel-L2 (mean ± std) | it/s (median) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| equation | d | method | R | B | gPINN | steps | runs | metric | best (mean ± std) | final (mean ± std) | it/s (median) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key in sorted(groups):
         runs = groups[key]
-        best = [r["best_rel_l2"] for r in runs]
-        final = [r["final_rel_l2"] for r in runs]
+        point = "final_value" in runs[0] and runs[0]["final_value"] is not None
+        metric = "rel-L1 u(0,0)" if point else "rel-L2"
+        field = "rel_l1" if point else "rel_l2"
         speed = statistics.median(r["it_per_s"] for r in runs)
-        fmt = lambda v: f"{statistics.fmean(v):.2e} ± {statistics.pstdev(v):.1e}"
-        eq, d, method, r, b, steps = key
-        print(f"| {eq} | {d} | {method} | {r} | {b} | {steps} | {len(runs)} | {fmt(best)} | {fmt(final)} | {speed:.1f} |")
+        eq, d, method, r, b, gpinn, steps = key
+        if point and runs[0].get("reference_value") is None:
+            values = ", ".join(f"{x['final_value']:.5f}" for x in runs)
+            best = final = f"no ref (u(0,0) = {values})"
+        else:
+            fmt = lambda v: f"{statistics.fmean(v):.2e} ± {statistics.pstdev(v):.1e}"
+            best = fmt([x[f"best_{field}"] for x in runs])
+            final = fmt([x[f"final_{field}"] for x in runs])
+        print(f"| {eq} | {d} | {method} | {r} | {b} | {gpinn:g} | {steps} | {len(runs)} | {metric} | {best} | {final} | {speed:.1f} |")
 
 
 if __name__ == "__main__":

@@ -105,11 +105,16 @@ pub fn collapsed_activation_forward<T: Real>(
                 h2[f] = a;
                 h3[f] = b;
                 let mut sumsq = T::zero();
-                for d in 0..dirs {
+                // every direction summed (the common case) keeps one tight loop
+                let ns = if summed == dirs { dirs } else { summed };
+                for d in 0..ns {
                     let u1 = z.first[(p * dirs + d) * w + f];
                     y1[d * w + f] = g * u1;
-                    if d < summed {
-                        sumsq += u1 * u1;
+                    sumsq += u1 * u1;
+                }
+                if ns < dirs {
+                    for d in ns..dirs {
+                        y1[d * w + f] = g * z.first[(p * dirs + d) * w + f];
                     }
                 }
                 ys[f] = g * z.sum2[p * w + f] + a * sumsq;
@@ -141,16 +146,21 @@ pub fn collapsed_activation_backward<T: Real>(
                 let (g, h2, h3) = (lg[i], lh2[i], lh3[i]);
                 let s2bar = ybar.sum2[i];
                 let (mut sumsq, mut cross) = (T::zero(), T::zero());
-                for d in 0..dirs {
+                let ns = if summed == dirs { dirs } else { summed };
+                for d in 0..ns {
                     let r = (p * dirs + d) * w + f;
                     let u1 = z.first[r];
                     let y1bar = ybar.first[r];
+                    z1[d * w + f] = g * y1bar + T::c(2.0) * h2 * s2bar * u1;
+                    sumsq += u1 * u1;
                     cross += y1bar * u1;
-                    if d < summed {
-                        z1[d * w + f] = g * y1bar + T::c(2.0) * h2 * s2bar * u1;
-                        sumsq += u1 * u1;
-                    } else {
+                }
+                if ns < dirs {
+                    for d in ns..dirs {
+                        let r = (p * dirs + d) * w + f;
+                        let y1bar = ybar.first[r];
                         z1[d * w + f] = g * y1bar;
+                        cross += y1bar * z.first[r];
                     }
                 }
                 zs[f] = g * s2bar;

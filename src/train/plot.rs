@@ -133,6 +133,7 @@ pub fn curves(metrics: &Path, out: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(metrics).map_err(|e| e.to_string())?;
     let mut loss = Vec::new();
     let mut err = Vec::new();
+    let mut err_l1 = Vec::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
         if f.len() < 4 {
@@ -145,7 +146,16 @@ pub fn curves(metrics: &Path, out: &Path) -> Result<(), String> {
         if let Ok(v) = f[3].parse::<f64>() {
             err.push((step, v));
         }
+        if let Some(Ok(v)) = f.get(4).map(|v| v.parse::<f64>()) {
+            err_l1.push((step, v));
+        }
     }
+    // point evaluations (parabolic problems) have no L2 error: show the relative L1 of u(0, 0)
+    let (err, err_name) = if err.is_empty() && !err_l1.is_empty() {
+        (err_l1, "rel L1")
+    } else {
+        (err, "rel L2")
+    };
     let steps = loss.last().map_or(1.0, |p| p.0);
     // thin the loss curve to at most 2000 points (moving average per bucket)
     let bucket = (loss.len() / 2000).max(1);
@@ -158,7 +168,7 @@ pub fn curves(metrics: &Path, out: &Path) -> Result<(), String> {
         let root = BitMapBackend::new(&tmp, (900, 600)).into_drawing_area();
         let (top, bottom) = root.split_vertically(300);
         panel(&top, &loss, RGBColor(31, 119, 180), steps, "loss")?;
-        panel(&bottom, &err, RGBColor(214, 39, 40), steps, "rel L2")?;
+        panel(&bottom, &err, RGBColor(214, 39, 40), steps, err_name)?;
         root.present().map_err(|e| e.to_string())?;
     }
     std::fs::rename(&tmp, out).map_err(|e| e.to_string())

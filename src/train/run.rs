@@ -72,6 +72,8 @@ pub struct Summary {
     pub rand_batch: usize,
     /// Weight-sharing block size.
     pub block_size: usize,
+    /// Weight of the gPINN term (0: none).
+    pub gpinn_weight: f64,
     /// Steps completed.
     pub steps: usize,
     /// Run seed.
@@ -611,6 +613,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         method: cfg.method.clone(),
         rand_batch: cfg.rand_batch,
         block_size: cfg.block_size,
+        gpinn_weight: cfg.gpinn_weight,
         steps: st.step,
         seed: cfg.seed,
         problem_seed: cfg.problem_seed,
