@@ -118,6 +118,12 @@ struct TrainArgs {
     /// Weight of the terminal gradient-matching term relative to the value term (default 0.05).
     #[arg(long)]
     terminal_gradient_weight: Option<f64>,
+    /// Boundary points per step, problems with a boundary loss (poisson-cube; default 100).
+    #[arg(long)]
+    boundary_batch: Option<usize>,
+    /// Weight of the boundary loss (default 20).
+    #[arg(long)]
+    boundary_weight: Option<f64>,
     /// Unbiased two-sample loss.
     #[arg(long)]
     unbiased: bool,
@@ -178,7 +184,9 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
         horizon,
         terminal_batch,
         terminal_weight,
-        terminal_gradient_weight
+        terminal_gradient_weight,
+        boundary_batch,
+        boundary_weight
     );
     if a.unbiased {
         cfg.unbiased = true;

@@ -183,6 +183,8 @@ fn residual_of_a_closed_form_solution_vanishes() {
         let eq = Parabolic::from_name(name, d).unwrap();
         cases.push((Problem::parabolic(eq.clone(), 0.3, 4, 3, 20.0, 0.05), Arc::new(eq)));
     }
+    let cube: Arc<dyn Equation> = Arc::new(stde::pde::CubePoisson { dim: d });
+    cases.push((Problem::cube_poisson(d, 4, 3, 20.0), cube));
     for (problem, inner) in cases {
         let din = problem.input_dim();
         let net = net(din, 9);
@@ -351,6 +353,66 @@ fn terminal_loss_matches_nested_duals_and_its_gradient() {
         );
         check_gradient(&net, &grad, |n| loss_of(n, &mut vec![0.0; n.num_params()]), name);
     }
+}
+
+#[test]
+fn cube_boundary_loss_matches_nested_duals_and_its_gradient() {
+    let d = 4;
+    let problem = Problem::cube_poisson(d, 4, 6, 20.0);
+    let cond = &problem.conditions[1];
+    let net = net(d, 7);
+    let mut xs = vec![0.0; 6 * d];
+    cond.domain.fill_from(d, 3, 0, 0, &mut xs);
+    let loss_of = |net: &Mlp<f64>, grad: &mut [f64]| {
+        let mut work = ResidualWork::default();
+        let mut pts = xs.clone();
+        condition_step(
+            net,
+            Ansatz::Identity,
+            cond,
+            &mut pts,
+            &ConditionDraw::default(),
+            &mut work,
+            grad,
+        )
+        .unwrap()
+    };
+    let mut grad = vec![0.0; net.num_params()];
+    let loss = loss_of(&net, &mut grad);
+    let want: f64 = xs
+        .chunks(d)
+        .map(|x| {
+            let target = x.iter().map(|v| v.exp()).sum::<f64>() / d as f64;
+            20.0 * (mixed_partial(&net, x, &[]) - target).powi(2) / 6.0
+        })
+        .sum();
+    assert!(rel_err(loss, want, 1e-12) < 1e-10, "boundary loss {loss} vs {want}");
+    check_gradient(
+        &net,
+        &grad,
+        |n| loss_of(n, &mut vec![0.0; n.num_params()]),
+        "cube boundary",
+    );
+}
+
+#[test]
+fn cube_samplers_cover_the_cube_and_its_faces() {
+    let (d, n) = (3, 6000);
+    let mut x = vec![0.0f64; n * d];
+    Domain::Cube.fill_from(d, 1, 0, 0, &mut x);
+    assert!(x.iter().all(|v| (0.0..1.0).contains(v)));
+    let mean = x.iter().sum::<f64>() / x.len() as f64;
+    // 18 000 uniform values: SE of the mean ≈ 2e-3
+    assert!((mean - 0.5).abs() < 0.01, "E x = {mean}");
+    Domain::CubeBoundary.fill_from(d, 1, 0, 0, &mut x);
+    let (mut ones, mut zeros) = (0, 0);
+    for p in x.chunks(d) {
+        let on_face: Vec<&f64> = p.iter().filter(|v| **v == 0.0 || **v == 1.0).collect();
+        assert_eq!(on_face.len(), 1, "{p:?} lies on exactly one face");
+        if *on_face[0] == 1.0 { ones += 1 } else { zeros += 1 }
+    }
+    // half the points on a face at 1: binomial SE ≈ 39 of 6000
+    assert!((ones as i64 - zeros as i64).abs() < 300, "{ones} at 1, {zeros} at 0");
 }
 
 #[test]

@@ -14,7 +14,7 @@ pub mod vecmath;
 
 pub use ball::{BallProblem, Nonlinearity, Solution};
 pub use parabolic::{Parabolic, ParabolicKind};
-pub use problem::{Condition, Domain, Evaluation, Problem, ProblemSettings, Target, Term};
+pub use problem::{Condition, CubePoisson, Domain, Evaluation, Problem, ProblemSettings, Target, Term};
 pub use sampler::{BallSampler, SamplerKind};
 
 /// The pointwise part of a PDE `L u + F(u) = f`: the nonlinearity, the source and (if known) the
@@ -62,6 +62,8 @@ pub struct EquationEntry {
     pub gradient_term: bool,
     /// Whether the problem is time-dependent (parabolic: horizon and terminal loss apply).
     pub time: bool,
+    /// Whether the problem has a boundary loss (its batch and weight apply).
+    pub boundary: bool,
     /// Builds the problem from the run's settings.
     pub build: fn(&ProblemSettings) -> Problem,
 }
@@ -73,6 +75,7 @@ macro_rules! ball_entry {
             min_dim: $min_dim,
             gradient_term: $gradient,
             time: false,
+            boundary: false,
             build: |s| {
                 let mut p = BallProblem::from_name($name, s.dim, s.problem_seed).expect("registered ball problem");
                 p.compat_three_body_source = s.options.compat_three_body_source;
@@ -90,6 +93,7 @@ macro_rules! parabolic_entry {
             min_dim: 1,
             gradient_term: false,
             time: true,
+            boundary: false,
             build: |s| {
                 let eq = Parabolic::from_name($name, s.dim).expect("registered parabolic problem");
                 Problem::parabolic(
@@ -106,7 +110,7 @@ macro_rules! parabolic_entry {
 }
 
 /// Every equation `stde train --equation` accepts.
-pub const EQUATIONS: [EquationEntry; 9] = [
+pub const EQUATIONS: [EquationEntry; 10] = [
     ball_entry!("poisson-two-body", 2, true),
     ball_entry!("allen-cahn-two-body", 2, true),
     ball_entry!("sine-gordon-two-body", 2, true),
@@ -116,6 +120,14 @@ pub const EQUATIONS: [EquationEntry; 9] = [
     parabolic_entry!("semilinear-heat"),
     parabolic_entry!("allen-cahn-parabolic"),
     parabolic_entry!("sine-gordon-parabolic"),
+    EquationEntry {
+        name: "poisson-cube",
+        min_dim: 1,
+        gradient_term: false,
+        time: false,
+        boundary: true,
+        build: |s| Problem::cube_poisson(s.dim, s.batch, s.boundary_batch, s.boundary_weight),
+    },
 ];
 
 /// The registry entry named `name`.

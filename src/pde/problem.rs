@@ -29,6 +29,11 @@ pub enum Domain {
         /// The horizon `T`.
         horizon: f64,
     },
+    /// The unit cube `[0, 1)^d` (spec §9.5).
+    Cube,
+    /// The cube's boundary: a point of the cube with one uniformly chosen coordinate set to 0 or
+    /// 1 (probability ½ each; spec §9.5).
+    CubeBoundary,
 }
 
 impl Domain {
@@ -37,6 +42,19 @@ impl Domain {
     pub fn fill_from<T: crate::Real>(&self, d: usize, seed: u64, batch: u64, first: usize, out: &mut [T]) {
         match *self {
             Domain::Ball(kind) => BallSampler { kind, dim: d }.fill_from(seed, batch, first, out),
+            Domain::Cube | Domain::CubeBoundary => {
+                let boundary = matches!(self, Domain::CubeBoundary);
+                out.par_chunks_mut(d).enumerate().for_each(|(p, x)| {
+                    let mut rng = stream(seed, batch, (first + p) as u64);
+                    for v in x.iter_mut() {
+                        *v = T::c(rng.random::<f64>());
+                    }
+                    if boundary {
+                        let i = rng.random_range(0..d);
+                        x[i] = if rng.random::<bool>() { T::one() } else { T::zero() };
+                    }
+                });
+            }
             Domain::ParabolicInterior { horizon } | Domain::ParabolicTerminal { horizon } => {
                 let terminal = matches!(self, Domain::ParabolicTerminal { .. });
                 out.par_chunks_mut(d + 1).enumerate().for_each(|(p, x)| {
@@ -59,7 +77,10 @@ impl Domain {
 
     /// Whether points carry a time coordinate.
     pub fn has_time(&self) -> bool {
-        !matches!(self, Domain::Ball(_))
+        matches!(
+            self,
+            Domain::ParabolicInterior { .. } | Domain::ParabolicTerminal { .. }
+        )
     }
 }
 
@@ -89,7 +110,8 @@ pub enum Term {
         gpinn: Option<f64>,
     },
     /// `mean (u − g)² + gradient_weight · mean over points and coordinates of (∂_i u − ∂_i g)²`
-    /// (the parabolic terminal loss, spec §7.4: the gradient term is exact, by reverse mode).
+    /// over the `d` spatial coordinates (the parabolic terminal loss, spec §7.4, with the exact
+    /// gradient by reverse mode; a boundary loss with `gradient_weight = 0`).
     Target {
         /// `g` and `∇g`.
         target: Arc<dyn Target>,
@@ -236,6 +258,89 @@ impl Problem {
     }
 }
 
+/// `Δu = f` on the unit cube with `u* = (1/d) Σ_i e^{x_i}` and `f = u*` (spec §9.5).
+#[derive(Clone, Debug)]
+pub struct CubePoisson {
+    /// Dimension `d`.
+    pub dim: usize,
+}
+
+impl CubePoisson {
+    fn value(x: &[f64]) -> f64 {
+        x.iter().map(|v| v.exp()).sum::<f64>() / x.len() as f64
+    }
+}
+
+impl Equation for CubePoisson {
+    fn name(&self) -> String {
+        "poisson-cube".into()
+    }
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn nonlinearity(&self, _u: f64) -> (f64, f64, f64) {
+        (0.0, 0.0, 0.0)
+    }
+    /// `f = Δu* = u*`.
+    fn source(&self, x: &[f64]) -> f64 {
+        CubePoisson::value(x)
+    }
+    fn exact(&self, x: &[f64]) -> Option<f64> {
+        Some(CubePoisson::value(x))
+    }
+}
+
+impl Target for CubePoisson {
+    /// The boundary target `u*` (and its gradient `e^{x_i}/d`, unused with weight 0).
+    fn value_and_gradient(&self, x: &[f64], grad: &mut [f64]) -> f64 {
+        let d = x.len() as f64;
+        grad.iter_mut().zip(x).for_each(|(g, v)| *g = v.exp() / d);
+        CubePoisson::value(x)
+    }
+}
+
+impl Problem {
+    /// Poisson on the unit cube (spec §9.5): no ansatz, `Δu = f` on `batch` interior points and
+    /// `u = u*` on `boundary_batch` boundary points with weight `boundary_weight`; scored against
+    /// `u*` on interior test points.
+    pub fn cube_poisson(dim: usize, batch: usize, boundary_batch: usize, boundary_weight: f64) -> Problem {
+        let eq = Arc::new(CubePoisson { dim });
+        Problem {
+            name: eq.name(),
+            dim,
+            time: false,
+            ansatz: Ansatz::Identity,
+            conditions: vec![
+                Condition {
+                    name: "interior",
+                    domain: Domain::Cube,
+                    points: batch,
+                    weight: 1.0,
+                    term: Term::Residual {
+                        operator: Operator::laplacian(),
+                        equation: eq.clone(),
+                        gpinn: None,
+                    },
+                },
+                Condition {
+                    name: "boundary",
+                    domain: Domain::CubeBoundary,
+                    points: boundary_batch,
+                    weight: boundary_weight,
+                    term: Term::Target {
+                        target: eq.clone(),
+                        gradient_weight: 0.0,
+                    },
+                },
+            ],
+            evaluation: Evaluation::ExactSolution {
+                domain: Domain::Cube,
+                equation: eq,
+            },
+        }
+    }
+}
+
 /// Everything a problem's construction reads from a run's configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProblemSettings {
@@ -259,4 +364,8 @@ pub struct ProblemSettings {
     pub terminal_weight: f64,
     /// Weight of the terminal gradient-matching part, relative to the value part.
     pub terminal_gradient_weight: f64,
+    /// Boundary points per step (problems with a boundary loss).
+    pub boundary_batch: usize,
+    /// Weight of the boundary loss.
+    pub boundary_weight: f64,
 }

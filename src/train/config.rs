@@ -65,6 +65,10 @@ pub struct TrainConfig {
     pub terminal_weight: f64,
     /// Weight of the terminal gradient-matching part relative to the value part (parabolic).
     pub terminal_gradient_weight: f64,
+    /// Boundary points per step (problems with a boundary loss, e.g. `poisson-cube`).
+    pub boundary_batch: usize,
+    /// Weight of the boundary loss.
+    pub boundary_weight: f64,
 }
 
 impl Default for TrainConfig {
@@ -97,6 +101,8 @@ impl Default for TrainConfig {
             terminal_batch: 20,
             terminal_weight: 20.0,
             terminal_gradient_weight: 0.05,
+            boundary_batch: 100,
+            boundary_weight: 20.0,
         }
     }
 }
@@ -250,6 +256,16 @@ impl TrainConfig {
                 self.block_size, self.dim
             ));
         }
+        if entry.boundary {
+            if self.boundary_batch == 0 || !(self.boundary_weight.is_finite() && self.boundary_weight >= 0.0) {
+                return Err("--boundary-batch must be positive and --boundary-weight a non-negative number".into());
+            }
+        } else if self.boundary_batch != 100 || self.boundary_weight != 20.0 {
+            return Err(format!(
+                "--boundary-batch and --boundary-weight apply to problems with a boundary loss (poisson-cube), not to {}",
+                self.equation
+            ));
+        }
         if !["f32", "f64"].contains(&self.precision.as_str()) {
             return Err(format!("unknown precision '{}' (expected f32 or f64)", self.precision));
         }
@@ -272,6 +288,8 @@ impl TrainConfig {
             terminal_batch: self.terminal_batch,
             terminal_weight: self.terminal_weight,
             terminal_gradient_weight: self.terminal_gradient_weight,
+            boundary_batch: self.boundary_batch,
+            boundary_weight: self.boundary_weight,
         })
     }
 

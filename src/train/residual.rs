@@ -186,7 +186,17 @@ pub fn condition_step<T: Real>(
                 ));
             }
             let t = std::time::Instant::now();
-            let loss = target_loss(net, target.as_ref(), *gradient_weight, cond.weight, points, work, grad);
+            let space = net.architecture().input_dim - usize::from(cond.domain.has_time());
+            let loss = target_loss(
+                net,
+                target.as_ref(),
+                space,
+                *gradient_weight,
+                cond.weight,
+                points,
+                work,
+                grad,
+            );
             work.network_s += t.elapsed().as_secs_f64();
             loss
         }
@@ -388,11 +398,13 @@ fn collapsed_loss<T: Real>(
     Ok(weight * loss)
 }
 
-/// `weight·[mean (u − g)² + c·mean_{points, i ≤ d} (∂_i u − ∂_i g)²]` at `points` (`[n × (d+1)]`,
-/// time last; the gradient is over the `d` spatial coordinates).
+/// `weight·[mean (u − g)² + c·mean_{points, i < d} (∂_i u − ∂_i g)²]` at `points` (`[n × input]`;
+/// the first `d` coordinates are spatial, a time coordinate follows if any).
+#[allow(clippy::too_many_arguments)]
 fn target_loss<T: Real>(
     net: &Mlp<T>,
     target: &dyn Target,
+    d: usize,
     c: f64,
     weight: f64,
     points: &mut Vec<T>,
@@ -400,7 +412,6 @@ fn target_loss<T: Real>(
     grad: &mut [T],
 ) -> Result<f64, NnError> {
     let din = net.architecture().input_dim;
-    let d = din - 1;
     let n = points.len() / din;
     let bad = |e: crate::jet::InputError| NnError::Architecture(e.to_string());
     // g and ∇g
@@ -435,7 +446,7 @@ fn target_loss<T: Real>(
             a[p * din + i] = T::c(v);
             a_norm2 += v * v;
         }
-        a[p * din + d] = T::zero();
+        a[p * din + d..(p + 1) * din].fill(T::zero());
     }
     let mut input = InputJets::new(1, din, 1, std::mem::take(points)).map_err(bad)?;
     if c != 0.0 {
