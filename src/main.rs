@@ -188,6 +188,10 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
         boundary_batch,
         boundary_weight
     );
+    // a default R larger than a small d means "every coordinate" (R given explicitly is checked)
+    if a.rand_batch.is_none() && a.config.is_none() && cfg.dim > 0 && cfg.rand_batch > cfg.dim {
+        cfg.rand_batch = cfg.dim;
+    }
     if a.unbiased {
         cfg.unbiased = true;
     }

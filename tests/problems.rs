@@ -535,3 +535,50 @@ fn collapsed_residual_step_equals_full() {
         }
     }
 }
+
+/// The parabolic operator `Δ_x + ∂_t`: every sparse draw samples spatial coordinates only and
+/// carries `∂_t` exactly; dense probes are zero in the time coordinate.
+#[test]
+fn the_time_derivative_is_never_sampled_away() {
+    use stde::operator::{DenseDistribution, ProbeDirection, Sampling};
+    let d = 5;
+    let problem = Problem::parabolic(
+        Parabolic::from_name("semilinear-heat", d).unwrap(),
+        0.3,
+        4,
+        2,
+        20.0,
+        0.05,
+    );
+    let Term::Residual { operator, .. } = &problem.conditions[0].term else {
+        panic!("residual");
+    };
+    let mut sparse = Estimator::new(operator, d + 1, EstimatorKind::Sparse(Sampling::Uniform), 2).unwrap();
+    assert_eq!(
+        sparse.pool_size(),
+        d as u64,
+        "the Laplacian's pool is the spatial coordinates"
+    );
+    let mut dense = Estimator::new(operator, d + 1, EstimatorKind::Dense(DenseDistribution::Rademacher), 3).unwrap();
+    for k in 0..50 {
+        let mut rng = stde::pde::sampler::stream(1, 2, k);
+        let p = sparse.draw(&mut rng).unwrap();
+        let time: Vec<_> = p
+            .readout
+            .iter()
+            .filter(|r| p.probes[r.probe].slots == [(1, ProbeDirection::Coord(d))])
+            .collect();
+        assert_eq!(time.len(), 1, "draw {k}: ∂_t once");
+        assert_eq!((time[0].n, time[0].weight), (1, 1.0));
+        for pr in &p.probes {
+            for (_, dir) in &pr.slots {
+                if let ProbeDirection::Coord(c) = dir {
+                    assert!(*c < d || pr.order == 1, "draw {k}: time in a second-order probe");
+                }
+            }
+        }
+        let p = dense.draw(&mut rng).unwrap();
+        assert!(p.directions.iter().all(|w| w[d] == 0.0), "dense probes leave t alone");
+        assert!(p.probes.iter().any(|pr| pr.slots == [(1, ProbeDirection::Coord(d))]));
+    }
+}
