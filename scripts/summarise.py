@@ -27,9 +27,14 @@ def main(folders):
             continue
         key = (s["equation"], s["dim"], s["method"], s["rand_batch"], s["block_size"],
                s.get("gpinn_weight", 0.0), s["steps"])
+        # the level the error fluctuates at: median over the last 10 evaluations
+        col = 4 if s.get("final_value") is not None else 3
+        evals = [float(l.split(",")[col]) for l in (Path(folder) / "metrics.csv").read_text().splitlines()[1:]
+                 if len(l.split(",")) > col and l.split(",")[col]]
+        s["late_median"] = statistics.median(evals[-10:]) if evals else float("nan")
         groups[key].append(s)
-    print("| equation | d | method | R | B | gPINN | steps | runs | metric | best (mean ± std) | final (mean ± std) | it/s (median) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| equation | d | method | R | B | gPINN | steps | runs | metric | best (mean ± std) | final (mean ± std) | median of last 10 evaluations | it/s (median) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key in sorted(groups):
         runs = groups[key]
         point = "final_value" in runs[0] and runs[0]["final_value"] is not None
@@ -40,11 +45,13 @@ def main(folders):
         if point and runs[0].get("reference_value") is None:
             values = ", ".join(f"{x['final_value']:.5f}" for x in runs)
             best = final = f"no ref (u(0,0) = {values})"
+            late = "–"
         else:
             fmt = lambda v: f"{statistics.fmean(v):.2e} ± {statistics.pstdev(v):.1e}"
             best = fmt([x[f"best_{field}"] for x in runs])
             final = fmt([x[f"final_{field}"] for x in runs])
-        print(f"| {eq} | {d} | {method} | {r} | {b} | {gpinn:g} | {steps} | {len(runs)} | {metric} | {best} | {final} | {speed:.1f} |")
+            late = fmt([x["late_median"] for x in runs])
+        print(f"| {eq} | {d} | {method} | {r} | {b} | {gpinn:g} | {steps} | {len(runs)} | {metric} | {best} | {final} | {late} | {speed:.1f} |")
 
 
 if __name__ == "__main__":
