@@ -8,7 +8,7 @@
 //! `∂L/∂N_m = Σ_k ψ_{k−m} ∂L/∂u_k` before entering the network.
 
 use super::eval::{EvalError, set_tangents};
-use super::plan::MultiPlan;
+use super::plan::{MultiPlan, Readout};
 use crate::jet::{InputJets, Jet};
 use crate::nn::{Ansatz, Mlp, Tape};
 use crate::real::{Real, factorial};
@@ -120,11 +120,9 @@ impl<T: Real> PlanPass<T> {
         self.values.resize(n * q_count, 0.0);
         for (q, reads) in plan.quantities.iter().enumerate() {
             for r in reads {
-                let (gi, g) = self.position[r.probe];
-                let group = &self.groups[gi];
-                let (dirs, width) = (group.probes.len().max(1), group.order + 1);
+                let (gi, at) = self.locate(r);
                 for p in 0..n {
-                    self.values[p * q_count + q] += r.weight * group.y[(p * dirs + g) * width + r.n];
+                    self.values[p * q_count + q] += r.weight * self.groups[gi].y[at(p)];
                 }
             }
         }
@@ -132,6 +130,15 @@ impl<T: Real> PlanPass<T> {
         let (dirs, width) = (g0.probes.len().max(1), g0.order + 1);
         self.u = (0..n).map(|p| g0.y[p * dirs * width]).collect();
         Ok(())
+    }
+
+    /// The group of read-out `r` and, per point, the index of its output `y_n` in the group's
+    /// `[rows × (order + 1)]` buffers.
+    fn locate(&self, r: &Readout) -> (usize, impl Fn(usize) -> usize + use<T>) {
+        let (gi, g) = self.position[r.probe];
+        let group = &self.groups[gi];
+        let (dirs, width, n) = (group.probes.len().max(1), group.order + 1, r.n);
+        (gi, move |p: usize| (p * dirs + g) * width + n)
     }
 
     /// Quantity `q` at point `p` (after [`PlanPass::forward`]).
@@ -163,11 +170,9 @@ impl<T: Real> PlanPass<T> {
             .collect();
         for (q, reads) in plan.quantities.iter().enumerate() {
             for r in reads {
-                let (gi, g) = self.position[r.probe];
-                let group = &self.groups[gi];
-                let (dirs, width) = (group.probes.len().max(1), group.order + 1);
+                let (gi, at) = self.locate(r);
                 for p in 0..n {
-                    dy[gi][(p * dirs + g) * width + r.n] += r.weight * cot[p * q_count + q];
+                    dy[gi][at(p)] += r.weight * cot[p * q_count + q];
                 }
             }
         }
