@@ -7,6 +7,7 @@
 //! [`EquationEntry`] to [`EQUATIONS`].
 
 pub mod ball;
+pub mod formula;
 pub mod parabolic;
 pub mod problem;
 pub mod sampler;

@@ -1,0 +1,943 @@
+//! Pointwise formulas: sources, exact solutions, initial data and the nonlinear parts of residuals,
+//! written as text and evaluated in Taylor mode.
+//!
+//! ```text
+//! expr    := term (('+' | '-') term)*
+//! term    := unary (('*' | '/') unary)*
+//! unary   := ('+' | '-')* power
+//! power   := primary ['^' unary]
+//! primary := number | 'pi' | 'd' | 't' | 'u' | 'x' | 'y' | 'z' | 'x[' expr ']' | 'd[' i (',' i)* ']'
+//!          | name | func '(' expr ')' | 'sum(' name ',' expr ',' expr ',' expr ')' | '(' expr ')'
+//! func    := sin cos tan exp log tanh sqrt sinh cosh sech atan abs
+//! ```
+//! `x[i]` is spatial coordinate `i` (0-based; `x`, `y`, `z` are `x[0]`, `x[1]`, `x[2]`), `t` the
+//! time (the input coordinate after the `d` spatial ones), `d` the spatial dimension, `u` the
+//! solution and `d[i, j, …]` its partial `∂_i∂_j… u` (indices as in the operator syntax, `d` being
+//! `t`). `sum(i, a, b, body)` is `Σ_{i=a}^{b} body` with `i` bound inside `body` (bounds and
+//! indices are integer expressions in numbers, `d` and bound names).
+//!
+//! A formula compiles once into a node tree; [`Workspace`] holds one Taylor series per node, so an
+//! evaluation allocates nothing, also inside sums over a million coordinates. Every operation
+//! has its Taylor rule on normalised coefficients, so the same code gives values (order 0),
+//! derivatives with respect to `u` and the partials (order 1, for the residual's backward pass)
+//! and jets along any input curve (for the sources the engine derives from an exact solution).
+
+use std::fmt;
+
+/// A malformed formula: what went wrong and where (byte offset).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("formula error at position {position}: {message}")]
+pub struct FormulaError {
+    /// Byte offset into the formula text.
+    pub position: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn err<T>(position: usize, message: impl Into<String>) -> Result<T, FormulaError> {
+    Err(FormulaError {
+        position,
+        message: message.into(),
+    })
+}
+
+/// Deepest nesting of parentheses, calls and signs a formula may have.
+const MAX_DEPTH: usize = 200;
+
+/// Elementary functions a formula may call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Func {
+    Sin,
+    Cos,
+    Tan,
+    Exp,
+    Log,
+    Tanh,
+    Sqrt,
+    Sinh,
+    Cosh,
+    Sech,
+    Atan,
+    Abs,
+}
+
+const FUNCS: [(&str, Func); 12] = [
+    ("sin", Func::Sin),
+    ("cos", Func::Cos),
+    ("tan", Func::Tan),
+    ("exp", Func::Exp),
+    ("log", Func::Log),
+    ("tanh", Func::Tanh),
+    ("sqrt", Func::Sqrt),
+    ("sinh", Func::Sinh),
+    ("cosh", Func::Cosh),
+    ("sech", Func::Sech),
+    ("atan", Func::Atan),
+    ("abs", Func::Abs),
+];
+
+#[derive(Clone, Debug)]
+enum Node {
+    Const(f64),
+    /// Spatial coordinate given by an index expression.
+    Coord(usize),
+    Time,
+    /// Quantity `k`: 0 is `u`, `k ≥ 1` is partial `k − 1`.
+    Quantity(usize),
+    /// A bound sum variable (its value is the loop index).
+    Var(usize),
+    Dim,
+    Neg(usize),
+    Add(usize, usize),
+    Sub(usize, usize),
+    Mul(usize, usize),
+    Div(usize, usize),
+    /// `base ^ exponent`; `Some(p)` when the exponent is the constant `p`.
+    Pow(usize, usize, Option<f64>),
+    Call(Func, usize),
+    /// `Σ_{var = lo}^{hi} body`.
+    Sum {
+        var: usize,
+        lo: usize,
+        hi: usize,
+        body: usize,
+    },
+}
+
+/// A compiled formula.
+#[derive(Clone)]
+pub struct Formula {
+    text: String,
+    nodes: Vec<Node>,
+    root: usize,
+    /// Distinct partials `d[...]` used (sorted indices), in order of first appearance.
+    partials: Vec<Vec<usize>>,
+    uses_u: bool,
+    uses_time: bool,
+    vars: usize,
+    scope: Scope,
+}
+
+impl fmt::Debug for Formula {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Formula({:?})", self.text)
+    }
+}
+
+impl fmt::Display for Formula {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Tok {
+    Num(f64),
+    Ident(String),
+    Op(char),
+    End,
+}
+
+fn lex(s: &str) -> Result<Vec<(usize, Tok)>, FormulaError> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        if c.is_ascii_digit() || c == b'.' {
+            while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
+                i += 1;
+            }
+            if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+                let mut j = i + 1;
+                if j < b.len() && (b[j] == b'+' || b[j] == b'-') {
+                    j += 1;
+                }
+                if j < b.len() && b[j].is_ascii_digit() {
+                    i = j;
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                }
+            }
+            let text = &s[start..i];
+            match text.parse::<f64>() {
+                Ok(v) if v.is_finite() => out.push((start, Tok::Num(v))),
+                _ => return err(start, format!("'{text}' is not a finite number")),
+            }
+        } else if c.is_ascii_alphabetic() || c == b'_' {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            out.push((start, Tok::Ident(s[start..i].to_string())));
+        } else if b"+-*/^()[],".contains(&c) {
+            out.push((start, Tok::Op(c as char)));
+            i += 1;
+        } else {
+            let ch = s[start..].chars().next().unwrap_or('?');
+            return err(start, format!("unexpected character '{ch}'"));
+        }
+    }
+    out.push((s.len(), Tok::End));
+    Ok(out)
+}
+
+/// What a formula may refer to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scope {
+    /// Spatial dimension `d`.
+    pub dim: usize,
+    /// Whether `t` exists.
+    pub time: bool,
+    /// Whether `u` and its partials may appear.
+    pub solution: bool,
+}
+
+struct Parser<'a> {
+    toks: Vec<(usize, Tok)>,
+    pos: usize,
+    scope: Scope,
+    nodes: Vec<Node>,
+    bound: Vec<String>,
+    /// Number of sum variables created so far.
+    vars: usize,
+    /// Sum variable ids currently in scope, parallel to `bound`.
+    bound_ids: Vec<usize>,
+    partials: Vec<Vec<usize>>,
+    uses_u: bool,
+    uses_time: bool,
+    depth: usize,
+    text: &'a str,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> &Tok {
+        &self.toks[self.pos].1
+    }
+    fn at(&self) -> usize {
+        self.toks[self.pos].0
+    }
+    fn found(&self) -> String {
+        match self.peek() {
+            Tok::End => "end of input".into(),
+            Tok::Num(v) => format!("'{v}'"),
+            Tok::Ident(s) => format!("'{s}'"),
+            Tok::Op(c) => format!("'{c}'"),
+        }
+    }
+    fn expect(&mut self, c: char) -> Result<(), FormulaError> {
+        if *self.peek() == Tok::Op(c) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            err(self.at(), format!("expected '{c}', found {}", self.found()))
+        }
+    }
+    fn push(&mut self, n: Node) -> usize {
+        self.nodes.push(n);
+        self.nodes.len() - 1
+    }
+    fn enter(&mut self) -> Result<(), FormulaError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return err(self.at(), format!("nested more than {MAX_DEPTH} levels deep"));
+        }
+        Ok(())
+    }
+
+    fn expr(&mut self) -> Result<usize, FormulaError> {
+        self.enter()?;
+        let mut a = self.term()?;
+        loop {
+            match self.peek() {
+                Tok::Op('+') => {
+                    self.pos += 1;
+                    let b = self.term()?;
+                    a = self.push(Node::Add(a, b));
+                }
+                Tok::Op('-') => {
+                    self.pos += 1;
+                    let b = self.term()?;
+                    a = self.push(Node::Sub(a, b));
+                }
+                _ => break,
+            }
+        }
+        self.depth -= 1;
+        Ok(a)
+    }
+
+    fn term(&mut self) -> Result<usize, FormulaError> {
+        let mut a = self.unary()?;
+        loop {
+            match self.peek() {
+                Tok::Op('*') => {
+                    self.pos += 1;
+                    let b = self.unary()?;
+                    a = self.push(Node::Mul(a, b));
+                }
+                Tok::Op('/') => {
+                    self.pos += 1;
+                    let b = self.unary()?;
+                    a = self.push(Node::Div(a, b));
+                }
+                _ => break,
+            }
+        }
+        Ok(a)
+    }
+
+    fn unary(&mut self) -> Result<usize, FormulaError> {
+        // signs are counted in a loop: a long run of them cannot overflow the stack
+        let mut negative = false;
+        while let Tok::Op(c @ ('+' | '-')) = *self.peek() {
+            negative ^= c == '-';
+            self.pos += 1;
+        }
+        let a = self.power()?;
+        Ok(if negative { self.push(Node::Neg(a)) } else { a })
+    }
+
+    fn power(&mut self) -> Result<usize, FormulaError> {
+        let base = self.primary()?;
+        if *self.peek() != Tok::Op('^') {
+            return Ok(base);
+        }
+        self.pos += 1;
+        self.enter()?;
+        let exp = self.unary()?;
+        self.depth -= 1;
+        let constant = self.constant(exp);
+        Ok(self.push(Node::Pow(base, exp, constant)))
+    }
+
+    /// The value of node `i` if it is a constant expression (numbers and `d` only).
+    fn constant(&self, i: usize) -> Option<f64> {
+        let c = |j| self.constant(j);
+        Some(match self.nodes[i] {
+            Node::Const(v) => v,
+            Node::Dim => self.scope.dim as f64,
+            Node::Neg(a) => -c(a)?,
+            Node::Add(a, b) => c(a)? + c(b)?,
+            Node::Sub(a, b) => c(a)? - c(b)?,
+            Node::Mul(a, b) => c(a)? * c(b)?,
+            Node::Div(a, b) => c(a)? / c(b)?,
+            _ => return None,
+        })
+    }
+
+    fn index_list(&mut self) -> Result<Vec<usize>, FormulaError> {
+        self.expect('[')?;
+        let mut idx = Vec::new();
+        loop {
+            let at = self.at();
+            let i = match *self.peek() {
+                Tok::Num(v) if v >= 0.0 && v.fract() == 0.0 => v as usize,
+                Tok::Ident(ref s) if s == "t" => {
+                    if !self.scope.time {
+                        return err(at, "'t' in d[...] but this problem has no time coordinate");
+                    }
+                    self.scope.dim
+                }
+                _ => return err(at, format!("expected a coordinate index, found {}", self.found())),
+            };
+            let limit = self.scope.dim + usize::from(self.scope.time);
+            if i >= limit {
+                return err(at, format!("coordinate {i} is out of range (the input has {limit})"));
+            }
+            idx.push(i);
+            self.pos += 1;
+            match self.peek() {
+                Tok::Op(',') => self.pos += 1,
+                Tok::Op(']') => {
+                    self.pos += 1;
+                    break;
+                }
+                _ => return err(self.at(), format!("expected ',' or ']', found {}", self.found())),
+            }
+        }
+        idx.sort_unstable();
+        Ok(idx)
+    }
+
+    fn coord(&mut self, at: usize, i: usize) -> Result<usize, FormulaError> {
+        if i >= self.scope.dim {
+            return err(at, format!("coordinate {i} is out of range (d = {})", self.scope.dim));
+        }
+        let n = self.push(Node::Const(i as f64));
+        Ok(self.push(Node::Coord(n)))
+    }
+
+    fn primary(&mut self) -> Result<usize, FormulaError> {
+        let at = self.at();
+        let tok = self.peek().clone();
+        self.pos += 1;
+        match tok {
+            Tok::Num(v) => Ok(self.push(Node::Const(v))),
+            Tok::Op('(') => {
+                let e = self.expr()?;
+                self.expect(')')?;
+                Ok(e)
+            }
+            Tok::Ident(name) => self.named(at, &name),
+            _ => {
+                self.pos -= 1;
+                err(at, format!("expected a number, a name or '(', found {}", self.found()))
+            }
+        }
+    }
+
+    fn named(&mut self, at: usize, name: &str) -> Result<usize, FormulaError> {
+        if let Some(k) = self.bound.iter().rposition(|b| b == name) {
+            let id = self.bound_ids[k];
+            return Ok(self.push(Node::Var(id)));
+        }
+        let bracket = *self.peek() == Tok::Op('[');
+        let paren = *self.peek() == Tok::Op('(');
+        match name {
+            "pi" => Ok(self.push(Node::Const(std::f64::consts::PI))),
+            "d" if bracket => {
+                if !self.scope.solution {
+                    return err(at, "partials d[...] of u are not available in this formula");
+                }
+                let idx = self.index_list()?;
+                if idx.is_empty() {
+                    self.uses_u = true;
+                    return Ok(self.push(Node::Quantity(0)));
+                }
+                let k = match self.partials.iter().position(|p| *p == idx) {
+                    Some(k) => k,
+                    None => {
+                        self.partials.push(idx);
+                        self.partials.len() - 1
+                    }
+                };
+                Ok(self.push(Node::Quantity(k + 1)))
+            }
+            "d" => Ok(self.push(Node::Dim)),
+            "t" => {
+                if !self.scope.time {
+                    return err(at, "'t' is used but this problem has no time coordinate");
+                }
+                self.uses_time = true;
+                Ok(self.push(Node::Time))
+            }
+            "u" => {
+                if !self.scope.solution {
+                    return err(at, "'u' is not available in this formula");
+                }
+                self.uses_u = true;
+                Ok(self.push(Node::Quantity(0)))
+            }
+            "x" if bracket => {
+                self.pos += 1;
+                self.enter()?;
+                let i = self.expr()?;
+                self.depth -= 1;
+                self.expect(']')?;
+                self.check_index(i, at)?;
+                if let Some(v) = self.constant(i)
+                    && (v < 0.0 || v >= self.scope.dim as f64 || v.fract() != 0.0)
+                {
+                    return err(at, format!("x[{v}] is out of range (d = {})", self.scope.dim));
+                }
+                Ok(self.push(Node::Coord(i)))
+            }
+            "x" => self.coord(at, 0),
+            "y" => self.coord(at, 1),
+            "z" => self.coord(at, 2),
+            "sum" if paren => self.sum(at),
+            _ if paren => {
+                let Some(&(_, f)) = FUNCS.iter().find(|(n, _)| *n == name) else {
+                    let known: Vec<&str> = FUNCS.iter().map(|(n, _)| *n).collect();
+                    return err(
+                        at,
+                        format!("unknown function '{name}' (known: {}, sum)", known.join(", ")),
+                    );
+                };
+                self.pos += 1;
+                self.enter()?;
+                let a = self.expr()?;
+                self.depth -= 1;
+                self.expect(')')?;
+                Ok(self.push(Node::Call(f, a)))
+            }
+            _ => err(
+                at,
+                format!("unknown name '{name}' (names: x[i], x, y, z, t, u, d, d[...], pi, sum variables)"),
+            ),
+        }
+    }
+
+    /// An index expression may use numbers, `d` and bound variables only.
+    fn check_index(&self, i: usize, at: usize) -> Result<(), FormulaError> {
+        let ok = |j| self.check_index(j, at);
+        match self.nodes[i] {
+            Node::Const(_) | Node::Dim | Node::Var(_) => Ok(()),
+            Node::Neg(a) => ok(a),
+            Node::Add(a, b) | Node::Sub(a, b) | Node::Mul(a, b) | Node::Div(a, b) => {
+                ok(a)?;
+                ok(b)
+            }
+            _ => err(at, "an index or sum bound may use only numbers, d and sum variables"),
+        }
+    }
+
+    fn sum(&mut self, at: usize) -> Result<usize, FormulaError> {
+        self.expect('(')?;
+        let var_at = self.at();
+        let Tok::Ident(var) = self.peek().clone() else {
+            return err(
+                var_at,
+                format!("expected the sum variable's name, found {}", self.found()),
+            );
+        };
+        let reserved = ["x", "y", "z", "t", "u", "d", "pi", "sum"];
+        if reserved.contains(&var.as_str()) || FUNCS.iter().any(|(n, _)| *n == var) {
+            return err(var_at, format!("'{var}' is reserved and cannot name a sum variable"));
+        }
+        self.pos += 1;
+        self.expect(',')?;
+        self.enter()?;
+        let lo_at = self.at();
+        let lo = self.expr()?;
+        self.check_index(lo, lo_at)?;
+        self.expect(',')?;
+        let hi_at = self.at();
+        let hi = self.expr()?;
+        self.check_index(hi, hi_at)?;
+        self.expect(',')?;
+        let id = self.vars;
+        self.vars += 1;
+        self.bound.push(var);
+        self.bound_ids.push(id);
+        let body = self.expr()?;
+        self.bound.pop();
+        self.bound_ids.pop();
+        self.depth -= 1;
+        self.expect(')')?;
+        let _ = at;
+        Ok(self.push(Node::Sum { var: id, lo, hi, body }))
+    }
+}
+
+impl Formula {
+    /// Parses and compiles `text` for `scope`.
+    pub fn parse(text: &str, scope: Scope) -> Result<Formula, FormulaError> {
+        let toks = lex(text)?;
+        let mut p = Parser {
+            toks,
+            pos: 0,
+            scope,
+            nodes: Vec::new(),
+            bound: Vec::new(),
+            vars: 0,
+            bound_ids: Vec::new(),
+            partials: Vec::new(),
+            uses_u: false,
+            uses_time: false,
+            depth: 0,
+            text,
+        };
+        if *p.peek() == Tok::End {
+            return err(0, "the formula is empty");
+        }
+        let root = p.expr()?;
+        if *p.peek() != Tok::End {
+            return err(p.at(), format!("unexpected {} after a complete formula", p.found()));
+        }
+        let _ = p.text;
+        Ok(Formula {
+            text: text.to_string(),
+            nodes: p.nodes,
+            root,
+            partials: p.partials,
+            uses_u: p.uses_u,
+            uses_time: p.uses_time,
+            vars: p.vars,
+            scope,
+        })
+    }
+
+    /// The formula's text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The distinct partials `d[...]` it reads (sorted coordinate lists); quantity `k + 1` of
+    /// [`Formula::eval`] is partial `k`.
+    pub fn partials(&self) -> &[Vec<usize>] {
+        &self.partials
+    }
+
+    /// Whether it reads `u` or any partial.
+    pub fn uses_solution(&self) -> bool {
+        self.uses_u || !self.partials.is_empty()
+    }
+
+    /// Whether it reads `t`.
+    pub fn uses_time(&self) -> bool {
+        self.uses_time
+    }
+
+    /// A workspace sized for this formula at Taylor order `order`.
+    pub fn workspace(&self, order: usize) -> Workspace {
+        Workspace {
+            order,
+            series: vec![0.0; self.nodes.len() * 3 * (order + 1)],
+            vars: vec![0; self.vars],
+            bad_index: None,
+        }
+    }
+
+    /// The value at `(x, t)` with quantities `q` (`q[0] = u`, `q[k + 1]` = partial `k`).
+    pub fn eval(&self, ws: &mut Workspace, x: &[f64], t: f64, q: &[f64]) -> f64 {
+        self.prepare(ws, 0);
+        let env = PointEnv { x, t, q, tangent: None };
+        self.node(ws, self.root, &env);
+        ws.series[self.root * 3 * (ws.order + 1)]
+    }
+
+    /// The value and its derivatives `∂/∂q_k` (into `dq`, one per quantity `1 + partials`).
+    pub fn eval_with_gradient(&self, ws: &mut Workspace, x: &[f64], t: f64, q: &[f64], dq: &mut [f64]) -> f64 {
+        self.prepare(ws, 1);
+        let mut value = 0.0;
+        for (k, out) in dq.iter_mut().enumerate() {
+            let used = if k == 0 { self.uses_u } else { k <= self.partials.len() };
+            if !used {
+                *out = 0.0;
+                continue;
+            }
+            let env = PointEnv {
+                x,
+                t,
+                q,
+                tangent: Some(k),
+            };
+            self.node(ws, self.root, &env);
+            let s = self.root * 3 * (ws.order + 1);
+            value = ws.series[s];
+            *out = ws.series[s + 1];
+        }
+        if !self.uses_solution() {
+            value = self.eval(ws, x, t, q);
+        }
+        value
+    }
+
+    /// The normalised Taylor coefficients `c_0..c_K` of the formula (which must not read `u`)
+    /// along an input curve: `coord(i, out)` writes the normalised coefficients of input
+    /// coordinate `i` (`i = d` is the time) into `out` (length `K + 1`).
+    pub fn series(&self, ws: &mut Workspace, coord: &dyn Fn(usize, &mut [f64]), out: &mut [f64]) {
+        let order = ws.order;
+        self.prepare(ws, order);
+        let env = CurveEnv { coord };
+        self.node(ws, self.root, &env);
+        let s = self.root * 3 * (ws.order + 1);
+        out[..=order].copy_from_slice(&ws.series[s..s + order + 1]);
+    }
+
+    fn prepare(&self, ws: &mut Workspace, order: usize) {
+        ws.order = order;
+        let need = self.nodes.len() * 3 * (order + 1);
+        if ws.series.len() < need {
+            ws.series.resize(need, 0.0);
+        }
+        ws.vars.resize(self.vars, 0);
+    }
+
+    /// Checks that every coordinate index the formula computes is in range (one evaluation at a
+    /// sample point; indices depend on `d` and sum variables only).
+    pub fn validate(&self) -> Result<(), FormulaError> {
+        let mut ws = self.workspace(0);
+        let x = vec![0.25; self.scope.dim];
+        let q = vec![0.5; 1 + self.partials.len()];
+        self.eval(&mut ws, &x, 0.5, &q);
+        if let Some(i) = ws.bad_index {
+            return err(
+                0,
+                format!("a coordinate index evaluates to {i}, outside 0..{}", self.scope.dim),
+            );
+        }
+        Ok(())
+    }
+
+    /// An integer index expression's value.
+    fn scalar(&self, ws: &Workspace, i: usize) -> f64 {
+        match self.nodes[i] {
+            Node::Const(v) => v,
+            Node::Dim => self.scope.dim as f64,
+            Node::Var(v) => ws.vars[v] as f64,
+            Node::Neg(a) => -self.scalar(ws, a),
+            Node::Add(a, b) => self.scalar(ws, a) + self.scalar(ws, b),
+            Node::Sub(a, b) => self.scalar(ws, a) - self.scalar(ws, b),
+            Node::Mul(a, b) => self.scalar(ws, a) * self.scalar(ws, b),
+            Node::Div(a, b) => self.scalar(ws, a) / self.scalar(ws, b),
+            _ => f64::NAN,
+        }
+    }
+
+    /// Evaluates node `i` (children first) into its value buffer.
+    fn node(&self, ws: &mut Workspace, i: usize, env: &dyn Env) {
+        let n = ws.order + 1;
+        let start = i * 3 * n;
+        // children have smaller indices: their buffers lie before this node's
+        match self.nodes[i] {
+            Node::Neg(a) | Node::Call(_, a) => self.node(ws, a, env),
+            Node::Add(a, b) | Node::Sub(a, b) | Node::Mul(a, b) | Node::Div(a, b) | Node::Pow(a, b, _) => {
+                self.node(ws, a, env);
+                self.node(ws, b, env);
+            }
+            Node::Sum { var, lo, hi, body } => {
+                let (lo, hi) = (self.scalar(ws, lo).round() as i64, self.scalar(ws, hi).round() as i64);
+                ws.series[start..start + n].fill(0.0);
+                for v in lo..=hi {
+                    ws.vars[var] = v;
+                    self.node(ws, body, env);
+                    let b = body * 3 * n;
+                    for k in 0..n {
+                        ws.series[start + k] += ws.series[b + k];
+                    }
+                }
+                return;
+            }
+            Node::Coord(e) => {
+                let c = self.scalar(ws, e).round() as i64;
+                let out = &mut ws.series[start..start + n];
+                if c < 0 || c as usize >= self.scope.dim {
+                    ws.bad_index = Some(c);
+                    out.fill(f64::NAN);
+                } else {
+                    env.coord(c as usize, out);
+                }
+                return;
+            }
+            _ => {}
+        }
+        let (done, rest) = ws.series.split_at_mut(start);
+        let (out, rest) = rest.split_at_mut(n);
+        let (s1, rest) = rest.split_at_mut(n);
+        let s2 = &mut rest[..n];
+        let child = |j: usize| &done[j * 3 * n..j * 3 * n + n];
+        match self.nodes[i] {
+            Node::Const(v) => constant(out, v),
+            Node::Dim => constant(out, self.scope.dim as f64),
+            Node::Var(v) => constant(out, ws.vars[v] as f64),
+            Node::Time => env.coord(self.scope.dim, out),
+            Node::Quantity(k) => env.quantity(k, out),
+            Node::Neg(a) => out.iter_mut().zip(child(a)).for_each(|(o, v)| *o = -v),
+            Node::Add(a, b) => (0..n).for_each(|k| out[k] = child(a)[k] + child(b)[k]),
+            Node::Sub(a, b) => (0..n).for_each(|k| out[k] = child(a)[k] - child(b)[k]),
+            Node::Mul(a, b) => mul(child(a), child(b), out),
+            Node::Div(a, b) => div(child(a), child(b), out),
+            Node::Pow(a, _, Some(p)) => pow_const(child(a), p, out, s1, s2),
+            Node::Pow(a, b, None) => {
+                // a^b = exp(b·log a)
+                log(child(a), s1);
+                mul(child(b), s1, s2);
+                exp(s2, out);
+            }
+            Node::Call(f, a) => call(f, child(a), out, s1, s2),
+            Node::Coord(_) | Node::Sum { .. } => unreachable!("handled above"),
+        }
+    }
+}
+
+/// Reusable buffers for evaluating one formula: a value and two scratch series per node.
+#[derive(Clone, Debug, Default)]
+pub struct Workspace {
+    order: usize,
+    series: Vec<f64>,
+    vars: Vec<i64>,
+    bad_index: Option<i64>,
+}
+
+/// Where leaves get their series from.
+trait Env {
+    /// Input coordinate `i` (`i = d`: the time).
+    fn coord(&self, i: usize, out: &mut [f64]);
+    /// Quantity `k` (0: `u`).
+    fn quantity(&self, k: usize, out: &mut [f64]);
+}
+
+struct PointEnv<'a> {
+    x: &'a [f64],
+    t: f64,
+    q: &'a [f64],
+    /// The quantity carrying a unit first-order tangent (gradient evaluation).
+    tangent: Option<usize>,
+}
+
+impl Env for PointEnv<'_> {
+    fn coord(&self, i: usize, out: &mut [f64]) {
+        constant(out, if i < self.x.len() { self.x[i] } else { self.t });
+    }
+    fn quantity(&self, k: usize, out: &mut [f64]) {
+        constant(out, self.q.get(k).copied().unwrap_or(f64::NAN));
+        if out.len() > 1 && self.tangent == Some(k) {
+            out[1] = 1.0;
+        }
+    }
+}
+
+struct CurveEnv<'a> {
+    coord: &'a dyn Fn(usize, &mut [f64]),
+}
+
+impl Env for CurveEnv<'_> {
+    fn coord(&self, i: usize, out: &mut [f64]) {
+        (self.coord)(i, out);
+    }
+    fn quantity(&self, _k: usize, out: &mut [f64]) {
+        out.fill(f64::NAN);
+    }
+}
+
+fn constant(out: &mut [f64], v: f64) {
+    out.fill(0.0);
+    out[0] = v;
+}
+
+/// `c = a·b` (Cauchy product).
+fn mul(a: &[f64], b: &[f64], c: &mut [f64]) {
+    for k in 0..c.len() {
+        c[k] = (0..=k).map(|j| a[j] * b[k - j]).sum();
+    }
+}
+
+/// `q = a / b`.
+fn div(a: &[f64], b: &[f64], q: &mut [f64]) {
+    for k in 0..q.len() {
+        let s: f64 = (1..=k).map(|j| b[j] * q[k - j]).sum();
+        q[k] = (a[k] - s) / b[0];
+    }
+}
+
+/// `e = exp(a)`.
+fn exp(a: &[f64], e: &mut [f64]) {
+    e[0] = a[0].exp();
+    for k in 1..e.len() {
+        e[k] = (1..=k).map(|j| j as f64 * a[j] * e[k - j]).sum::<f64>() / k as f64;
+    }
+}
+
+/// `l = log(a)`.
+fn log(a: &[f64], l: &mut [f64]) {
+    l[0] = a[0].ln();
+    for k in 1..l.len() {
+        let s: f64 = (1..k).map(|j| j as f64 * l[j] * a[k - j]).sum();
+        l[k] = (a[k] - s / k as f64) / a[0];
+    }
+}
+
+/// `y = f(a)` where `y' = a'·w` and `w = w(y)` (or of `a`) is produced order by order:
+/// `y_k = (1/k) Σ_j j a_j w_{k−j}`; `next_w(y, w, m)` writes `w_m` from `y_0..y_m`.
+fn ode(a: &[f64], y: &mut [f64], w: &mut [f64], y0: f64, next_w: impl Fn(&[f64], &mut [f64], usize)) {
+    y[0] = y0;
+    next_w(y, w, 0);
+    for k in 1..y.len() {
+        y[k] = (1..=k).map(|j| j as f64 * a[j] * w[k - j]).sum::<f64>() / k as f64;
+        next_w(y, w, k);
+    }
+}
+
+/// `s = sin a`, `c = cos a` (or `sinh`, `cosh` with `hyperbolic`).
+fn sin_cos(a: &[f64], s: &mut [f64], c: &mut [f64], hyperbolic: bool) {
+    if hyperbolic {
+        (s[0], c[0]) = (a[0].sinh(), a[0].cosh());
+    } else {
+        (s[0], c[0]) = (a[0].sin(), a[0].cos());
+    }
+    let sign = if hyperbolic { 1.0 } else { -1.0 };
+    for k in 1..s.len() {
+        let (mut ss, mut cc) = (0.0, 0.0);
+        for j in 1..=k {
+            ss += j as f64 * a[j] * c[k - j];
+            cc += j as f64 * a[j] * s[k - j];
+        }
+        s[k] = ss / k as f64;
+        c[k] = sign * cc / k as f64;
+    }
+}
+
+/// `r = 1 / b`.
+fn recip(b: &[f64], r: &mut [f64]) {
+    for k in 0..r.len() {
+        let s: f64 = (1..=k).map(|j| b[j] * r[k - j]).sum();
+        r[k] = (if k == 0 { 1.0 } else { 0.0 } - s) / b[0];
+    }
+}
+
+/// `y = a^p` for a constant `p`: repeated products for small integers (any `a₀`), the power
+/// recurrence `y_k = Σ_j (p·j − (k − j)) a_j y_{k−j} / (k·a₀)` otherwise.
+fn pow_const(a: &[f64], p: f64, y: &mut [f64], s1: &mut [f64], s2: &mut [f64]) {
+    if p.fract() == 0.0 && p.abs() <= 64.0 {
+        let m = p.abs() as usize;
+        constant(s1, 1.0);
+        for _ in 0..m {
+            mul(s1, a, s2);
+            s1.copy_from_slice(s2);
+        }
+        if p < 0.0 {
+            recip(s1, y);
+        } else {
+            y.copy_from_slice(s1);
+        }
+        return;
+    }
+    y[0] = a[0].powf(p);
+    for k in 1..y.len() {
+        let s: f64 = (1..=k).map(|j| (p * j as f64 - (k - j) as f64) * a[j] * y[k - j]).sum();
+        y[k] = s / (k as f64 * a[0]);
+    }
+}
+
+fn call(f: Func, a: &[f64], y: &mut [f64], s1: &mut [f64], s2: &mut [f64]) {
+    match f {
+        Func::Sin => sin_cos(a, y, s1, false),
+        Func::Cos => sin_cos(a, s1, y, false),
+        Func::Sinh => sin_cos(a, y, s1, true),
+        Func::Cosh => sin_cos(a, s1, y, true),
+        Func::Sech => {
+            sin_cos(a, s2, s1, true);
+            recip(s1, y);
+        }
+        Func::Exp => exp(a, y),
+        Func::Log => log(a, y),
+        // tan' = 1 + tan², tanh' = 1 − tanh²
+        Func::Tan | Func::Tanh => {
+            let sign = if f == Func::Tan { 1.0 } else { -1.0 };
+            let y0 = if f == Func::Tan { a[0].tan() } else { a[0].tanh() };
+            ode(a, y, s1, y0, |y, w, m| {
+                let sq: f64 = (0..=m).map(|i| y[i] * y[m - i]).sum();
+                w[m] = if m == 0 { 1.0 } else { 0.0 } + sign * sq;
+            });
+        }
+        Func::Atan => {
+            // atan' = 1 / (1 + a²)
+            mul(a, a, s2);
+            s2[0] += 1.0;
+            recip(s2, s1);
+            y[0] = a[0].atan();
+            for k in 1..y.len() {
+                y[k] = (1..=k).map(|j| j as f64 * a[j] * s1[k - j]).sum::<f64>() / k as f64;
+            }
+        }
+        Func::Sqrt => {
+            y[0] = a[0].sqrt();
+            for k in 1..y.len() {
+                let s: f64 = (1..k).map(|j| y[j] * y[k - j]).sum();
+                y[k] = (a[k] - s) / (2.0 * y[0]);
+            }
+        }
+        Func::Abs => {
+            let sign = if a[0] < 0.0 { -1.0 } else { 1.0 };
+            y.iter_mut().zip(a).for_each(|(o, v)| *o = sign * v);
+        }
+    }
+}

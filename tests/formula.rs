@@ -1,0 +1,185 @@
+//! The formula language: values against closed forms, Taylor series along curves against nested
+//! dual numbers, gradients against finite differences, and malformed input.
+
+mod common;
+
+use common::{D8, Nested, TestRng, factorial};
+use num_dual::DualNum;
+use stde::pde::formula::{Formula, Scope};
+
+const SPACE_TIME: Scope = Scope {
+    dim: 2,
+    time: true,
+    solution: false,
+};
+
+/// A formula exercising every function and operator, and the same function written in Rust over
+/// any dual number type (`x`, `y`, `t`).
+const MIXED: &str = "exp(-t)*sin(x)*cos(y) + tanh(x*y) - sqrt(2 + t^2) + log(3 + x)/(1.5 + cosh(y)) \
+    + atan(x - t) + sech(x)^2 + 2^x + tan(0.3*y) + (1 + x^2)^1.5 + sinh(t)/(x^-2 + 1) - -y^3";
+
+fn mixed<D: Nested>(x: D, y: D, t: D) -> D {
+    let one = D::cst(1.0);
+    (-t).exp() * x.sin() * y.cos() + (x * y).tanh() - (t.powi(2) + 2.0).sqrt()
+        + (x + 3.0).ln() / (y.cosh() + 1.5)
+        + (x - t).atan()
+        + (one / x.cosh()).powi(2)
+        + (x * 2f64.ln()).exp()
+        + (y * 0.3).tan()
+        + (x * x + 1.0).powf(1.5)
+        + t.sinh() / (x.powi(-2) + 1.0)
+        + y.powi(3)
+}
+
+#[test]
+fn values_match_closed_forms() {
+    let f = Formula::parse(MIXED, SPACE_TIME).unwrap();
+    let mut ws = f.workspace(0);
+    let mut rng = TestRng::new(3);
+    for _ in 0..20 {
+        let (x, y, t) = (rng.next(), rng.next(), rng.next().abs());
+        let v = f.eval(&mut ws, &[x, y], t, &[]);
+        let want = mixed::<f64>(x, y, t);
+        assert!((v - want).abs() < 1e-12 * want.abs().max(1.0), "{v} vs {want}");
+    }
+    // sums over coordinates, bound variables in indices, d, pi, abs, precedence
+    let d = 1000;
+    let scope = Scope {
+        dim: d,
+        time: false,
+        solution: false,
+    };
+    let f = Formula::parse(
+        "sum(i, 0, d-1, sin(x[i]) * i) / d + abs(x[d-1] - 3) + 2^3^2 - pi + -2^2",
+        scope,
+    )
+    .unwrap();
+    let x: Vec<f64> = (0..d).map(|i| (i as f64 * 0.37).sin()).collect();
+    let want = (0..d).map(|i| x[i].sin() * i as f64).sum::<f64>() / d as f64 + (x[d - 1] - 3.0).abs() + 512.0
+        - std::f64::consts::PI
+        - 4.0;
+    let v = f.eval(&mut f.workspace(0), &x, 0.0, &[]);
+    assert!((v - want).abs() < 1e-10, "{v} vs {want}");
+    // nested sums
+    let f = Formula::parse("sum(i, 0, 2, sum(j, i, 2, x[i]*x[j]))", Scope { dim: 3, ..scope }).unwrap();
+    let x = [1.0, 2.0, 3.0];
+    let want: f64 = (0..3).flat_map(|i| (i..3).map(move |j| x[i] * x[j])).sum();
+    assert_eq!(f.eval(&mut f.workspace(0), &x, 0.0, &[]), want);
+}
+
+#[test]
+fn taylor_series_along_a_curve_match_nested_duals() {
+    let f = Formula::parse(MIXED, SPACE_TIME).unwrap();
+    let order = 8;
+    let mut ws = f.workspace(order);
+    let mut rng = TestRng::new(11);
+    for _ in 0..5 {
+        let x0 = [rng.next(), rng.next(), 0.5 * (rng.next() + 1.0)];
+        let tangents: Vec<Vec<f64>> = (0..order).map(|_| rng.vec(3, 0.7)).collect();
+        // normalised coefficients of each coordinate: x0 and v_k / k!
+        let coord = |i: usize, out: &mut [f64]| {
+            out[0] = x0[i];
+            for k in 1..out.len() {
+                out[k] = tangents[k - 1][i] / factorial(k);
+            }
+        };
+        let mut got = vec![0.0; order + 1];
+        f.series(&mut ws, &coord, &mut got);
+        // oracle: the curve in nested duals
+        let s = D8::var(0.0);
+        let c: Vec<D8> = (0..3)
+            .map(|i| {
+                let mut xi = D8::cst(x0[i]);
+                let mut p = D8::cst(1.0);
+                for (k, v) in tangents.iter().enumerate() {
+                    p *= s;
+                    xi += p * (v[i] / factorial(k + 1));
+                }
+                xi
+            })
+            .collect();
+        let y = mixed(c[0], c[1], c[2]);
+        for k in 0..=order {
+            let want = y.deriv(k);
+            let have = got[k] * factorial(k);
+            assert!(
+                (have - want).abs() <= 1e-9 * want.abs().max(1.0),
+                "order {k}: {have} vs {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gradients_with_respect_to_the_solution_match_finite_differences() {
+    let scope = Scope {
+        dim: 2,
+        time: true,
+        solution: true,
+    };
+    let f = Formula::parse(
+        "3*(d[1]*d[0,0] + d[0]*d[0,1]) + 6*u*d[0,0] + sin(u)*t - x*d[t,0]^2",
+        scope,
+    )
+    .unwrap();
+    assert_eq!(f.partials(), &[vec![1], vec![0, 0], vec![0], vec![0, 1], vec![0, 2]]);
+    let mut ws = f.workspace(1);
+    let q = [0.3, -0.7, 1.1, 0.4, -0.2, 0.9];
+    let (x, t) = ([0.2, -0.5], 0.6);
+    let mut dq = vec![0.0; q.len()];
+    let v = f.eval_with_gradient(&mut ws, &x, t, &q, &mut dq);
+    assert!((v - f.eval(&mut ws, &x, t, &q)).abs() < 1e-14);
+    for k in 0..q.len() {
+        let h = 1e-6;
+        let (mut a, mut b) = (q, q);
+        a[k] += h;
+        b[k] -= h;
+        let fd = (f.eval(&mut ws, &x, t, &a) - f.eval(&mut ws, &x, t, &b)) / (2.0 * h);
+        assert!((fd - dq[k]).abs() < 1e-7, "quantity {k}: {} vs {fd}", dq[k]);
+    }
+}
+
+#[test]
+fn malformed_formulas_name_the_position_and_the_problem() {
+    let scope = Scope {
+        dim: 3,
+        time: false,
+        solution: false,
+    };
+    let cases: &[(&str, usize, &str)] = &[
+        ("", 0, "empty"),
+        ("1 +", 3, "end of input"),
+        ("sin(x", 5, "expected ')'"),
+        ("foo(x)", 0, "unknown function 'foo'"),
+        ("2*q", 2, "unknown name 'q'"),
+        ("x[3]", 0, "out of range"),
+        ("t + 1", 0, "no time coordinate"),
+        ("u^2", 0, "'u' is not available"),
+        ("d[0]", 0, "partials"),
+        ("sum(x, 0, 2, x)", 4, "reserved"),
+        ("x[y]", 0, "index"),
+        ("1.2.3", 0, "not a finite number"),
+        ("1e999", 0, "not a finite number"),
+        ("2 # 3", 2, "unexpected character '#'"),
+        ("(1))", 3, "unexpected ')'"),
+        ("x y", 2, "unexpected 'y'"),
+    ];
+    for &(text, pos, needle) in cases {
+        let e = Formula::parse(text, scope).expect_err(text);
+        assert_eq!(e.position, pos, "{text}: {e}");
+        assert!(e.to_string().contains(needle), "{text}: {e}");
+    }
+    // deep nesting is refused, not a stack overflow; a long run of signs is fine
+    let deep = format!("{}1{}", "(".repeat(10_000), ")".repeat(10_000));
+    assert!(Formula::parse(&deep, scope).unwrap_err().to_string().contains("nested"));
+    let signs = format!("{}1", "-".repeat(100_000));
+    let f = Formula::parse(&signs, scope).unwrap();
+    assert_eq!(f.eval(&mut f.workspace(0), &[0.0; 3], 0.0, &[]), 1.0);
+    // an index computed out of range is caught before use
+    let f = Formula::parse("sum(i, 0, d-1, x[i+1])", scope).unwrap();
+    assert!(f.validate().unwrap_err().to_string().contains("outside"));
+    Formula::parse("sum(i, 0, d-1, x[i])", scope)
+        .unwrap()
+        .validate()
+        .unwrap();
+}
