@@ -120,6 +120,12 @@ pub fn apply(cfg: &ApplyConfig) -> Result<(Vec<f64>, Vec<f64>), ApplyError> {
             cfg.points.display()
         )));
     }
+    if let (Some(phi), false) = (ck.metadata.get("offset"), cfg.ignore_ansatz) {
+        return Err(ApplyError::Invalid(format!(
+            "{}: this network's u includes the offset '{phi}' (initial data), which stde apply does not evaluate yet; --ignore-ansatz gives the raw network",
+            cfg.checkpoint.display()
+        )));
+    }
     let ansatz = if cfg.ignore_ansatz {
         Ansatz::Identity
     } else {

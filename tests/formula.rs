@@ -4,7 +4,6 @@
 mod common;
 
 use common::{D8, Nested, TestRng, factorial};
-use num_dual::DualNum;
 use stde::pde::formula::{Formula, Scope};
 
 const SPACE_TIME: Scope = Scope {

@@ -31,6 +31,7 @@ fn partial(net: &Mlp<f64>, ansatz: Ansatz, x: &[f64], index: &[usize]) -> f64 {
     match ansatz {
         Ansatz::UnitBall => mixed_partial_ball(net, x, index),
         Ansatz::Identity => mixed_partial(net, x, index),
+        Ansatz::Time => unreachable!("the time ansatz is tested in tests/highorder.rs"),
     }
 }
 
@@ -216,7 +217,7 @@ fn residual_of_a_closed_form_solution_vanishes() {
             let mut grad = vec![0.0; net.num_params()];
             let loss = condition_step(
                 &net,
-                problem.ansatz,
+                &problem,
                 &cond,
                 &mut pts,
                 &exact_draw(operator, din),
@@ -278,16 +279,7 @@ fn gpinn_loss_matches_nested_duals_and_its_gradient() {
         let loss_of = |net: &Mlp<f64>, grad: &mut [f64]| {
             let mut work = ResidualWork::default();
             let mut pts = xs.clone();
-            condition_step(
-                net,
-                Ansatz::UnitBall,
-                &problem.conditions[0],
-                &mut pts,
-                &draw,
-                &mut work,
-                grad,
-            )
-            .unwrap()
+            condition_step(net, &problem, &problem.conditions[0], &mut pts, &draw, &mut work, grad).unwrap()
         };
         let mut grad = vec![0.0; net.num_params()];
         let loss = loss_of(&net, &mut grad);
@@ -325,7 +317,7 @@ fn terminal_loss_matches_nested_duals_and_its_gradient() {
             let mut pts = xs.clone();
             let l = condition_step(
                 net,
-                Ansatz::Identity,
+                &problem,
                 cond,
                 &mut pts,
                 &ConditionDraw::default(),
@@ -368,7 +360,7 @@ fn cube_boundary_loss_matches_nested_duals_and_its_gradient() {
         let mut pts = xs.clone();
         condition_step(
             net,
-            Ansatz::Identity,
+            &problem,
             cond,
             &mut pts,
             &ConditionDraw::default(),
@@ -512,7 +504,7 @@ fn collapsed_residual_step_equals_full() {
             };
             let loss = condition_step(
                 &net,
-                problem.ansatz,
+                problem,
                 &problem.conditions[0],
                 &mut pts,
                 &d,

@@ -11,6 +11,8 @@ use std::collections::HashMap;
 
 /// The metadata value the trainer writes for the unit-ball ansatz.
 pub const UNIT_BALL: &str = "1 - |x|^2";
+/// The metadata value for the time-factor ansatz (`u = t·N`, `t` the last input coordinate).
+pub const TIME: &str = "t";
 
 /// What multiplies the network output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,6 +21,9 @@ pub enum Ansatz {
     Identity,
     /// `u = (1 − ‖x‖²)·N`: zero on the unit sphere.
     UnitBall,
+    /// `u = t·N` with `t` the last input coordinate: zero at `t = 0` (initial data go in an
+    /// offset added to `u`).
+    Time,
 }
 
 impl Ansatz {
@@ -27,8 +32,9 @@ impl Ansatz {
         match meta.get("ansatz").map(String::as_str) {
             None => Ok(Ansatz::Identity),
             Some(UNIT_BALL) => Ok(Ansatz::UnitBall),
+            Some(TIME) => Ok(Ansatz::Time),
             Some(other) => Err(format!(
-                "unknown ansatz '{other}' in the checkpoint metadata (known: '{UNIT_BALL}')"
+                "unknown ansatz '{other}' in the checkpoint metadata (known: '{UNIT_BALL}', '{TIME}')"
             )),
         }
     }
@@ -40,6 +46,18 @@ impl Ansatz {
         let mut psi = vec![0.0; order + 1];
         match self {
             Ansatz::Identity => psi[0] = 1.0,
+            Ansatz::Time => {
+                let d = input.dim();
+                let p = row / input.dirs();
+                psi[0] = input.primal()[p * d + d - 1].as_f64();
+                for k in 1..=order {
+                    input.for_each_entry(k, row, |c, a| {
+                        if c == d - 1 {
+                            psi[k] += a.as_f64();
+                        }
+                    });
+                }
+            }
             Ansatz::UnitBall => {
                 let d = input.dim();
                 let p = row / input.dirs();
@@ -75,6 +93,24 @@ impl Ansatz {
             }
         }
         psi
+    }
+
+    /// The metadata value recorded for this ansatz (`None` for the identity).
+    pub fn metadata(&self) -> Option<&'static str> {
+        match self {
+            Ansatz::Identity => None,
+            Ansatz::UnitBall => Some(UNIT_BALL),
+            Ansatz::Time => Some(TIME),
+        }
+    }
+
+    /// `ψ(x)` at one input point.
+    pub fn value<T: Real>(&self, x: &[T]) -> f64 {
+        match self {
+            Ansatz::Identity => 1.0,
+            Ansatz::UnitBall => 1.0 - x.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>(),
+            Ansatz::Time => x.last().map_or(1.0, |t| t.as_f64()),
+        }
     }
 
     /// Derivative-convention outputs `y_0..y_K` of `u = ψ·N` (output feature 0) in `row`.

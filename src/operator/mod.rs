@@ -12,7 +12,7 @@ pub mod plan;
 pub use estimator::{DenseDistribution, Estimator, EstimatorKind, Sampling};
 pub use eval::{EvalError, evaluate_plan, evaluate_plan_with};
 pub use parse::{ParseError, parse};
-pub use pass::PlanPass;
+pub use pass::{PlanPass, formula_quantities};
 pub use plan::{MultiPlan, PlanBuilder, Probe, ProbeDirection, ProbePlan, Readout, RecipeCache};
 
 /// Errors in building or checking an operator.

@@ -11,7 +11,9 @@ use super::eval::{EvalError, set_tangents};
 use super::plan::{MultiPlan, Readout};
 use crate::jet::{InputJets, Jet};
 use crate::nn::{Ansatz, Mlp, Tape};
+use crate::pde::formula::{Formula, Workspace};
 use crate::real::{Real, factorial};
+use std::sync::Arc;
 
 /// One order group: its jets, tape and the outputs of `u`.
 #[derive(Debug, Default)]
@@ -39,9 +41,18 @@ pub struct PlanPass<T> {
     values: Vec<f64>,
     u: Vec<f64>,
     ansatz: Option<Ansatz>,
+    /// `φ` of `u = φ + ψ·N` (initial data), if any.
+    offset: Option<Arc<Formula>>,
+    offset_ws: Workspace,
 }
 
 impl<T: Real> PlanPass<T> {
+    /// Sets the offset `φ` of `u = φ + ψ·N` (a formula in `x` and `t`, independent of the
+    /// parameters): its jets along every probe curve are added to the outputs of `u`.
+    pub fn set_offset(&mut self, offset: Option<Arc<Formula>>) {
+        self.offset = offset;
+    }
+
     /// Pushes the plan's jets at `points` (`[n × d]`, moved in; [`PlanPass::backward`] hands them
     /// back) through `net`. `psi0[p]` is `ψ(x_p)` for the ansatz (computed if `None`).
     pub fn forward(
@@ -110,6 +121,9 @@ impl<T: Real> PlanPass<T> {
                         group.y[row * width + k] = out.derivative(k, row, 0).as_f64();
                     }
                 }
+            }
+            if let Some(phi) = &self.offset {
+                add_offset_series(phi, &mut self.offset_ws, &input, &mut group.y);
             }
             group.input = Some(input);
         }
@@ -221,4 +235,72 @@ impl<T: Real> PlanPass<T> {
         }
         Ok(points.expect("at least one group"))
     }
+}
+
+/// Adds the derivative-convention jets of `φ` along each row's input curve to `y`
+/// (`[rows × (order + 1)]`).
+pub(crate) fn add_offset_series<T: Real>(phi: &Formula, ws: &mut Workspace, input: &InputJets<T>, y: &mut [f64]) {
+    let (order, din, dirs) = (input.order(), input.dim(), input.dirs());
+    let width = order + 1;
+    if ws.order() != order {
+        *ws = phi.workspace(order);
+    }
+    let mut entries: Vec<(usize, usize, f64)> = Vec::new();
+    let mut out = vec![0.0; width];
+    for row in 0..y.len() / width {
+        let p = row / dirs;
+        let x0 = &input.primal()[p * din..(p + 1) * din];
+        entries.clear();
+        for k in 1..=order {
+            input.for_each_entry(k, row, |c, a| entries.push((k, c, a.as_f64())));
+        }
+        let coord = |i: usize, s: &mut [f64]| {
+            s.fill(0.0);
+            s[0] = x0[i].as_f64();
+            for &(k, c, a) in &entries {
+                if c == i {
+                    s[k] += a;
+                }
+            }
+        };
+        phi.series(ws, &coord, &mut out);
+        for k in 0..=order {
+            y[row * width + k] += out[k] * factorial(k);
+        }
+    }
+}
+
+/// The quantities of `plan` for a function given as a formula (in `x` and `t`) at the input
+/// point `x`: the formula's Taylor series along every probe curve, combined by the read-outs
+/// exactly as [`PlanPass`] combines the network's. With it the engine takes every derivative of
+/// an exact solution (residual checks, sources derived from `u*`).
+pub fn formula_quantities(plan: &MultiPlan, f: &Formula, x: &[f64]) -> Vec<f64> {
+    let order = plan.probes.iter().map(|p| p.order).max().unwrap_or(0);
+    let mut ws = f.workspace(order);
+    let mut y: Vec<Vec<f64>> = Vec::with_capacity(plan.probes.len());
+    for probe in &plan.probes {
+        let k_max = probe.order;
+        let coord = |i: usize, s: &mut [f64]| {
+            s.fill(0.0);
+            s[0] = x[i];
+            for (k, dir) in &probe.slots {
+                if *k >= s.len() {
+                    continue;
+                }
+                let v = match dir {
+                    super::ProbeDirection::Coord(c) => f64::from(u8::from(*c == i)),
+                    super::ProbeDirection::Dense(w) => plan.directions[*w][i],
+                    super::ProbeDirection::Sparse(e) => e.iter().filter(|(c, _)| *c == i).map(|&(_, w)| w as f64).sum(),
+                };
+                s[*k] += v / factorial(*k);
+            }
+        };
+        let mut out = vec![0.0; order + 1];
+        f.series(&mut ws, &coord, &mut out);
+        y.push((0..=k_max).map(|k| out[k] * factorial(k)).collect());
+    }
+    plan.quantities
+        .iter()
+        .map(|reads| reads.iter().map(|r| r.weight * y[r.probe][r.n]).sum())
+        .collect()
 }

@@ -757,6 +757,13 @@ pub struct Workspace {
     bad_index: Option<i64>,
 }
 
+impl Workspace {
+    /// The Taylor order it was last used at.
+    pub fn order(&self) -> usize {
+        self.order
+    }
+}
+
 /// Where leaves get their series from.
 trait Env {
     /// Input coordinate `i` (`i = d`: the time).

@@ -8,6 +8,7 @@
 
 pub mod ball;
 pub mod formula;
+pub mod highorder;
 pub mod parabolic;
 pub mod problem;
 pub mod sampler;
@@ -15,7 +16,10 @@ pub mod vecmath;
 
 pub use ball::{BallProblem, Nonlinearity, Solution};
 pub use parabolic::{Parabolic, ParabolicKind};
-pub use problem::{Condition, CubePoisson, Domain, Evaluation, Problem, ProblemSettings, Target, Term};
+pub use problem::{
+    Condition, CubePoisson, Domain, EquationSolution, Evaluation, ExactValue, FormulaResidual, FormulaValue, Problem,
+    ProblemSettings, Target, Term,
+};
 pub use sampler::{BallSampler, SamplerKind};
 
 /// The pointwise part of a PDE `L u + F(u) = f`: the nonlinearity, the source and (if known) the
@@ -61,22 +65,31 @@ pub struct EquationEntry {
     pub min_dim: usize,
     /// Whether the equation provides `∂_j f` (so a gPINN weight is meaningful).
     pub gradient_term: bool,
-    /// Whether the problem is time-dependent (parabolic: horizon and terminal loss apply).
+    /// Largest dimension the equation is defined for.
+    pub max_dim: usize,
+    /// Whether the input carries a time coordinate (last).
     pub time: bool,
+    /// Whether the problem has a terminal condition (parabolic: horizon and terminal loss apply).
+    pub terminal: bool,
     /// Whether the problem has a boundary loss (its batch and weight apply).
     pub boundary: bool,
     /// Builds the problem from the run's settings.
     pub build: fn(&ProblemSettings) -> Problem,
+    /// One line: the equation and its exact solution or reference.
+    pub summary: &'static str,
 }
 
 macro_rules! ball_entry {
-    ($name:literal, $min_dim:expr, $gradient:expr) => {
+    ($name:literal, $min_dim:expr, $gradient:expr, $summary:literal) => {
         EquationEntry {
             name: $name,
             min_dim: $min_dim,
+            max_dim: usize::MAX,
             gradient_term: $gradient,
             time: false,
+            terminal: false,
             boundary: false,
+            summary: $summary,
             build: |s| {
                 let mut p = BallProblem::from_name($name, s.dim, s.problem_seed).expect("registered ball problem");
                 p.compat_three_body_source = s.options.compat_three_body_source;
@@ -88,13 +101,16 @@ macro_rules! ball_entry {
 }
 
 macro_rules! parabolic_entry {
-    ($name:literal) => {
+    ($name:literal, $summary:literal) => {
         EquationEntry {
             name: $name,
             min_dim: 1,
+            max_dim: usize::MAX,
             gradient_term: false,
             time: true,
+            terminal: true,
             boundary: false,
+            summary: $summary,
             build: |s| {
                 let eq = Parabolic::from_name($name, s.dim).expect("registered parabolic problem");
                 Problem::parabolic(
@@ -110,25 +126,119 @@ macro_rules! parabolic_entry {
     };
 }
 
+macro_rules! high_order_entry {
+    ($name:literal, $dim:expr, $summary:literal) => {
+        EquationEntry {
+            name: $name,
+            min_dim: $dim,
+            max_dim: $dim,
+            gradient_term: false,
+            time: true,
+            terminal: false,
+            boundary: true,
+            build: |s| {
+                highorder::text($name).expect("registered high-order problem").problem(
+                    s.batch,
+                    s.boundary_batch,
+                    s.boundary_weight,
+                )
+            },
+            summary: $summary,
+        }
+    };
+}
+
 /// Every equation `stde train --equation` accepts.
-pub const EQUATIONS: [EquationEntry; 10] = [
-    ball_entry!("poisson-two-body", 2, true),
-    ball_entry!("allen-cahn-two-body", 2, true),
-    ball_entry!("sine-gordon-two-body", 2, true),
-    ball_entry!("poisson-three-body", 3, false),
-    ball_entry!("allen-cahn-three-body", 3, false),
-    ball_entry!("sine-gordon-three-body", 3, false),
-    parabolic_entry!("semilinear-heat"),
-    parabolic_entry!("allen-cahn-parabolic"),
-    parabolic_entry!("sine-gordon-parabolic"),
+pub const EQUATIONS: [EquationEntry; 16] = [
+    ball_entry!(
+        "poisson-two-body",
+        2,
+        true,
+        "Δu = f in the unit ball, u* = (1 − ‖x‖²)·Σ c_i sin(x_i + cos(x_{i+1}) + x_{i+1} cos(x_i)) (§5)"
+    ),
+    ball_entry!(
+        "allen-cahn-two-body",
+        2,
+        true,
+        "Δu + u − u³ = f in the unit ball, two-body u* (§5)"
+    ),
+    ball_entry!(
+        "sine-gordon-two-body",
+        2,
+        true,
+        "Δu + sin u = f in the unit ball, two-body u* (§5)"
+    ),
+    ball_entry!(
+        "poisson-three-body",
+        3,
+        false,
+        "Δu = f in the unit ball, three-body u* (§5)"
+    ),
+    ball_entry!(
+        "allen-cahn-three-body",
+        3,
+        false,
+        "Δu + u − u³ = f in the unit ball, three-body u* (§5)"
+    ),
+    ball_entry!(
+        "sine-gordon-three-body",
+        3,
+        false,
+        "Δu + sin u = f in the unit ball, three-body u* (§5)"
+    ),
+    parabolic_entry!(
+        "semilinear-heat",
+        "∂_t u + Δu + (1 − u²)/(1 + u²) = 0, u(x, T) = 5/(10 + 2‖x‖²); u(0, 0) vs reference (§7)"
+    ),
+    parabolic_entry!(
+        "allen-cahn-parabolic",
+        "∂_t u + Δu + u − u³ = 0, u(x, T) = arctan(max_i x_i); u(0, 0) vs reference (§7)"
+    ),
+    parabolic_entry!(
+        "sine-gordon-parabolic",
+        "∂_t w + Δw + d·sin(w/d) = 0 (w = d·u), u(x, T) = 5/(10 + 2‖x‖²); u(0, 0) vs reference (§7)"
+    ),
     EquationEntry {
         name: "poisson-cube",
         min_dim: 1,
+        max_dim: usize::MAX,
         gradient_term: false,
         time: false,
+        terminal: false,
         boundary: true,
         build: |s| Problem::cube_poisson(s.dim, s.batch, s.boundary_batch, s.boundary_weight),
+        summary: "Δu = u* on [0, 1]^d with u = u* on the boundary, u* = (1/d) Σ e^{x_i} (§9.5)",
     },
+    high_order_entry!(
+        "kdv-2d",
+        2,
+        "u_ty + u_xxxy + 3(u_y u_x)_x − u_xx + 2u_yy = f, u* = e^{−t} sin x cos y (§8.2)"
+    ),
+    high_order_entry!(
+        "kp-2d",
+        2,
+        "u_tx + 6u_x² + 6u u_xx + u_xxxx + 3u_yy = f, u* = e^{−t} sin x cos y (§8.2)"
+    ),
+    high_order_entry!(
+        "gkdv-1d",
+        1,
+        "R = u_t + u u_x + 0.0025 u_xxx − f with gPINN terms ∂_x R, ∂_t R (weight 1e-3), u* = e^{−t} sin πx (§8.2)"
+    ),
+    high_order_entry!(
+        "kdv-2d-soliton",
+        2,
+        "u_ty + u_xxxy + 3(u_y u_x)_x − u_xx + 2u_yy = 0, u* = 1 + tanh((x + y − 2t)/2) (§8.2)"
+    ),
+    high_order_entry!(
+        "kp-2d-soliton",
+        2,
+        "u_tx + 6u_x² + 6u u_xx + u_xxxx + 3u_yy = 0, u* = ½ sech²((x + y − 4t)/2) (§8.2)"
+    ),
+    high_order_entry!(
+        "gkdv-1d-soliton",
+        1,
+        "u_t + u u_x + 0.0025 u_xxx = 0 with gPINN terms, u* = 3 sech²(10(x − t)) (§8.2)"
+    ),
 ];
 
 /// The registry entry named `name`.

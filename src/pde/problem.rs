@@ -3,6 +3,7 @@
 //! `operator::Estimator`, plus a pointwise part and a weight), the hard-constraint ansatz, and how
 //! the solution is evaluated. Nothing in the training loop knows which PDE it is solving.
 
+use super::formula::Formula;
 use super::parabolic::Parabolic;
 use super::sampler::{BallSampler, SamplerKind, stream};
 use super::{Equation, ProblemOptions};
@@ -34,6 +35,20 @@ pub enum Domain {
     /// The cube's boundary: a point of the cube with one uniformly chosen coordinate set to 0 or
     /// 1 (probability ½ each; spec §9.5).
     CubeBoundary,
+    /// `(x, t)`: `x` in the unit ball (the given radial law; `U(−1, 1)` in one dimension),
+    /// `t ~ U[0, T)` (spec §8).
+    BallTime {
+        /// Radial law.
+        kind: SamplerKind,
+        /// The horizon `T`.
+        horizon: f64,
+    },
+    /// `(x, t)`: `x` on the unit sphere (`±1` in one dimension), `t ~ U[0, T)`: the lateral
+    /// boundary (spec §8.2).
+    SphereTime {
+        /// The horizon `T`.
+        horizon: f64,
+    },
 }
 
 impl Domain {
@@ -53,6 +68,21 @@ impl Domain {
                         let i = rng.random_range(0..d);
                         x[i] = if rng.random::<bool>() { T::one() } else { T::zero() };
                     }
+                });
+            }
+            Domain::BallTime { kind, horizon } => {
+                let ball = BallSampler { kind, dim: d };
+                out.par_chunks_mut(d + 1).enumerate().for_each(|(p, x)| {
+                    let mut rng = stream(seed, batch, (first + p) as u64);
+                    ball.point(&mut rng, &mut x[..d]);
+                    x[d] = T::c(rng.random::<f64>() * horizon);
+                });
+            }
+            Domain::SphereTime { horizon } => {
+                out.par_chunks_mut(d + 1).enumerate().for_each(|(p, x)| {
+                    let mut rng = stream(seed, batch, (first + p) as u64);
+                    BallSampler::sphere_point(&mut rng, &mut x[..d]);
+                    x[d] = T::c(rng.random::<f64>() * horizon);
                 });
             }
             Domain::ParabolicInterior { horizon } | Domain::ParabolicTerminal { horizon } => {
@@ -79,21 +109,81 @@ impl Domain {
     pub fn has_time(&self) -> bool {
         matches!(
             self,
-            Domain::ParabolicInterior { .. } | Domain::ParabolicTerminal { .. }
+            Domain::ParabolicInterior { .. }
+                | Domain::ParabolicTerminal { .. }
+                | Domain::BallTime { .. }
+                | Domain::SphereTime { .. }
         )
     }
 }
 
 /// A terminal (or boundary) target `g` and its spatial gradient.
 pub trait Target: Send + Sync {
-    /// `g(x)` and `∇_x g(x)` into `grad` (`x` spatial, without time).
+    /// `g` at the input point `x` (spatial coordinates, then the time if any) and `∇_x g` over
+    /// the spatial coordinates into `grad`.
     fn value_and_gradient(&self, x: &[f64], grad: &mut [f64]) -> f64;
 }
 
 impl Target for Parabolic {
     fn value_and_gradient(&self, x: &[f64], grad: &mut [f64]) -> f64 {
-        self.terminal(x, grad)
+        self.terminal(&x[..self.dim], grad)
     }
+}
+
+/// A value known in closed form at any input point (an exact solution for scoring).
+pub trait ExactValue: Send + Sync {
+    /// `u*(x)` (`x`: spatial coordinates, then the time if any), if known.
+    fn exact_value(&self, x: &[f64]) -> Option<f64>;
+}
+
+/// An [`Equation`]'s exact solution as an [`ExactValue`].
+pub struct EquationSolution(pub Arc<dyn Equation>);
+
+impl ExactValue for EquationSolution {
+    fn exact_value(&self, x: &[f64]) -> Option<f64> {
+        self.0.exact(x)
+    }
+}
+
+/// A formula in `x` and `t` as a boundary target (no gradient) and as an exact solution.
+pub struct FormulaValue(pub Arc<Formula>);
+
+impl FormulaValue {
+    fn at(&self, x: &[f64]) -> f64 {
+        let mut ws = self.0.workspace(0);
+        self.0.eval(&mut ws, x, f64::NAN, &[])
+    }
+}
+
+impl Target for FormulaValue {
+    /// The value; the gradient is not provided (zero), so use it with gradient weight 0.
+    fn value_and_gradient(&self, x: &[f64], grad: &mut [f64]) -> f64 {
+        grad.fill(0.0);
+        self.at(x)
+    }
+}
+
+impl ExactValue for FormulaValue {
+    fn exact_value(&self, x: &[f64]) -> Option<f64> {
+        Some(self.at(x))
+    }
+}
+
+/// One residual of a formula PDE: `r = L u + N(x, t, u, ∂u) − f(x, t)`, in the loss as
+/// `weight · mean r²`. `L` is estimated by the run's estimator (explicit terms exactly); every
+/// partial `N` reads is a planned read-out of the same shared jets.
+#[derive(Clone, Debug)]
+pub struct FormulaResidual {
+    /// Name, e.g. `R` or `∂_x R`.
+    pub name: String,
+    /// The linear part `L`.
+    pub operator: Operator,
+    /// The nonlinear part `N` (in `u` and its partials `d[...]`, `x`, `t`), if any.
+    pub nonlinear: Option<Arc<Formula>>,
+    /// The source `f(x, t)`, if any.
+    pub source: Option<Arc<Formula>>,
+    /// Weight of `mean r²` in the condition's loss.
+    pub weight: f64,
 }
 
 /// What must vanish on a condition's points.
@@ -117,6 +207,12 @@ pub enum Term {
         target: Arc<dyn Target>,
         /// Weight of the gradient-matching part (relative to the value part).
         gradient_weight: f64,
+    },
+    /// `Σ_c weight_c · mean r_c²` over residuals given as operators and formulas (high-order and
+    /// user-defined PDEs; nonlinear terms in the derivatives such as `u_x·u_y`).
+    Formula {
+        /// The residuals.
+        residuals: Vec<FormulaResidual>,
     },
 }
 
@@ -143,8 +239,8 @@ pub enum Evaluation {
     ExactSolution {
         /// Test-point sampler.
         domain: Domain,
-        /// The equation whose `exact` gives the targets.
-        equation: Arc<dyn Equation>,
+        /// The exact solution.
+        solution: Arc<dyn ExactValue>,
     },
     /// Relative L1 error of `u` at one point against a reference value (`None`: none is known,
     /// the value is only reported).
@@ -165,8 +261,10 @@ pub struct Problem {
     pub dim: usize,
     /// Whether the input is `(x, t)` (time last).
     pub time: bool,
-    /// Hard constraint applied to the network output.
+    /// Hard constraint applied to the network output: `u = φ + ψ·N`, `ψ` from the ansatz.
     pub ansatz: Ansatz,
+    /// `φ` of `u = φ + ψ·N` (the initial data of an initial-value problem), if any.
+    pub offset: Option<Arc<Formula>>,
     /// The conditions; the loss is their weighted sum.
     pub conditions: Vec<Condition>,
     /// Scoring.
@@ -200,7 +298,11 @@ impl Problem {
                     gpinn,
                 },
             }],
-            evaluation: Evaluation::ExactSolution { domain, equation },
+            offset: None,
+            evaluation: Evaluation::ExactSolution {
+                domain,
+                solution: Arc::new(EquationSolution(equation)),
+            },
         }
     }
 
@@ -227,6 +329,7 @@ impl Problem {
             dim: d,
             time: true,
             ansatz: Ansatz::Identity,
+            offset: None,
             conditions: vec![
                 Condition {
                     name: "interior",
@@ -293,6 +396,7 @@ impl Equation for CubePoisson {
 impl Target for CubePoisson {
     /// The boundary target `u*` (and its gradient `e^{x_i}/d`, unused with weight 0).
     fn value_and_gradient(&self, x: &[f64], grad: &mut [f64]) -> f64 {
+        let x = &x[..self.dim];
         let d = x.len() as f64;
         grad.iter_mut().zip(x).for_each(|(g, v)| *g = v.exp() / d);
         CubePoisson::value(x)
@@ -333,9 +437,10 @@ impl Problem {
                     },
                 },
             ],
+            offset: None,
             evaluation: Evaluation::ExactSolution {
                 domain: Domain::Cube,
-                equation: eq,
+                solution: Arc::new(EquationSolution(eq)),
             },
         }
     }

@@ -51,20 +51,39 @@ impl BallSampler {
         let d = self.dim;
         out.par_chunks_mut(d).enumerate().for_each(|(p, x)| {
             let mut rng = stream(seed, batch, (first + p) as u64);
-            let mut norm2 = 0.0f64;
-            for v in x.iter_mut() {
-                let g: f64 = StandardNormal.sample(&mut rng);
-                norm2 += g * g;
-                *v = T::c(g);
-            }
-            let u: f64 = rng.random();
-            let rho = match self.kind {
-                SamplerKind::RadiusUniform => u,
-                SamplerKind::VolumeUniform => u.powf(1.0 / d as f64),
-            };
-            let scale = T::c(rho / norm2.sqrt().max(f64::MIN_POSITIVE));
-            x.iter_mut().for_each(|v| *v *= scale);
+            self.point(&mut rng, x);
         });
+    }
+
+    /// One point from `rng` into `x` (length `d`); `rng` continues after it.
+    pub fn point<T: crate::Real>(&self, rng: &mut Xoshiro256PlusPlus, x: &mut [T]) {
+        let d = self.dim;
+        let mut norm2 = 0.0f64;
+        for v in x.iter_mut() {
+            let g: f64 = StandardNormal.sample(rng);
+            norm2 += g * g;
+            *v = T::c(g);
+        }
+        let u: f64 = rng.random();
+        let rho = match self.kind {
+            SamplerKind::RadiusUniform => u,
+            SamplerKind::VolumeUniform => u.powf(1.0 / d as f64),
+        };
+        let scale = T::c(rho / norm2.sqrt().max(f64::MIN_POSITIVE));
+        x.iter_mut().for_each(|v| *v *= scale);
+    }
+
+    /// A point of the unit sphere from `rng` into `x` (`x = g/‖g‖`; `±1` in one dimension).
+    pub fn sphere_point<T: crate::Real>(rng: &mut Xoshiro256PlusPlus, x: &mut [T]) {
+        let mut norm2 = 0.0f64;
+        let mut g = [0.0f64; 1];
+        for v in x.iter_mut() {
+            g[0] = StandardNormal.sample(rng);
+            norm2 += g[0] * g[0];
+            *v = T::c(g[0]);
+        }
+        let scale = T::c(1.0 / norm2.sqrt().max(f64::MIN_POSITIVE));
+        x.iter_mut().for_each(|v| *v *= scale);
     }
 }
 

@@ -115,12 +115,22 @@ impl TrainConfig {
             equation: equation.to_string(),
             ..TrainConfig::default()
         };
-        if lookup(equation).is_some_and(|e| e.time) {
-            c.width = 1024;
-            c.rand_batch = 10;
-            c.eval_every = 100;
-            c.schedule = "exponential-per-run".into();
-            c.dim = 100;
+        match lookup(equation) {
+            Some(e) if e.terminal => {
+                c.width = 1024;
+                c.rand_batch = 10;
+                c.eval_every = 100;
+                c.schedule = "exponential-per-run".into();
+                c.dim = 100;
+            }
+            // high-order low-dimensional problems (spec §8.2): exact operators, 20 000 test points
+            Some(e) if e.max_dim < 8 => {
+                c.dim = e.max_dim;
+                c.method = "exact".into();
+                c.eval_every = 1000;
+                c.test_points = 20_000;
+            }
+            _ => {}
         }
         c
     }
@@ -161,6 +171,12 @@ impl TrainConfig {
             ));
         };
         let min_dim = entry.min_dim;
+        if entry.max_dim == min_dim && self.dim != min_dim {
+            return Err(format!(
+                "--dim {}: {} is defined for d = {min_dim} only",
+                self.dim, self.equation
+            ));
+        }
         if self.dim < min_dim {
             return Err(format!(
                 "--dim {} is too small: {} needs d ≥ {min_dim}",
@@ -224,7 +240,7 @@ impl TrainConfig {
                 );
             }
         }
-        if entry.time {
+        if entry.terminal {
             if !(self.horizon.is_finite() && self.horizon > 0.0) {
                 return Err(format!("--horizon {} must be positive", self.horizon));
             }
@@ -235,11 +251,6 @@ impl TrainConfig {
             if !ok(self.terminal_weight) || !ok(self.terminal_gradient_weight) {
                 return Err("--terminal-weight and --terminal-gradient-weight must be non-negative numbers".into());
             }
-            if self.block_size > 1 {
-                return Err(
-                    "--block-size applies to the elliptic problems only (the time coordinate has no block)".into(),
-                );
-            }
         } else if self.horizon != 0.3
             || self.terminal_batch != 20
             || self.terminal_weight != 20.0
@@ -249,6 +260,9 @@ impl TrainConfig {
                 "--horizon and the --terminal-* settings apply to the parabolic equations only, not to {}",
                 self.equation
             ));
+        }
+        if entry.time && self.block_size > 1 {
+            return Err("--block-size applies to the elliptic problems only (the time coordinate has no block)".into());
         }
         if self.block_size == 0 || !self.dim.is_multiple_of(self.block_size) {
             return Err(format!(
@@ -262,7 +276,7 @@ impl TrainConfig {
             }
         } else if self.boundary_batch != 100 || self.boundary_weight != 20.0 {
             return Err(format!(
-                "--boundary-batch and --boundary-weight apply to problems with a boundary loss (poisson-cube), not to {}",
+                "--boundary-batch and --boundary-weight apply to problems with a boundary loss (poisson-cube, the high-order problems), not to {}",
                 self.equation
             ));
         }

@@ -20,8 +20,9 @@ use crate::jet::collapsed::CollapsedJet;
 use crate::jet::{InputJets, Jet, Tangent};
 use crate::nn::{Ansatz, CollapsedTape, Mlp, NnError, Tape};
 use crate::operator::{EvalError, MultiPlan, PlanBuilder, PlanPass, ProbeDirection, ProbePlan};
+use crate::pde::formula::Formula;
 use crate::pde::vecmath::sum_squares4;
-use crate::pde::{Condition, Equation, Target, Term};
+use crate::pde::{Condition, Equation, FormulaResidual, Problem, Target, Term};
 use crate::real::{Real, Slice};
 use rayon::prelude::*;
 
@@ -157,38 +158,53 @@ impl Collapsible {
 /// and handed back); accumulates `∂loss/∂θ` into `grad`.
 pub fn condition_step<T: Real>(
     net: &Mlp<T>,
-    ansatz: Ansatz,
+    problem: &Problem,
     cond: &Condition,
     points: &mut Vec<T>,
     draw: &ConditionDraw,
     work: &mut ResidualWork<T>,
     grad: &mut [T],
 ) -> Result<f64, NnError> {
+    let ansatz = problem.ansatz;
     match &cond.term {
-        Term::Residual { equation, gpinn, .. } => residual_loss(
-            net,
-            ansatz,
-            equation.as_ref(),
-            gpinn.unwrap_or(0.0),
-            cond.weight,
-            points,
-            draw,
-            work,
-            grad,
-        ),
+        Term::Residual { equation, gpinn, .. } => {
+            if problem.offset.is_some() {
+                return Err(NnError::Architecture(
+                    "an equation residual does not support an offset; write the problem's residuals as formulas".into(),
+                ));
+            }
+            residual_loss(
+                net,
+                ansatz,
+                equation.as_ref(),
+                gpinn.unwrap_or(0.0),
+                cond.weight,
+                points,
+                draw,
+                work,
+                grad,
+            )
+        }
+        Term::Formula { residuals } => {
+            let t = std::time::Instant::now();
+            let loss = formula_loss(net, problem, residuals, cond.weight, points, draw, work, grad);
+            work.network_s += t.elapsed().as_secs_f64();
+            loss
+        }
         Term::Target {
             target,
             gradient_weight,
         } => {
-            if ansatz != Ansatz::Identity {
+            if *gradient_weight != 0.0 && (ansatz != Ansatz::Identity || problem.offset.is_some()) {
                 return Err(NnError::Architecture(
-                    "a target condition needs the identity ansatz".into(),
+                    "a gradient-matching target needs the identity ansatz and no offset".into(),
                 ));
             }
             let t = std::time::Instant::now();
             let space = net.architecture().input_dim - usize::from(cond.domain.has_time());
             let loss = target_loss(
                 net,
+                problem,
                 target.as_ref(),
                 space,
                 *gradient_weight,
@@ -201,6 +217,113 @@ pub fn condition_step<T: Real>(
             loss
         }
     }
+}
+
+/// `Σ_r w_r·mean r²` with `r = L_r u + N_r(x, t, u, ∂u) − f_r(x, t)`: the draws of every `L_r`
+/// and every partial the `N_r` read are one [`MultiPlan`] (shared jets) through [`PlanPass`]
+/// (with the ansatz `ψ` and the offset `φ`); `N_r` and its derivatives in `u` and the partials
+/// come from the formula's order-1 Taylor evaluation.
+#[allow(clippy::too_many_arguments)]
+fn formula_loss<T: Real>(
+    net: &Mlp<T>,
+    problem: &Problem,
+    residuals: &[FormulaResidual],
+    weight: f64,
+    points: &mut Vec<T>,
+    draw: &ConditionDraw,
+    work: &mut ResidualWork<T>,
+    grad: &mut [T],
+) -> Result<f64, NnError> {
+    let din = net.architecture().input_dim;
+    let n = points.len() / din;
+    let nr = residuals.len();
+    if draw.plans.len() != nr {
+        return Err(NnError::Architecture(format!(
+            "{} residuals but {} operator draws",
+            nr,
+            draw.plans.len()
+        )));
+    }
+    // every partial any N_r reads, once; local → global index per residual
+    let mut partials: Vec<Vec<usize>> = Vec::new();
+    let maps: Vec<Vec<usize>> = residuals
+        .iter()
+        .map(|r| {
+            r.nonlinear.as_ref().map_or(Vec::new(), |f| {
+                f.partials()
+                    .iter()
+                    .map(|idx| match partials.iter().position(|p| p == idx) {
+                        Some(g) => g,
+                        None => {
+                            partials.push(idx.clone());
+                            partials.len() - 1
+                        }
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    let mut plans = draw.plans.clone();
+    for idx in &partials {
+        let mut b = PlanBuilder::new();
+        b.add_partial(1.0, idx)
+            .map_err(|e| NnError::Architecture(e.to_string()))?;
+        plans.push(b.finish());
+    }
+    let plan = MultiPlan::new(plans);
+    let q_count = plan.quantities.len();
+    // sources at the (rounded) points the network sees
+    let t_source = std::time::Instant::now();
+    let wide: Vec<f64> = points.iter().map(|v| v.as_f64()).collect();
+    let mut source = vec![0.0; n * nr];
+    for (r, res) in residuals.iter().enumerate() {
+        if let Some(f) = &res.source {
+            let mut ws = f.workspace(0);
+            for p in 0..n {
+                source[p * nr + r] = f.eval(&mut ws, &wide[p * din..(p + 1) * din], f64::NAN, &[]);
+            }
+        }
+    }
+    work.source_s += t_source.elapsed().as_secs_f64();
+    work.pass.set_offset(problem.offset.clone());
+    work.pass
+        .forward(net, problem.ansatz, &plan, std::mem::take(points), None)
+        .map_err(eval_err)?;
+    let inv_n = 1.0 / n as f64;
+    let mut cot = vec![0.0; n * q_count];
+    let mut cot_u = vec![0.0; n];
+    let mut loss = 0.0;
+    let mut workspaces: Vec<_> = residuals
+        .iter()
+        .map(|r| r.nonlinear.as_ref().map(|f| f.workspace(1)))
+        .collect();
+    let mut q = Vec::new();
+    let mut dq = Vec::new();
+    for p in 0..n {
+        let x = &wide[p * din..(p + 1) * din];
+        let u = work.pass.u(p);
+        for (r, res) in residuals.iter().enumerate() {
+            let mut value = work.pass.value(p, r) - source[p * nr + r];
+            q.clear();
+            q.push(u);
+            q.extend(maps[r].iter().map(|&g| work.pass.value(p, nr + g)));
+            dq.clear();
+            dq.resize(q.len(), 0.0);
+            if let (Some(f), Some(ws)) = (&res.nonlinear, workspaces[r].as_mut()) {
+                value += f.eval_with_gradient(ws, x, f64::NAN, &q, &mut dq);
+            }
+            loss += res.weight * value * value * inv_n;
+            let dr = 2.0 * res.weight * value * inv_n * weight;
+            cot[p * q_count + r] += dr;
+            cot_u[p] += dr * dq[0];
+            for (k, &g) in maps[r].iter().enumerate() {
+                cot[p * q_count + nr + g] += dr * dq[k + 1];
+            }
+        }
+    }
+    *points = work.pass.backward(net, &plan, &cot, &cot_u, grad).map_err(eval_err)?;
+    work.pass.set_offset(None);
+    Ok(weight * loss)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -403,6 +526,7 @@ fn collapsed_loss<T: Real>(
 #[allow(clippy::too_many_arguments)]
 fn target_loss<T: Real>(
     net: &Mlp<T>,
+    problem: &Problem,
     target: &dyn Target,
     d: usize,
     c: f64,
@@ -421,7 +545,7 @@ fn target_loss<T: Real>(
         .par_chunks(din)
         .zip(g.par_iter_mut().zip(grad_g.par_chunks_mut(d)))
         .for_each(|(x, (gv, gg))| {
-            let xs: Vec<f64> = x[..d].iter().map(|v| v.as_f64()).collect();
+            let xs: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
             *gv = target.value_and_gradient(&xs, gg);
         });
     // ∇_x u by one reverse pass (its parameter gradient is discarded)
@@ -457,10 +581,18 @@ fn target_loss<T: Real>(
     cot.reset(out.order, out.points, out.dirs, out.width, out.support);
     let inv_n = 1.0 / n as f64;
     let mut loss = c * a_norm2 * inv_n / d as f64;
+    // u = φ + ψ·N (the identity when the gradient is matched)
+    let mut ws = problem.offset.as_ref().map(|f| f.workspace(0)).unwrap_or_default();
     for (p, gp) in g.iter().enumerate() {
-        let e = out.derivative(0, p, 0).as_f64() - gp;
+        let x = &input.primal()[p * din..(p + 1) * din];
+        let psi = problem.ansatz.value(x);
+        let phi = problem.offset.as_ref().map_or(0.0, |f| {
+            let wide: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
+            f.eval(&mut ws, &wide, f64::NAN, &[])
+        });
+        let e = phi + psi * out.derivative(0, p, 0).as_f64() - gp;
         loss += e * e * inv_n;
-        cot.add_derivative_cotangent(0, p, 0, T::c(weight * 2.0 * e * inv_n));
+        cot.add_derivative_cotangent(0, p, 0, T::c(weight * 2.0 * e * psi * inv_n));
         cot.add_derivative_cotangent(1, p, 0, T::c(weight * c * 2.0 * inv_n / d as f64));
     }
     net.backward(&input, &mut work.tape, &cot, grad, None)?;
@@ -469,18 +601,32 @@ fn target_loss<T: Real>(
     Ok(weight * loss)
 }
 
-/// `u` at `points` (`[n × input_dim]`): `N`, or `(1 − ‖x‖²)·N` with the unit-ball ansatz.
-pub fn predict<T: Real>(net: &Mlp<T>, ansatz: Ansatz, points: &[T], tape: &mut Tape<T>) -> Result<Vec<f64>, NnError> {
+/// `u` at `points` (`[n × input_dim]`): `φ + ψ·N` for the ansatz `ψ` (`1`, `1 − ‖x‖²` or `t`)
+/// and the offset `φ` (initial data; none: 0).
+pub fn predict<T: Real>(
+    net: &Mlp<T>,
+    ansatz: Ansatz,
+    offset: Option<&Formula>,
+    points: &[T],
+    tape: &mut Tape<T>,
+) -> Result<Vec<f64>, NnError> {
     let d = net.architecture().input_dim;
     let input = InputJets::new(1, d, 1, points.to_vec()).map_err(|e| NnError::Architecture(e.to_string()))?;
     let out = net.forward(&input, tape)?;
+    let mut ws = offset.map(|f| f.workspace(0)).unwrap_or_default();
     Ok((0..points.len() / d)
         .map(|p| {
+            let x = &points[p * d..(p + 1) * d];
             let n = out.derivative(0, p, 0).as_f64();
-            match ansatz {
-                Ansatz::Identity => n,
-                Ansatz::UnitBall => (1.0 - sum_squares4(&points[p * d..(p + 1) * d])) * n,
-            }
+            let psi = match ansatz {
+                Ansatz::UnitBall => 1.0 - sum_squares4(x),
+                other => other.value(x),
+            };
+            let phi = offset.map_or(0.0, |f| {
+                let wide: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
+                f.eval(&mut ws, &wide, f64::NAN, &[])
+            });
+            phi + psi * n
         })
         .collect())
 }

@@ -12,9 +12,9 @@ use super::optim::{Adam, Schedule};
 use super::plot;
 use super::residual::{ConditionDraw, ResidualWork, condition_step, predict};
 use crate::nn::checkpoint;
-use crate::nn::{Ansatz, Architecture, Mlp, Tape};
+use crate::nn::{Architecture, Mlp, Tape};
 use crate::operator::estimator::sample_distinct;
-use crate::operator::{Estimator, EstimatorKind, ProbeDirection, Sampling};
+use crate::operator::{Estimator, EstimatorKind, Operator, ProbeDirection, Sampling};
 use crate::pde::sampler::stream;
 use crate::pde::{Condition, Domain, Evaluation, Problem, Term};
 use crate::real::Real;
@@ -187,12 +187,21 @@ fn available_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// The estimator of each residual condition (`None` for target conditions), as configured.
-pub fn estimators(cfg: &TrainConfig, problem: &Problem) -> Result<Vec<Option<Estimator>>, String> {
+/// The estimators of each condition, as configured: one for a residual condition, one per
+/// residual for a formula condition, none for a target condition.
+pub fn estimators(cfg: &TrainConfig, problem: &Problem) -> Result<Vec<Vec<Estimator>>, String> {
     let kind = match cfg.method.as_str() {
         "exact" => EstimatorKind::Exact,
         "dense" => EstimatorKind::Dense(crate::operator::DenseDistribution::Rademacher),
         _ => EstimatorKind::Sparse(Sampling::Uniform),
+    };
+    let build = |operator: &Operator, what: &str| {
+        Estimator::new(operator, problem.input_dim(), kind, cfg.rand_batch).map_err(|e| {
+            format!(
+                "--method {} cannot estimate the {what} of {}: {e}",
+                cfg.method, problem.name
+            )
+        })
     };
     problem
         .conditions
@@ -205,16 +214,21 @@ pub fn estimators(cfg: &TrainConfig, problem: &Problem) -> Result<Vec<Option<Est
                         cfg.method
                     ));
                 }
-                Estimator::new(operator, problem.input_dim(), kind, cfg.rand_batch)
-                    .map(Some)
-                    .map_err(|e| {
-                        format!(
-                            "--method {} cannot estimate the {} residual of {}: {e}",
-                            cfg.method, c.name, problem.name
-                        )
-                    })
+                Ok(vec![build(operator, &format!("{} residual", c.name))?])
             }
-            Term::Target { .. } => Ok(None),
+            Term::Formula { residuals } => {
+                if cfg.unbiased {
+                    return Err(format!(
+                        "--unbiased is not available for {}: its residuals are nonlinear in the derivatives",
+                        problem.name
+                    ));
+                }
+                residuals
+                    .iter()
+                    .map(|r| build(&r.operator, &format!("residual {}", r.name)))
+                    .collect()
+            }
+            Term::Target { .. } => Ok(Vec::new()),
         })
         .collect()
 }
@@ -225,12 +239,28 @@ pub fn estimators(cfg: &TrainConfig, problem: &Problem) -> Result<Vec<Option<Est
 fn draw_condition(
     cfg: &TrainConfig,
     cond: &Condition,
-    estimator: &mut Estimator,
+    estimators: &mut [Estimator],
     c: usize,
     k: usize,
 ) -> Result<ConditionDraw, TrainError> {
-    let n = if cfg.unbiased { 2 } else { 1 };
     let purpose = INDICES ^ ((c as u64) << 4);
+    if let Term::Formula { .. } = cond.term {
+        // one draw per residual, each from its own stream
+        let plans = estimators
+            .iter_mut()
+            .enumerate()
+            .map(|(r, est)| {
+                let mut rng = stream(cfg.seed, purpose ^ ((r as u64) << 32), (k as u64) << 1);
+                est.draw(&mut rng).map_err(|e| TrainError::Config(e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(ConditionDraw {
+            plans,
+            pairs: Vec::new(),
+        });
+    }
+    let estimator = &mut estimators[0];
+    let n = if cfg.unbiased { 2 } else { 1 };
     let plans = (0..n)
         .map(|g| {
             let mut rng = stream(cfg.seed, purpose, ((k as u64) << 1) | g as u64);
@@ -275,7 +305,7 @@ fn evaluate<T: Real>(
     let (domain, equation) = match &problem.evaluation {
         Evaluation::PointValue { at, reference } => {
             let x: Vec<T> = at.iter().map(|&v| T::c(v)).collect();
-            let u = predict(net, problem.ansatz, &x, tape)?[0];
+            let u = predict(net, problem.ansatz, problem.offset.as_deref(), &x, tape)?[0];
             let rel_l1 = reference.map_or(f64::NAN, |r| (u - r).abs() / r.abs());
             return Ok(Scores {
                 rel_l2: f64::NAN,
@@ -283,7 +313,7 @@ fn evaluate<T: Real>(
                 value: Some(u),
             });
         }
-        Evaluation::ExactSolution { domain, equation } => (domain, equation),
+        Evaluation::ExactSolution { domain, solution } => (domain, solution),
     };
     let (d, din) = (problem.dim, problem.input_dim());
     let fresh = targets.is_empty();
@@ -302,12 +332,12 @@ fn evaluate<T: Real>(
                 .par_chunks(din)
                 .map(|x| {
                     let x64: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
-                    equation.exact(&x64).unwrap_or(0.0)
+                    equation.exact_value(&x64).unwrap_or(0.0)
                 })
                 .collect();
             targets.extend(exact);
         }
-        let u = predict(net, problem.ansatz, pts, tape)?;
+        let u = predict(net, problem.ansatz, problem.offset.as_deref(), pts, tape)?;
         for (i, ui) in u.iter().enumerate() {
             let t = targets[start + i];
             e2 += (ui - t).powi(2);
@@ -361,7 +391,7 @@ fn save_checkpoint<T: Real>(
     adam: &Adam,
     st: &State,
     cfg: &TrainConfig,
-    ansatz: Ansatz,
+    problem: &Problem,
 ) -> Result<(), TrainError> {
     let mut meta = HashMap::new();
     meta.insert("step".to_string(), st.step.to_string());
@@ -375,8 +405,11 @@ fn save_checkpoint<T: Real>(
         meta.insert("last_value".to_string(), format!("{v:e}"));
     }
     meta.insert("equation".to_string(), cfg.equation.clone());
-    if ansatz == Ansatz::UnitBall {
-        meta.insert("ansatz".to_string(), crate::nn::ansatz::UNIT_BALL.to_string());
+    if let Some(a) = problem.ansatz.metadata() {
+        meta.insert("ansatz".to_string(), a.to_string());
+    }
+    if let Some(phi) = &problem.offset {
+        meta.insert("offset".to_string(), phi.text().to_string());
     }
     let mut extra = BTreeMap::new();
     extra.insert("adam.m".to_string(), adam.m.clone());
@@ -540,11 +573,12 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             let batch = (RESIDUAL ^ ((c as u64) << 4)) ^ ((k as u64) << 8);
             cond.domain.fill_from(problem.dim, cfg.seed, batch, 0, &mut points[c]);
             sample_s += t_sample.elapsed().as_secs_f64();
-            let draw = match &mut estimators[c] {
-                Some(est) => draw_condition(cfg, cond, est, c, k)?,
-                None => ConditionDraw::default(),
+            let draw = if estimators[c].is_empty() {
+                ConditionDraw::default()
+            } else {
+                draw_condition(cfg, cond, &mut estimators[c], c, k)?
             };
-            loss += condition_step(&net, problem.ansatz, cond, &mut points[c], &draw, &mut work, &mut grad)?;
+            loss += condition_step(&net, &problem, cond, &mut points[c], &draw, &mut work, &mut grad)?;
         }
         if !loss.is_finite() || grad.iter().any(|g| !g.as_f64().is_finite()) {
             bar.abandon();
@@ -599,7 +633,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         bar.set_position(st.step as u64);
         if eval_now || stop {
             metrics.flush().map_err(|e| io_err(&metrics_path, e))?;
-            save_checkpoint(dir, &net, &adam, &st, cfg, problem.ansatz)?;
+            save_checkpoint(dir, &net, &adam, &st, cfg, &problem)?;
         }
         if stop && st.step < cfg.steps {
             interrupted = true;
