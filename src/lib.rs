@@ -30,6 +30,7 @@ pub mod apply;
 pub mod bench;
 pub mod io;
 pub mod jet;
+pub mod list;
 pub mod nn;
 pub mod operator;
 pub mod pde;

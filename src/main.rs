@@ -31,6 +31,50 @@ enum Command {
     Apply(ApplyArgs),
     /// Redraw a run folder's curves.png from its metrics.csv.
     Plot(PlotArgs),
+    /// List every equation: dimensions, operator, derivative order, evaluation, defaults.
+    List(ListArgs),
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Print JSON (one array of objects) for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+fn run_list(a: &ListArgs) -> Result<(), String> {
+    let all = stde::list::list();
+    if a.json {
+        let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
+        return emit(&format!("{text}\n"));
+
+    }
+    let mut out = String::new();
+    for e in &all {
+        let dims = match e.max_dim {
+            Some(m) if m == e.min_dim => format!("d = {m}"),
+            Some(m) => format!("d = {}..{m}", e.min_dim),
+            None => format!("d ≥ {}", e.min_dim),
+        };
+        let input = if e.time { "(x, t)" } else { "x" };
+        out += &format!("{}  [{dims}, input {input}, order {}]\n", e.name, e.order);
+        out += &format!("    {}\n", e.summary);
+        for r in &e.residuals {
+            out += &format!("    residual   {r}\n");
+        }
+        out += &format!("    conditions {}\n", e.conditions.join(", "));
+        out += &format!("    evaluation {}\n", e.evaluation);
+        if let Some(p) = &e.exact_plan {
+            out += &format!("    exact plan {p}\n");
+        }
+        let c = &e.defaults;
+        out += &format!(
+            "    defaults   --dim {} --method {} --rand-batch {} --batch {} --width {} --depth {} --steps {} --lr {} --schedule {} --eval-every {}\n\n",
+            c.dim, c.method, c.rand_batch, c.batch, c.width, c.depth, c.steps, c.lr, c.schedule, c.eval_every
+        );
+    }
+    emit(&format!("{}\n", out.trim_end()))?;
+    Ok(())
 }
 
 #[derive(Args)]
@@ -499,6 +543,7 @@ fn main() -> ExitCode {
         Command::Plan(a) => run_plan(&a),
         Command::Apply(a) => run_apply(&a),
         Command::Plot(a) => run_plot(&a),
+        Command::List(a) => run_list(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

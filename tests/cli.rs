@@ -459,3 +459,74 @@ fn parabolic_and_gpinn_runs_report_their_scores() {
     );
     assert!(s["best_rel_l2"].as_f64().unwrap().is_finite(), "{s}");
 }
+
+#[test]
+fn every_listed_equation_trains_a_few_steps() {
+    let (code, stdout, err) = stde(&["list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let all: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let all = all.as_array().unwrap();
+    assert!(all.len() >= 16, "{} equations listed", all.len());
+    let (code, text, _) = stde(&["list"]);
+    assert_eq!(code, 0);
+    let tmp = tempfile::tempdir().unwrap();
+    for e in all {
+        let name = e["name"].as_str().unwrap();
+        assert!(text.contains(name), "{name} missing from the text listing");
+        assert!(e["order"].as_u64().unwrap() >= 2, "{name}: {e}");
+        assert!(!e["residuals"].as_array().unwrap().is_empty(), "{name}");
+        // a small dimension within the equation's range, tiny network, two evaluations
+        let min = e["min_dim"].as_u64().unwrap();
+        let dim = e["max_dim"].as_u64().unwrap_or(min.max(4)).to_string();
+        let out = path(&tmp.path().join(name));
+        let rand_batch = if e["time"].as_bool().unwrap() && e["max_dim"].is_null() { "2" } else { "3" };
+        let args = [
+            "train",
+            "--quiet",
+            "--equation",
+            name,
+            "--dim",
+            &dim,
+            "--rand-batch",
+            rand_batch,
+            "--out",
+            &out,
+            "--width",
+            "8",
+            "--batch",
+            "6",
+            "--steps",
+            "4",
+            "--eval-every",
+            "2",
+            "--test-points",
+            "20",
+        ];
+        let (code, _, err) = stde(&args);
+        assert_eq!(code, 0, "{name}: {err}");
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(tmp.path().join(name).join("summary.json")).unwrap()).unwrap();
+        let score = s["final_rel_l2"].as_f64().or(s["final_value"].as_f64());
+        assert!(score.is_some_and(f64::is_finite), "{name}: {s}");
+    }
+}
+
+#[test]
+fn high_order_problems_refuse_other_dimensions_and_sampled_flags() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = path(&tmp.path().join("run"));
+    for (args, needle) in [
+        (vec!["--equation", "kdv-2d", "--dim", "3"], "d = 2 only"),
+        (vec!["--equation", "gkdv-1d", "--unbiased"], "--unbiased"),
+        (vec!["--equation", "kp-2d", "--gpinn-weight", "0.1"], "gpinn"),
+        (vec!["--equation", "kp-2d", "--horizon", "0.5"], "parabolic"),
+        (vec!["--equation", "kp-2d", "--block-size", "2"], "block-size"),
+    ] {
+        let mut all = vec!["train", "--quiet", "--out", &out, "--steps", "2"];
+        all.extend(args.iter().copied());
+        let (code, _, err) = stde(&all);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.to_lowercase().contains(&needle.to_lowercase()), "{args:?}: {err}");
+    }
+}

@@ -269,3 +269,54 @@ pub fn merge_terms(mut terms: Vec<Term>) -> Vec<Term> {
     out.retain(|t| t.coeff != 0.0);
     out
 }
+
+/// `c*atom` in the operator syntax (`atom` alone for `c = 1`, `-atom` for `c = −1`).
+fn scaled(c: f64, atom: &str) -> String {
+    if c == 1.0 {
+        atom.to_string()
+    } else if c == -1.0 {
+        format!("-{atom}")
+    } else {
+        format!("{c}*{atom}")
+    }
+}
+
+impl std::fmt::Display for Operator {
+    /// The operator in the text syntax of [`parse`] (a directional family, which has no syntax,
+    /// prints as `directional{k}(m directions)`; families restricted to the first `n` coordinates
+    /// are marked `[over x0..x{n-1}]`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        for fam in &self.families {
+            parts.push(match fam {
+                Family::Diagonal { coeff, order: 2 } => scaled(*coeff, "laplacian"),
+                Family::Diagonal { coeff, order } => scaled(*coeff, &format!("diag{order}")),
+                Family::Biharmonic { coeff } => scaled(*coeff, "biharmonic"),
+                Family::Directional {
+                    coeff,
+                    order,
+                    directions,
+                } => scaled(*coeff, &format!("directional{order}({} directions)", directions.len())),
+            });
+        }
+        if let (Some(n), false) = (self.family_dim, self.families.is_empty()) {
+            let last = parts.len() - 1;
+            parts[last] = format!("{} [over x0..x{}]", parts[last], n.saturating_sub(1));
+        }
+        for t in &self.terms {
+            let idx: Vec<String> = t.index.iter().map(|i| i.to_string()).collect();
+            parts.push(scaled(t.coeff, &format!("d[{}]", idx.join(","))));
+        }
+        if parts.is_empty() {
+            return f.write_str("0");
+        }
+        let mut s = parts[0].clone();
+        for p in &parts[1..] {
+            match p.strip_prefix('-') {
+                Some(rest) => s += &format!(" - {rest}"),
+                None => s += &format!(" + {p}"),
+            }
+        }
+        f.write_str(&s)
+    }
+}
