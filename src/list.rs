@@ -97,7 +97,10 @@ pub fn residual_plan(problem: &Problem) -> Option<MultiPlan> {
 pub fn describe_plan(plan: &MultiPlan) -> String {
     let orders: Vec<usize> = plan.probes.iter().map(|p| p.order).collect();
     let cost: usize = orders.iter().map(|k| k + 1).sum();
-    format!("{} jets, orders {orders:?}, {cost} coefficients per point", orders.len())
+    format!(
+        "{} jets, orders {orders:?}, {cost} coefficients per point",
+        orders.len()
+    )
 }
 
 /// Every registered equation.
@@ -143,7 +146,10 @@ pub fn list() -> Vec<Listing> {
             }
             let evaluation = match &problem.evaluation {
                 Evaluation::ExactSolution { .. } => {
-                    format!("relative L2 against the exact solution on {} test points", cfg.test_points)
+                    format!(
+                        "relative L2 against the exact solution on {} test points",
+                        cfg.test_points
+                    )
                 }
                 Evaluation::PointValue { reference, .. } => match reference {
                     Some(r) => format!("relative L1 of u(0, 0) against the reference {r} (d = {})", cfg.dim),

@@ -47,7 +47,6 @@ fn run_list(a: &ListArgs) -> Result<(), String> {
     if a.json {
         let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
         return emit(&format!("{text}\n"));
-
     }
     let mut out = String::new();
     for e in &all {
@@ -191,6 +190,9 @@ struct TrainArgs {
     /// Continue the run saved in this folder.
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// Train your own PDE given by formulas in this TOML file (see README, "Your own PDE").
+    #[arg(long)]
+    pde: Option<PathBuf>,
 }
 
 fn run_train(a: &TrainArgs) -> Result<(), String> {
@@ -204,6 +206,22 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
         }
         None => TrainConfig::for_equation(a.equation.as_deref().unwrap_or("allen-cahn-two-body")),
     };
+    if let Some(p) = &a.pde {
+        if a.equation.is_some() {
+            return Err("--pde and --equation cannot be combined".into());
+        }
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let spec = stde::pde::custom::PdeSpec::from_toml(&text).map_err(|e| format!("{}: {e}", p.display()))?;
+        cfg.equation = spec.name.clone();
+        if let Some(d) = spec.dim {
+            cfg.dim = d;
+        }
+        // a low-dimensional PDE is evaluated exactly unless --method says otherwise
+        if cfg.dim + usize::from(spec.time()) <= 16 && a.config.is_none() {
+            cfg.method = "exact".into();
+        }
+        cfg.pde = Some(spec);
+    }
     macro_rules! set {
         ($($f:ident),*) => { $(if let Some(v) = &a.$f { cfg.$f = v.clone(); })* };
     }

@@ -479,7 +479,11 @@ fn every_listed_equation_trains_a_few_steps() {
         let min = e["min_dim"].as_u64().unwrap();
         let dim = e["max_dim"].as_u64().unwrap_or(min.max(4)).to_string();
         let out = path(&tmp.path().join(name));
-        let rand_batch = if e["time"].as_bool().unwrap() && e["max_dim"].is_null() { "2" } else { "3" };
+        let rand_batch = if e["time"].as_bool().unwrap() && e["max_dim"].is_null() {
+            "2"
+        } else {
+            "3"
+        };
         let args = [
             "train",
             "--quiet",
@@ -505,7 +509,8 @@ fn every_listed_equation_trains_a_few_steps() {
         let (code, _, err) = stde(&args);
         assert_eq!(code, 0, "{name}: {err}");
         let s: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(tmp.path().join(name).join("summary.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(tmp.path().join(name).join("summary.json")).unwrap())
+                .unwrap();
         let score = s["final_rel_l2"].as_f64().or(s["final_value"].as_f64());
         assert!(score.is_some_and(f64::is_finite), "{name}: {s}");
     }
@@ -529,4 +534,85 @@ fn high_order_problems_refuse_other_dimensions_and_sampled_flags() {
         assert_eq!(err.trim().lines().count(), 1, "{err}");
         assert!(err.to_lowercase().contains(&needle.to_lowercase()), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn a_pde_file_trains_resumes_and_reports_bad_formulas() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("heat.toml");
+    // u_t − Δu = f on the unit disc × [0, 1) with u* = e^{−t}(sin x + cos y); f derived by the engine
+    std::fs::write(
+        &file,
+        r#"
+name = "my-heat"
+dim = 2
+domain = "ball-time"
+ansatz = "initial"
+initial = "sin(x) + cos(y)"
+exact = "exp(-t)*(sin(x) + cos(y))"
+
+[[residual]]
+operator = "d[2] - laplacian"
+
+[boundary]
+points = 8
+"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let (f, o) = (path(&file), path(&out));
+    let args = |steps: &'static str| {
+        vec![
+            "train",
+            "--quiet",
+            "--pde",
+            &f,
+            "--out",
+            &o,
+            "--width",
+            "8",
+            "--batch",
+            "6",
+            "--steps",
+            steps,
+            "--eval-every",
+            "3",
+            "--test-points",
+            "30",
+        ]
+    };
+    let (code, stdout, err) = stde(&args("6"));
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("my-heat"), "{stdout}");
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(config.contains("[pde]") && config.contains("exp(-t)"), "{config}");
+    assert!(config.contains("method = \"exact\""), "{config}");
+    // the run folder is self-contained: resume after the file is gone
+    std::fs::remove_file(&file).unwrap();
+    let (code, _, err) = stde(&["train", "--quiet", "--resume", &o]);
+    assert_eq!(code, 0, "{err}");
+    // malformed files: one line, exit 2, the field and the position named
+    for (text, needle) in [
+        (
+            "domain = \"ball\"\n[[residual]]\noperator = \"laplacian\"\nnonlinear = \"u*(2\"\n",
+            "position 4: expected ')'",
+        ),
+        (
+            "domain = \"ball\"\n[[residual]]\noperator = \"laplacian\"\nnonlinear = \"v\"\n",
+            "unknown name 'v'",
+        ),
+        ("domain = \"ball\"\n", "residual"),
+        ("domain = ball\n", "invalid PDE file"),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        let out2 = path(&tmp.path().join("bad"));
+        let all = ["train", "--quiet", "--pde", &f, "--out", &out2, "--steps", "2"];
+        let (code, _, err) = stde(&all);
+        assert_eq!(code, 2, "{text}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{text}: {err}");
+    }
+    let (code, _, err) = stde(&["train", "--pde", &f, "--equation", "kdv-2d"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot be combined"), "{err}");
 }

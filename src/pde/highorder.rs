@@ -195,6 +195,7 @@ impl HighOrderText {
                 operator: parse(r.operator).unwrap_or_else(|e| panic!("built-in operator '{}': {e}", r.operator)),
                 nonlinear: (!r.nonlinear.is_empty()).then(|| formula(r.nonlinear, solution, "nonlinearity")),
                 source: (!r.source.is_empty()).then(|| formula(r.source, data, "source")),
+                derived_source: None,
                 weight: r.weight,
             })
             .collect()

@@ -7,6 +7,7 @@
 //! [`EquationEntry`] to [`EQUATIONS`].
 
 pub mod ball;
+pub mod custom;
 pub mod formula;
 pub mod highorder;
 pub mod parabolic;

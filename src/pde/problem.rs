@@ -35,6 +35,8 @@ pub enum Domain {
     /// The cube's boundary: a point of the cube with one uniformly chosen coordinate set to 0 or
     /// 1 (probability ½ each; spec §9.5).
     CubeBoundary,
+    /// The unit sphere in `R^d` (`±1` in one dimension): the ball's boundary.
+    Sphere,
     /// `(x, t)`: `x` in the unit ball (the given radial law; `U(−1, 1)` in one dimension),
     /// `t ~ U[0, T)` (spec §8).
     BallTime {
@@ -76,6 +78,12 @@ impl Domain {
                     let mut rng = stream(seed, batch, (first + p) as u64);
                     ball.point(&mut rng, &mut x[..d]);
                     x[d] = T::c(rng.random::<f64>() * horizon);
+                });
+            }
+            Domain::Sphere => {
+                out.par_chunks_mut(d).enumerate().for_each(|(p, x)| {
+                    let mut rng = stream(seed, batch, (first + p) as u64);
+                    BallSampler::sphere_point(&mut rng, x);
                 });
             }
             Domain::SphereTime { horizon } => {
@@ -182,6 +190,10 @@ pub struct FormulaResidual {
     pub nonlinear: Option<Arc<Formula>>,
     /// The source `f(x, t)`, if any.
     pub source: Option<Arc<Formula>>,
+    /// Without a source formula: the exact solution `u*` from which the engine derives
+    /// `f = L u* + N(u*)` at every point (exact plan, Taylor-mode formula; `O(d)` jets per point
+    /// for a family, so give `source` at large `d`).
+    pub derived_source: Option<Arc<Formula>>,
     /// Weight of `mean r²` in the condition's loss.
     pub weight: f64,
 }

@@ -1,5 +1,6 @@
 //! Training configuration: defaults (the paper's protocol), TOML files, validation.
 
+use crate::pde::custom::PdeSpec;
 use crate::pde::{Problem, ProblemOptions, ProblemSettings, SamplerKind, equation_names, lookup};
 use crate::train::optim::Schedule;
 use serde::{Deserialize, Serialize};
@@ -69,6 +70,19 @@ pub struct TrainConfig {
     pub boundary_batch: usize,
     /// Weight of the boundary loss.
     pub boundary_weight: f64,
+    /// A PDE given by formulas (`--pde FILE` or a `[pde]` table) instead of a registered equation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pde: Option<PdeSpec>,
+}
+
+/// What validation needs to know about the equation.
+struct Traits {
+    min_dim: usize,
+    max_dim: usize,
+    gradient_term: bool,
+    time: bool,
+    terminal: bool,
+    boundary: bool,
 }
 
 impl Default for TrainConfig {
@@ -103,6 +117,7 @@ impl Default for TrainConfig {
             terminal_gradient_weight: 0.05,
             boundary_batch: 100,
             boundary_weight: 20.0,
+            pde: None,
         }
     }
 }
@@ -139,11 +154,23 @@ impl TrainConfig {
     /// ([`TrainConfig::for_equation`]; `equation` overrides the file's), unknown keys are errors.
     pub fn from_toml_for(text: &str, equation: Option<&str>) -> Result<TrainConfig, String> {
         let table: toml::Table = toml::from_str(text).map_err(|e| format!("invalid config: {}", e.message()))?;
+        let pde_name = table
+            .get("pde")
+            .and_then(|p| p.get("name"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .or_else(|| table.contains_key("pde").then(|| "custom".to_string()));
         let name = equation
             .map(str::to_string)
+            .or(pde_name)
             .or_else(|| table.get("equation").and_then(|v| v.as_str()).map(str::to_string))
             .unwrap_or_else(|| TrainConfig::default().equation);
         let mut merged = toml::Table::try_from(TrainConfig::for_equation(&name)).expect("config serialises");
+        // a [pde] table's own dimension is the default
+        let pde_dim = table.get("pde").and_then(|p| p.get("dim")).cloned();
+        if let (Some(d), false) = (pde_dim, table.contains_key("dim")) {
+            merged.insert("dim".into(), d);
+        }
         merged.extend(table);
         merged.insert("equation".into(), toml::Value::String(name));
         merged
@@ -163,12 +190,30 @@ impl TrainConfig {
 
     /// Checks every field; the message names the problem.
     pub fn validate(&self) -> Result<(), String> {
-        let Some(entry) = lookup(&self.equation) else {
-            return Err(format!(
-                "unknown equation '{}' (expected one of: {})",
-                self.equation,
-                equation_names()
-            ));
+        let entry = match (&self.pde, lookup(&self.equation)) {
+            (Some(spec), _) => Traits {
+                min_dim: 1,
+                max_dim: usize::MAX,
+                gradient_term: false,
+                time: spec.time(),
+                terminal: false,
+                boundary: false,
+            },
+            (None, Some(e)) => Traits {
+                min_dim: e.min_dim,
+                max_dim: e.max_dim,
+                gradient_term: e.gradient_term,
+                time: e.time,
+                terminal: e.terminal,
+                boundary: e.boundary,
+            },
+            (None, None) => {
+                return Err(format!(
+                    "unknown equation '{}' (expected one of: {}, or --pde FILE)",
+                    self.equation,
+                    equation_names()
+                ));
+            }
         };
         let min_dim = entry.min_dim;
         if entry.max_dim == min_dim && self.dim != min_dim {
@@ -283,11 +328,24 @@ impl TrainConfig {
         if !["f32", "f64"].contains(&self.precision.as_str()) {
             return Err(format!("unknown precision '{}' (expected f32 or f64)", self.precision));
         }
+        if let Some(spec) = &self.pde {
+            if self.unbiased {
+                return Err(
+                    "--unbiased is not available for a PDE file (its residuals may be nonlinear in the derivatives)"
+                        .into(),
+                );
+            }
+            spec.problem(self.dim, self.batch, self.sampler)
+                .map_err(|e| format!("PDE '{}': {e}", spec.name))?;
+        }
         Ok(())
     }
 
     /// The problem description (after [`TrainConfig::validate`]).
     pub fn problem(&self) -> Problem {
+        if let Some(spec) = &self.pde {
+            return spec.problem(self.dim, self.batch, self.sampler).expect("validated PDE");
+        }
         let entry = lookup(&self.equation).expect("validated equation name");
         (entry.build)(&ProblemSettings {
             dim: self.dim,
@@ -311,7 +369,10 @@ impl TrainConfig {
     /// points, and one test batch.
     pub fn memory_estimate(&self) -> u64 {
         let elem = if self.precision == "f64" { 8u64 } else { 4 };
-        let time = lookup(&self.equation).is_some_and(|e| e.time);
+        let time = match &self.pde {
+            Some(spec) => spec.time(),
+            None => lookup(&self.equation).is_some_and(|e| e.time),
+        };
         let d = self.dim as u64 + u64::from(time);
         let (h, b) = (self.width as u64, self.block_size as u64);
         let first_in = d / b;

@@ -282,6 +282,11 @@ fn formula_loss<T: Real>(
             for p in 0..n {
                 source[p * nr + r] = f.eval(&mut ws, &wide[p * din..(p + 1) * din], f64::NAN, &[]);
             }
+        } else if let Some(exact) = &res.derived_source {
+            let values = derived_source(res, exact, din, &wide).map_err(NnError::Architecture)?;
+            for p in 0..n {
+                source[p * nr + r] = values[p];
+            }
         }
     }
     work.source_s += t_source.elapsed().as_secs_f64();
@@ -599,6 +604,35 @@ fn target_loss<T: Real>(
     work.cotangent = cot;
     *points = input.into_primal();
     Ok(weight * loss)
+}
+
+/// `f = L u* + N(x, t, u*, ∂u*)` at every point of `points` (`[n × din]`), every derivative of
+/// `u*` taken by the engine: the exact plan of `L` and of `N`'s partials, with `u*`'s Taylor
+/// series along every probe curve.
+pub fn derived_source(res: &FormulaResidual, exact: &Formula, din: usize, points: &[f64]) -> Result<Vec<f64>, String> {
+    let mut plans = vec![ProbePlan::exact(&res.operator, din).map_err(|e| e.to_string())?];
+    let partials: &[Vec<usize>] = res.nonlinear.as_ref().map_or(&[], |f| f.partials());
+    for idx in partials {
+        let mut b = PlanBuilder::new();
+        b.add_partial(1.0, idx).map_err(|e| e.to_string())?;
+        plans.push(b.finish());
+    }
+    let plan = MultiPlan::new(plans);
+    Ok(points
+        .par_chunks(din)
+        .map(|x| {
+            let q = crate::operator::formula_quantities(&plan, exact, x);
+            let mut f = q[0];
+            if let Some(n) = &res.nonlinear {
+                let mut ws = exact.workspace(0);
+                let u = exact.eval(&mut ws, x, f64::NAN, &[]);
+                let mut qs = vec![u];
+                qs.extend_from_slice(&q[1..]);
+                f += n.eval(&mut n.workspace(0), x, f64::NAN, &qs);
+            }
+            f
+        })
+        .collect())
 }
 
 /// `u` at `points` (`[n × input_dim]`): `φ + ψ·N` for the ansatz `ψ` (`1`, `1 − ‖x‖²` or `t`)
