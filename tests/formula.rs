@@ -182,3 +182,55 @@ fn malformed_formulas_name_the_position_and_the_problem() {
         .validate()
         .unwrap();
 }
+
+#[test]
+fn partials_indexed_by_sum_variables_and_their_gradients() {
+    let scope = Scope {
+        dim: 4,
+        time: true,
+        solution: true,
+    };
+    let text = "sum(i, 0, d-1, abs(d[i])^1.75)/d + 0.08*sum(i, 0, d-1, x[i]^2*d[i,i]) \
+        - 0.05*(u - sum(i, 0, d-1, x[i]*d[i])) + u*sum(i, 1, d-1, d[i, t]^2) + d[0,0]";
+    let f = Formula::parse(text, scope).unwrap();
+    let want: Vec<Vec<usize>> = vec![
+        vec![0, 0],
+        vec![0],
+        vec![1],
+        vec![2],
+        vec![3],
+        vec![1, 1],
+        vec![2, 2],
+        vec![3, 3],
+        vec![1, 4],
+        vec![2, 4],
+        vec![3, 4],
+    ];
+    assert_eq!(f.partials(), want.as_slice());
+    let mut rng = TestRng::new(9);
+    let x: Vec<f64> = (0..4).map(|_| rng.next()).collect();
+    let t = 0.4;
+    let q: Vec<f64> = (0..1 + want.len()).map(|_| rng.next()).collect();
+    // closed form
+    let p = |idx: &[usize]| q[1 + want.iter().position(|w| w == idx).unwrap()];
+    let closed = (0..4).map(|i| p(&[i]).abs().powf(1.75)).sum::<f64>() / 4.0
+        + 0.08 * (0..4).map(|i| x[i] * x[i] * p(&[i, i])).sum::<f64>()
+        - 0.05 * (q[0] - (0..4).map(|i| x[i] * p(&[i])).sum::<f64>())
+        + q[0] * (1..4).map(|i| p(&[i, 4]).powi(2)).sum::<f64>()
+        + p(&[0, 0]);
+    let mut ws = f.workspace(0);
+    let mut dq = vec![0.0; q.len()];
+    let v = f.eval_with_gradient(&mut ws, &x, t, &q, &mut dq);
+    assert!((v - closed).abs() < 1e-13, "{v} vs {closed}");
+    for k in 0..q.len() {
+        let h = 1e-6;
+        let (mut a, mut b) = (q.clone(), q.clone());
+        a[k] += h;
+        b[k] -= h;
+        let fd = (f.eval(&mut ws, &x, t, &a) - f.eval(&mut ws, &x, t, &b)) / (2.0 * h);
+        assert!((fd - dq[k]).abs() < 1e-7, "quantity {k}: {} vs {fd}", dq[k]);
+    }
+    // a pattern leaving the coordinates is refused when compiled
+    let e = Formula::parse("sum(i, 0, d, d[i])", scope).unwrap_err();
+    assert!(e.to_string().contains("leaves"), "{e}");
+}

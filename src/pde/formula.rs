@@ -6,15 +6,17 @@
 //! term    := unary (('*' | '/') unary)*
 //! unary   := ('+' | '-')* power
 //! power   := primary ['^' unary]
-//! primary := number | 'pi' | 'd' | 't' | 'u' | 'x' | 'y' | 'z' | 'x[' expr ']' | 'd[' i (',' i)* ']'
+//! primary := number | 'pi' | 'd' | 't' | 'u' | 'x' | 'y' | 'z' | 'x[' expr ']' | 'd[' idx (',' idx)* ']'
 //!          | name | func '(' expr ')' | 'sum(' name ',' expr ',' expr ',' expr ')' | '(' expr ')'
+//! idx     := integer | 't' | name
 //! func    := sin cos tan exp log tanh sqrt sinh cosh sech atan abs
 //! ```
 //! `x[i]` is spatial coordinate `i` (0-based; `x`, `y`, `z` are `x[0]`, `x[1]`, `x[2]`), `t` the
 //! time (the input coordinate after the `d` spatial ones), `d` the spatial dimension, `u` the
-//! solution and `d[i, j, …]` its partial `∂_i∂_j… u` (indices as in the operator syntax, `d` being
-//! `t`). `sum(i, a, b, body)` is `Σ_{i=a}^{b} body` with `i` bound inside `body` (bounds and
-//! indices are integer expressions in numbers, `d` and bound names).
+//! solution and `d[i, j, …]` its partial `∂_i∂_j… u` (indices as in the operator syntax, the
+//! time being `t` or `d`; a bound sum variable may index a partial: `sum(i, 0, d-1, d[i]^2)` is
+//! `‖∇u‖²`). `sum(i, a, b, body)` is `Σ_{i=a}^{b} body` with `i` bound inside `body` (bounds and
+//! `x[...]` indices are integer expressions in numbers, `d` and bound names).
 //!
 //! A formula compiles once into a node tree; [`Workspace`] holds one Taylor series per node, so an
 //! evaluation allocates nothing, also inside sums over a million coordinates. Every operation
@@ -84,6 +86,8 @@ enum Node {
     Time,
     /// Quantity `k`: 0 is `u`, `k ≥ 1` is partial `k − 1`.
     Quantity(usize),
+    /// A partial whose indices use sum variables: pattern `p` of [`Formula::patterns`].
+    PartialVar(usize),
     /// A bound sum variable (its value is the loop index).
     Var(usize),
     Dim,
@@ -112,6 +116,10 @@ pub struct Formula {
     root: usize,
     /// Distinct partials `d[...]` used (sorted indices), in order of first appearance.
     partials: Vec<Vec<usize>>,
+    /// Index patterns of partials with sum variables.
+    patterns: Vec<Vec<IndexTerm>>,
+    /// Sorted partial index → its position in `partials`.
+    partial_map: std::collections::HashMap<Vec<usize>, usize>,
     uses_u: bool,
     uses_time: bool,
     vars: usize,
@@ -128,6 +136,13 @@ impl fmt::Display for Formula {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
+}
+
+/// One index of a partial: a coordinate, or a bound sum variable.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum IndexTerm {
+    Coord(usize),
+    Var(usize),
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -209,6 +224,7 @@ struct Parser<'a> {
     /// Sum variable ids currently in scope, parallel to `bound`.
     bound_ids: Vec<usize>,
     partials: Vec<Vec<usize>>,
+    patterns: Vec<Vec<IndexTerm>>,
     uses_u: bool,
     uses_time: bool,
     depth: usize,
@@ -331,11 +347,26 @@ impl Parser<'_> {
         })
     }
 
-    fn index_list(&mut self) -> Result<Vec<usize>, FormulaError> {
+    fn index_list(&mut self) -> Result<Vec<IndexTerm>, FormulaError> {
         self.expect('[')?;
         let mut idx = Vec::new();
         loop {
             let at = self.at();
+            if let Tok::Ident(ref s) = *self.peek()
+                && let Some(k) = self.bound.iter().rposition(|b| b == s)
+            {
+                idx.push(IndexTerm::Var(self.bound_ids[k]));
+                self.pos += 1;
+                match self.peek() {
+                    Tok::Op(',') => self.pos += 1,
+                    Tok::Op(']') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return err(self.at(), format!("expected ',' or ']', found {}", self.found())),
+                }
+                continue;
+            }
             let i = match *self.peek() {
                 Tok::Num(v) if v >= 0.0 && v.fract() == 0.0 => v as usize,
                 Tok::Ident(ref s) if s == "t" => {
@@ -350,7 +381,7 @@ impl Parser<'_> {
             if i >= limit {
                 return err(at, format!("coordinate {i} is out of range (the input has {limit})"));
             }
-            idx.push(i);
+            idx.push(IndexTerm::Coord(i));
             self.pos += 1;
             match self.peek() {
                 Tok::Op(',') => self.pos += 1,
@@ -361,7 +392,6 @@ impl Parser<'_> {
                 _ => return err(self.at(), format!("expected ',' or ']', found {}", self.found())),
             }
         }
-        idx.sort_unstable();
         Ok(idx)
     }
 
@@ -405,7 +435,19 @@ impl Parser<'_> {
                 if !self.scope.solution {
                     return err(at, "partials d[...] of u are not available in this formula");
                 }
-                let idx = self.index_list()?;
+                let terms = self.index_list()?;
+                if terms.iter().any(|t| matches!(t, IndexTerm::Var(_))) {
+                    self.patterns.push(terms);
+                    return Ok(self.push(Node::PartialVar(self.patterns.len() - 1)));
+                }
+                let mut idx: Vec<usize> = terms
+                    .iter()
+                    .map(|t| match t {
+                        IndexTerm::Coord(c) => *c,
+                        IndexTerm::Var(_) => unreachable!("handled above"),
+                    })
+                    .collect();
+                idx.sort_unstable();
                 if idx.is_empty() {
                     self.uses_u = true;
                     return Ok(self.push(Node::Quantity(0)));
@@ -539,6 +581,7 @@ impl Formula {
             vars: 0,
             bound_ids: Vec::new(),
             partials: Vec::new(),
+            patterns: Vec::new(),
             uses_u: false,
             uses_time: false,
             depth: 0,
@@ -552,16 +595,89 @@ impl Formula {
             return err(p.at(), format!("unexpected {} after a complete formula", p.found()));
         }
         let _ = p.text;
-        Ok(Formula {
+        let mut f = Formula {
             text: text.to_string(),
             nodes: p.nodes,
             root,
             partials: p.partials,
+            patterns: p.patterns,
+            partial_map: Default::default(),
             uses_u: p.uses_u,
             uses_time: p.uses_time,
             vars: p.vars,
             scope,
-        })
+        };
+        f.partial_map = f.partials.iter().enumerate().map(|(k, p)| (p.clone(), k)).collect();
+        if !f.patterns.is_empty() {
+            // every concrete partial the sums reach, in order of first use
+            let mut vars = vec![0i64; f.vars];
+            let mut found = Vec::new();
+            f.collect_partials(f.root, &mut vars, &mut found)?;
+            for idx in found {
+                if !f.partial_map.contains_key(&idx) {
+                    f.partial_map.insert(idx.clone(), f.partials.len());
+                    f.partials.push(idx);
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    /// The sorted index of pattern `p` under the current variable values (`None`: out of range).
+    fn resolve(&self, p: usize, vars: &[i64], key: &mut Vec<usize>) -> Option<()> {
+        key.clear();
+        for t in &self.patterns[p] {
+            key.push(match *t {
+                IndexTerm::Coord(c) => c,
+                IndexTerm::Var(v) => {
+                    let i = vars[v];
+                    if i < 0 || i as usize >= self.scope.dim {
+                        return None;
+                    }
+                    i as usize
+                }
+            });
+        }
+        key.sort_unstable();
+        Some(())
+    }
+
+    /// Walks the tree with the sums' loops to find every partial a pattern reaches.
+    fn collect_partials(&self, i: usize, vars: &mut [i64], found: &mut Vec<Vec<usize>>) -> Result<(), FormulaError> {
+        match self.nodes[i] {
+            Node::PartialVar(p) => {
+                let mut key = Vec::new();
+                if self.resolve(p, vars, &mut key).is_none() {
+                    return err(
+                        0,
+                        format!(
+                            "a partial's index leaves 0..{} (d = {})",
+                            self.scope.dim, self.scope.dim
+                        ),
+                    );
+                }
+                if !found.contains(&key) {
+                    found.push(key);
+                }
+            }
+            Node::Sum { var, lo, hi, body } => {
+                let (lo, hi) = (
+                    self.scalar_vars(vars, lo).round() as i64,
+                    self.scalar_vars(vars, hi).round() as i64,
+                );
+                for v in lo..=hi {
+                    vars[var] = v;
+                    self.collect_partials(body, vars, found)?;
+                }
+            }
+            Node::Neg(a) | Node::Call(_, a) => self.collect_partials(a, vars, found)?,
+            Node::Add(a, b) | Node::Sub(a, b) | Node::Mul(a, b) | Node::Div(a, b) | Node::Pow(a, b, _) => {
+                self.collect_partials(a, vars, found)?;
+                self.collect_partials(b, vars, found)?;
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The formula's text.
@@ -592,6 +708,7 @@ impl Formula {
             series: vec![0.0; self.nodes.len() * 3 * (order + 1)],
             vars: vec![0; self.vars],
             bad_index: None,
+            key: Vec::new(),
         }
     }
 
@@ -603,31 +720,101 @@ impl Formula {
         ws.series[self.root * 3 * (ws.order + 1)]
     }
 
-    /// The value and its derivatives `∂/∂q_k` (into `dq`, one per quantity `1 + partials`).
+    /// The value and its derivatives `∂/∂q_k` (into `dq`, one per quantity `1 + partials`), by
+    /// one reverse sweep (sums are replayed, so the cost is about twice an evaluation).
     pub fn eval_with_gradient(&self, ws: &mut Workspace, x: &[f64], t: f64, q: &[f64], dq: &mut [f64]) -> f64 {
-        self.prepare(ws, 1);
-        let mut value = 0.0;
-        for (k, out) in dq.iter_mut().enumerate() {
-            let used = if k == 0 { self.uses_u } else { k <= self.partials.len() };
-            if !used {
-                *out = 0.0;
-                continue;
-            }
-            let env = PointEnv {
-                x,
-                t,
-                q,
-                tangent: Some(k),
-            };
-            self.node(ws, self.root, &env);
-            let s = self.root * 3 * (ws.order + 1);
-            value = ws.series[s];
-            *out = ws.series[s + 1];
-        }
-        if !self.uses_solution() {
-            value = self.eval(ws, x, t, q);
+        let value = self.eval(ws, x, t, q);
+        dq.fill(0.0);
+        if self.uses_solution() {
+            let env = PointEnv { x, t, q, tangent: None };
+            self.reverse(ws, self.root, 1.0, &env, dq);
         }
         value
+    }
+
+    /// Adds `bar·∂(node i)/∂q_k` into `dq` (order-0 values of node `i`'s subtree are current).
+    fn reverse(&self, ws: &mut Workspace, i: usize, bar: f64, env: &dyn Env, dq: &mut [f64]) {
+        let v = |ws: &Workspace, j: usize| ws.series[j * 3];
+        match self.nodes[i] {
+            Node::Const(_) | Node::Dim | Node::Var(_) | Node::Coord(_) | Node::Time => {}
+            Node::Quantity(k) => {
+                if let Some(d) = dq.get_mut(k) {
+                    *d += bar;
+                }
+            }
+            Node::PartialVar(p) => {
+                let mut key = std::mem::take(&mut ws.key);
+                if self.resolve(p, &ws.vars, &mut key).is_some()
+                    && let Some(&k) = self.partial_map.get(key.as_slice())
+                    && let Some(d) = dq.get_mut(k + 1)
+                {
+                    *d += bar;
+                }
+                ws.key = key;
+            }
+            Node::Neg(a) => self.reverse(ws, a, -bar, env, dq),
+            Node::Add(a, b) => {
+                self.reverse(ws, a, bar, env, dq);
+                self.reverse(ws, b, bar, env, dq);
+            }
+            Node::Sub(a, b) => {
+                self.reverse(ws, a, bar, env, dq);
+                self.reverse(ws, b, -bar, env, dq);
+            }
+            Node::Mul(a, b) => {
+                let (va, vb) = (v(ws, a), v(ws, b));
+                self.reverse(ws, a, bar * vb, env, dq);
+                self.reverse(ws, b, bar * va, env, dq);
+            }
+            Node::Div(a, b) => {
+                let (vb, y) = (v(ws, b), v(ws, i));
+                self.reverse(ws, a, bar / vb, env, dq);
+                self.reverse(ws, b, -bar * y / vb, env, dq);
+            }
+            Node::Pow(a, b, constant) => {
+                let (va, vb, y) = (v(ws, a), v(ws, b), v(ws, i));
+                let da = match constant {
+                    Some(p) if p.fract() == 0.0 && p.abs() <= 64.0 => p * va.powi(p as i32 - 1),
+                    _ => vb * va.powf(vb - 1.0),
+                };
+                self.reverse(ws, a, bar * da, env, dq);
+                if constant.is_none() {
+                    self.reverse(ws, b, bar * y * va.ln(), env, dq);
+                }
+            }
+            Node::Call(f, a) => {
+                let (x, y) = (v(ws, a), v(ws, i));
+                let d = match f {
+                    Func::Sin => x.cos(),
+                    Func::Cos => -x.sin(),
+                    Func::Tan => 1.0 + y * y,
+                    Func::Exp => y,
+                    Func::Log => 1.0 / x,
+                    Func::Tanh => 1.0 - y * y,
+                    Func::Sqrt => 0.5 / y,
+                    Func::Sinh => x.cosh(),
+                    Func::Cosh => x.sinh(),
+                    Func::Sech => -y * x.tanh(),
+                    Func::Atan => 1.0 / (1.0 + x * x),
+                    Func::Abs => {
+                        if x < 0.0 {
+                            -1.0
+                        } else {
+                            1.0
+                        }
+                    }
+                };
+                self.reverse(ws, a, bar * d, env, dq);
+            }
+            Node::Sum { var, lo, hi, body } => {
+                let (lo, hi) = (self.scalar(ws, lo).round() as i64, self.scalar(ws, hi).round() as i64);
+                for k in lo..=hi {
+                    ws.vars[var] = k;
+                    self.node(ws, body, env);
+                    self.reverse(ws, body, bar, env, dq);
+                }
+            }
+        }
     }
 
     /// The normalised Taylor coefficients `c_0..c_K` of the formula (which must not read `u`)
@@ -669,15 +856,20 @@ impl Formula {
 
     /// An integer index expression's value.
     fn scalar(&self, ws: &Workspace, i: usize) -> f64 {
+        self.scalar_vars(&ws.vars, i)
+    }
+
+    fn scalar_vars(&self, vars: &[i64], i: usize) -> f64 {
+        let s = |j| self.scalar_vars(vars, j);
         match self.nodes[i] {
             Node::Const(v) => v,
             Node::Dim => self.scope.dim as f64,
-            Node::Var(v) => ws.vars[v] as f64,
-            Node::Neg(a) => -self.scalar(ws, a),
-            Node::Add(a, b) => self.scalar(ws, a) + self.scalar(ws, b),
-            Node::Sub(a, b) => self.scalar(ws, a) - self.scalar(ws, b),
-            Node::Mul(a, b) => self.scalar(ws, a) * self.scalar(ws, b),
-            Node::Div(a, b) => self.scalar(ws, a) / self.scalar(ws, b),
+            Node::Var(v) => vars[v] as f64,
+            Node::Neg(a) => -s(a),
+            Node::Add(a, b) => s(a) + s(b),
+            Node::Sub(a, b) => s(a) - s(b),
+            Node::Mul(a, b) => s(a) * s(b),
+            Node::Div(a, b) => s(a) / s(b),
             _ => f64::NAN,
         }
     }
@@ -706,6 +898,19 @@ impl Formula {
                 }
                 return;
             }
+            Node::PartialVar(p) => {
+                let mut key = std::mem::take(&mut ws.key);
+                let k = self
+                    .resolve(p, &ws.vars, &mut key)
+                    .and_then(|_| self.partial_map.get(key.as_slice()).copied());
+                ws.key = key;
+                let out = &mut ws.series[start..start + n];
+                match k {
+                    Some(k) => env.quantity(k + 1, out),
+                    None => out.fill(f64::NAN),
+                }
+                return;
+            }
             Node::Coord(e) => {
                 let c = self.scalar(ws, e).round() as i64;
                 let out = &mut ws.series[start..start + n];
@@ -730,6 +935,7 @@ impl Formula {
             Node::Var(v) => constant(out, ws.vars[v] as f64),
             Node::Time => env.coord(self.scope.dim, out),
             Node::Quantity(k) => env.quantity(k, out),
+            Node::PartialVar(_) => unreachable!("handled above"),
             Node::Neg(a) => out.iter_mut().zip(child(a)).for_each(|(o, v)| *o = -v),
             Node::Add(a, b) => (0..n).for_each(|k| out[k] = child(a)[k] + child(b)[k]),
             Node::Sub(a, b) => (0..n).for_each(|k| out[k] = child(a)[k] - child(b)[k]),
@@ -755,6 +961,8 @@ pub struct Workspace {
     series: Vec<f64>,
     vars: Vec<i64>,
     bad_index: Option<i64>,
+    /// Scratch for resolving a partial's index.
+    key: Vec<usize>,
 }
 
 impl Workspace {
