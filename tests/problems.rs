@@ -31,7 +31,7 @@ fn partial(net: &Mlp<f64>, ansatz: Ansatz, x: &[f64], index: &[usize]) -> f64 {
     match ansatz {
         Ansatz::UnitBall => mixed_partial_ball(net, x, index),
         Ansatz::Identity => mixed_partial(net, x, index),
-        Ansatz::Time => unreachable!("the time ansatz is tested in tests/highorder.rs"),
+        Ansatz::Time | Ansatz::TimeSquared => unreachable!("the time ansätze are tested in tests/highorder.rs"),
     }
 }
 

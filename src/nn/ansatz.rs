@@ -13,6 +13,8 @@ use std::collections::HashMap;
 pub const UNIT_BALL: &str = "1 - |x|^2";
 /// The metadata value for the time-factor ansatz (`u = t·N`, `t` the last input coordinate).
 pub const TIME: &str = "t";
+/// The metadata value for the squared time factor (`u = t²·N`).
+pub const TIME_SQUARED: &str = "t^2";
 
 /// What multiplies the network output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +26,9 @@ pub enum Ansatz {
     /// `u = t·N` with `t` the last input coordinate: zero at `t = 0` (initial data go in an
     /// offset added to `u`).
     Time,
+    /// `u = t²·N`: zero with zero time derivative at `t = 0` (a second-order-in-time problem at
+    /// rest initially, e.g. the wave equation).
+    TimeSquared,
 }
 
 impl Ansatz {
@@ -33,8 +38,9 @@ impl Ansatz {
             None => Ok(Ansatz::Identity),
             Some(UNIT_BALL) => Ok(Ansatz::UnitBall),
             Some(TIME) => Ok(Ansatz::Time),
+            Some(TIME_SQUARED) => Ok(Ansatz::TimeSquared),
             Some(other) => Err(format!(
-                "unknown ansatz '{other}' in the checkpoint metadata (known: '{UNIT_BALL}', '{TIME}')"
+                "unknown ansatz '{other}' in the checkpoint metadata (known: '{UNIT_BALL}', '{TIME}', '{TIME_SQUARED}')"
             )),
         }
     }
@@ -46,16 +52,22 @@ impl Ansatz {
         let mut psi = vec![0.0; order + 1];
         match self {
             Ansatz::Identity => psi[0] = 1.0,
-            Ansatz::Time => {
+            Ansatz::Time | Ansatz::TimeSquared => {
                 let d = input.dim();
                 let p = row / input.dirs();
-                psi[0] = input.primal()[p * d + d - 1].as_f64();
+                let mut t = vec![0.0; order + 1];
+                t[0] = input.primal()[p * d + d - 1].as_f64();
                 for k in 1..=order {
                     input.for_each_entry(k, row, |c, a| {
                         if c == d - 1 {
-                            psi[k] += a.as_f64();
+                            t[k] += a.as_f64();
                         }
                     });
+                }
+                if *self == Ansatz::Time {
+                    psi = t;
+                } else {
+                    rules::mul_forward(&t, &t, &mut psi);
                 }
             }
             Ansatz::UnitBall => {
@@ -101,6 +113,7 @@ impl Ansatz {
             Ansatz::Identity => None,
             Ansatz::UnitBall => Some(UNIT_BALL),
             Ansatz::Time => Some(TIME),
+            Ansatz::TimeSquared => Some(TIME_SQUARED),
         }
     }
 
@@ -110,6 +123,7 @@ impl Ansatz {
             Ansatz::Identity => 1.0,
             Ansatz::UnitBall => 1.0 - x.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>(),
             Ansatz::Time => x.last().map_or(1.0, |t| t.as_f64()),
+            Ansatz::TimeSquared => x.last().map_or(1.0, |t| t.as_f64() * t.as_f64()),
         }
     }
 

@@ -4,7 +4,9 @@
 //! name = "my-allen-cahn"          # run name (default "custom")
 //! dim = 10                        # default dimension (--dim overrides)
 //! domain = "ball"                 # ball | cube | ball-time (x in the ball, t in [0, horizon))
+//!                                 # | gaussian-time (x ~ N(0, I), t in [0, horizon))
 //! ansatz = "ball"                 # none | ball (u = (1 − |x|²)·N) | initial (u = initial + t·N)
+//!                                 # | initial-at-rest (u = initial + t²·N)
 //! exact = "sum(i, 0, d-1, sin(x[i]))*(1 - sum(i, 0, d-1, x[i]^2))"
 //!
 //! [[residual]]
@@ -16,7 +18,11 @@
 //! [boundary]                      # optional penalty u = exact (or `target`) on the boundary
 //! points = 100
 //! weight = 20
+//!
+//! # [terminal]                    # time domains: penalty u(x, T) = target (x as the domain samples)
+//! # target = "..."
 //! ```
+//! In operators and formulas the time coordinate is `t` (`d[t]`, `d[0,t]`), or its index `d`.
 //! Everything is checked when the run starts: a malformed formula or operator names the field,
 //! the position and the problem.
 
@@ -57,6 +63,9 @@ pub struct PdeSpec {
     /// A boundary penalty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boundary: Option<BoundarySpec>,
+    /// A terminal penalty at `t = T` (time domains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminal: Option<BoundarySpec>,
 }
 
 fn default_name() -> String {
@@ -106,7 +115,7 @@ impl PdeSpec {
 
     /// Whether the input carries a time coordinate.
     pub fn time(&self) -> bool {
-        self.domain == "ball-time"
+        self.domain.ends_with("-time")
     }
 
     /// Builds the problem at dimension `dim` with `batch` interior points per step, checking
@@ -121,17 +130,22 @@ impl PdeSpec {
             return Err(format!("horizon {horizon} must be a positive number"));
         }
         let (interior, boundary_domain) = match self.domain.as_str() {
-            "ball" => (Domain::Ball(sampler), Domain::Sphere),
-            "cube" => (Domain::Cube, Domain::CubeBoundary),
+            "ball" => (Domain::Ball(sampler), Some(Domain::Sphere)),
+            "cube" => (Domain::Cube, Some(Domain::CubeBoundary)),
             "ball-time" => (
                 Domain::BallTime { kind: sampler, horizon },
-                Domain::SphereTime { horizon },
+                Some(Domain::SphereTime { horizon }),
             ),
+            "gaussian-time" => (Domain::GaussianTime { horizon }, None),
             other => {
                 return Err(format!(
-                    "domain '{other}' is unknown (expected ball, cube or ball-time)"
+                    "domain '{other}' is unknown (expected ball, cube, ball-time or gaussian-time)"
                 ));
             }
+        };
+        let terminal_domain = match interior {
+            Domain::BallTime { kind, .. } => Domain::BallTerminal { kind, horizon },
+            _ => Domain::GaussianTerminal { horizon },
         };
         let data = Scope {
             dim,
@@ -152,7 +166,8 @@ impl PdeSpec {
         let mut residuals = Vec::new();
         for (i, r) in self.residual.iter().enumerate() {
             let field = |f: &str| format!("residual[{i}].{f}");
-            let operator: Operator = parse(&r.operator).map_err(|e| format!("{}: {e}", field("operator")))?;
+            let text = with_time_index(&r.operator, dim);
+            let operator: Operator = parse(&text).map_err(|e| format!("{}: {e}", field("operator")))?;
             operator
                 .validate(din)
                 .map_err(|e| format!("{}: {e}", field("operator")))?;
@@ -183,20 +198,33 @@ impl PdeSpec {
         let (ansatz, offset) = match self.ansatz.as_deref().unwrap_or("none") {
             "none" => (Ansatz::Identity, None),
             "ball" => (Ansatz::UnitBall, None),
-            "initial" => {
+            kind @ ("initial" | "initial-at-rest") => {
                 if !time {
-                    return Err("ansatz 'initial' needs the ball-time domain".into());
+                    return Err(format!(
+                        "ansatz '{kind}' needs a time domain (ball-time, gaussian-time)"
+                    ));
                 }
                 let Some(text) = self.initial.as_deref() else {
-                    return Err("ansatz 'initial' needs the initial condition: initial = \"...\"".into());
+                    return Err(format!(
+                        "ansatz '{kind}' needs the initial condition: initial = \"...\""
+                    ));
                 };
                 let f = formula(text, data, "initial")?;
                 if f.uses_time() {
                     return Err("initial: the initial condition must not depend on t".into());
                 }
-                (Ansatz::Time, Some(f))
+                let psi = if kind == "initial" {
+                    Ansatz::Time
+                } else {
+                    Ansatz::TimeSquared
+                };
+                (psi, Some(f))
             }
-            other => return Err(format!("ansatz '{other}' is unknown (expected none, ball or initial)")),
+            other => {
+                return Err(format!(
+                    "ansatz '{other}' is unknown (expected none, ball, initial or initial-at-rest)"
+                ));
+            }
         };
         if self.initial.is_some() && offset.is_none() {
             return Err("initial is given but the ansatz is not 'initial'".into());
@@ -209,6 +237,9 @@ impl PdeSpec {
             term: Term::Formula { residuals },
         }];
         if let Some(b) = &self.boundary {
+            let Some(boundary_domain) = boundary_domain else {
+                return Err(format!("the {} domain has no boundary; use [terminal]", self.domain));
+            };
             let target = match (&b.target, &exact) {
                 (Some(t), _) => formula(t, data, "boundary.target")?,
                 (None, Some(e)) => e.clone(),
@@ -222,6 +253,31 @@ impl PdeSpec {
             conditions.push(Condition {
                 name: "boundary",
                 domain: boundary_domain,
+                points,
+                weight,
+                term: Term::Target {
+                    target: Arc::new(FormulaValue(target)),
+                    gradient_weight: 0.0,
+                },
+            });
+        }
+        if let Some(b) = &self.terminal {
+            if !time {
+                return Err("[terminal] needs a time domain (ball-time, gaussian-time)".into());
+            }
+            let target = match (&b.target, &exact) {
+                (Some(t), _) => formula(t, data, "terminal.target")?,
+                (None, Some(e)) => e.clone(),
+                (None, None) => return Err("terminal: give a target or an exact solution".into()),
+            };
+            let points = b.points.unwrap_or(100);
+            let weight = b.weight.unwrap_or(20.0);
+            if points == 0 || !(weight.is_finite() && weight >= 0.0) {
+                return Err("terminal: points must be positive and weight a non-negative number".into());
+            }
+            conditions.push(Condition {
+                name: "terminal",
+                domain: terminal_domain,
                 points,
                 weight,
                 term: Term::Target {
@@ -249,5 +305,40 @@ impl PdeSpec {
             conditions,
             evaluation,
         })
+    }
+}
+
+/// The operator text with `t` inside `d[...]` replaced by the time's index `d`.
+fn with_time_index(text: &str, d: usize) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside = false;
+    let b = text.as_bytes();
+    for (i, c) in text.char_indices() {
+        match c {
+            '[' => inside = i > 0 && b[i - 1] == b'd',
+            ']' => inside = false,
+            't' if inside => {
+                let alone = |j: Option<&u8>| j.is_none_or(|c| !c.is_ascii_alphanumeric());
+                if alone(i.checked_sub(1).and_then(|j| b.get(j))) && alone(b.get(i + 1)) {
+                    out += &d.to_string();
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn time_in_operator_indices_becomes_its_coordinate() {
+        assert_eq!(
+            super::with_time_index("d[t] + laplacian - d[0,t, t]", 7),
+            "d[7] + laplacian - d[0,7, 7]"
+        );
+        assert_eq!(super::with_time_index("2*d[1,2]", 3), "2*d[1,2]");
     }
 }

@@ -7,6 +7,7 @@
 //! [`EquationEntry`] to [`EQUATIONS`].
 
 pub mod ball;
+pub mod catalogue;
 pub mod custom;
 pub mod formula;
 pub mod highorder;
@@ -68,6 +69,8 @@ pub struct EquationEntry {
     pub gradient_term: bool,
     /// Largest dimension the equation is defined for.
     pub max_dim: usize,
+    /// Dimension `stde train --equation NAME` uses unless told otherwise.
+    pub default_dim: usize,
     /// Whether the input carries a time coordinate (last).
     pub time: bool,
     /// Whether the problem has a terminal condition (parabolic: horizon and terminal loss apply).
@@ -86,6 +89,7 @@ macro_rules! ball_entry {
             name: $name,
             min_dim: $min_dim,
             max_dim: usize::MAX,
+            default_dim: 1000,
             gradient_term: $gradient,
             time: false,
             terminal: false,
@@ -107,6 +111,7 @@ macro_rules! parabolic_entry {
             name: $name,
             min_dim: 1,
             max_dim: usize::MAX,
+            default_dim: 100,
             gradient_term: false,
             time: true,
             terminal: true,
@@ -133,6 +138,7 @@ macro_rules! high_order_entry {
             name: $name,
             min_dim: $dim,
             max_dim: $dim,
+            default_dim: $dim,
             gradient_term: false,
             time: true,
             terminal: false,
@@ -149,8 +155,25 @@ macro_rules! high_order_entry {
     };
 }
 
+macro_rules! catalogue_entry {
+    ($name:literal, $min_dim:expr, $time:expr, $summary:literal) => {
+        EquationEntry {
+            name: $name,
+            min_dim: $min_dim,
+            max_dim: usize::MAX,
+            default_dim: 100,
+            gradient_term: false,
+            time: $time,
+            terminal: false,
+            boundary: true,
+            build: |s| catalogue::problem($name, s.dim, s.batch, s.sampler, s.boundary_batch, s.boundary_weight),
+            summary: $summary,
+        }
+    };
+}
+
 /// Every equation `stde train --equation` accepts.
-pub const EQUATIONS: [EquationEntry; 16] = [
+pub const EQUATIONS: [EquationEntry; 21] = [
     ball_entry!(
         "poisson-two-body",
         2,
@@ -203,6 +226,7 @@ pub const EQUATIONS: [EquationEntry; 16] = [
         name: "poisson-cube",
         min_dim: 1,
         max_dim: usize::MAX,
+        default_dim: 1000,
         gradient_term: false,
         time: false,
         terminal: false,
@@ -239,6 +263,36 @@ pub const EQUATIONS: [EquationEntry; 16] = [
         "gkdv-1d-soliton",
         1,
         "u_t + u u_x + 0.0025 u_xxx = 0 with gPINN terms, u* = 3 sech²(10(x − t)) (§8.2)"
+    ),
+    catalogue_entry!(
+        "hjb-lin",
+        1,
+        true,
+        "u_t + Δu − (1/d)Σ|∂_i u|^1.75 = −2, u(x, 1) = Σx_i, u* = Σx_i + 1 − t; x ~ N(0, I) (§9.1)"
+    ),
+    catalogue_entry!(
+        "hjb-lqg",
+        1,
+        true,
+        "u_t + Δu − ‖∇u‖² = 0, u(x, 1) = ln((1 + ‖x‖²)/2), u* by Cole–Hopf quadrature; x ~ N(0, I) (§9.2)"
+    ),
+    catalogue_entry!(
+        "black-scholes-barenblatt",
+        1,
+        true,
+        "u_t + 0.08Σx_i²u_ii − 0.05(u − x·∇u) = 0, u* = e^{0.21(1 − t)}‖x‖²; x ~ N(0, I) (§9.3)"
+    ),
+    catalogue_entry!(
+        "wave",
+        1,
+        true,
+        "u_tt − Δu = 0 in the unit ball × [0, 1), u = Σ sinh x_i + t²N, u* = cosh t Σ sinh x_i (§9.4)"
+    ),
+    catalogue_entry!(
+        "poisson-houman",
+        2,
+        false,
+        "Δu = Δu* in the unit ball, u* = (1 − ‖x‖²)Σ a_i sin(x_i + 3cos x_{i+1} + x_{i+1}cos x_i) (§9.6)"
     ),
 ];
 

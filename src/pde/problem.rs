@@ -37,9 +37,26 @@ pub enum Domain {
     CubeBoundary,
     /// The unit sphere in `R^d` (`±1` in one dimension): the ball's boundary.
     Sphere,
+    /// `(x, t)`: `x ~ N(0, I_d)`, `t ~ U[0, T)` (the reference code's Gaussian sampler, spec §9).
+    GaussianTime {
+        /// The horizon `T`.
+        horizon: f64,
+    },
+    /// `(x, T)`: `x ~ N(0, I_d)` at the horizon (terminal points of the Gaussian sampler).
+    GaussianTerminal {
+        /// The horizon `T`.
+        horizon: f64,
+    },
     /// `(x, t)`: `x` in the unit ball (the given radial law; `U(−1, 1)` in one dimension),
     /// `t ~ U[0, T)` (spec §8).
     BallTime {
+        /// Radial law.
+        kind: SamplerKind,
+        /// The horizon `T`.
+        horizon: f64,
+    },
+    /// `(x, T)`: `x` in the unit ball at the horizon (terminal points).
+    BallTerminal {
         /// Radial law.
         kind: SamplerKind,
         /// The horizon `T`.
@@ -72,12 +89,32 @@ impl Domain {
                     }
                 });
             }
-            Domain::BallTime { kind, horizon } => {
+            Domain::BallTime { kind, horizon } | Domain::BallTerminal { kind, horizon } => {
                 let ball = BallSampler { kind, dim: d };
+                let terminal = matches!(self, Domain::BallTerminal { .. });
                 out.par_chunks_mut(d + 1).enumerate().for_each(|(p, x)| {
                     let mut rng = stream(seed, batch, (first + p) as u64);
                     ball.point(&mut rng, &mut x[..d]);
-                    x[d] = T::c(rng.random::<f64>() * horizon);
+                    x[d] = T::c(if terminal {
+                        horizon
+                    } else {
+                        rng.random::<f64>() * horizon
+                    });
+                });
+            }
+            Domain::GaussianTime { horizon } | Domain::GaussianTerminal { horizon } => {
+                let terminal = matches!(self, Domain::GaussianTerminal { .. });
+                out.par_chunks_mut(d + 1).enumerate().for_each(|(p, x)| {
+                    let mut rng = stream(seed, batch, (first + p) as u64);
+                    for v in x[..d].iter_mut() {
+                        let g: f64 = StandardNormal.sample(&mut rng);
+                        *v = T::c(g);
+                    }
+                    x[d] = T::c(if terminal {
+                        horizon
+                    } else {
+                        rng.random::<f64>() * horizon
+                    });
                 });
             }
             Domain::Sphere => {
@@ -120,7 +157,10 @@ impl Domain {
             Domain::ParabolicInterior { .. }
                 | Domain::ParabolicTerminal { .. }
                 | Domain::BallTime { .. }
+                | Domain::BallTerminal { .. }
                 | Domain::SphereTime { .. }
+                | Domain::GaussianTime { .. }
+                | Domain::GaussianTerminal { .. }
         )
     }
 }

@@ -130,17 +130,18 @@ impl TrainConfig {
             equation: equation.to_string(),
             ..TrainConfig::default()
         };
+        if let Some(e) = lookup(equation) {
+            c.dim = e.default_dim;
+        }
         match lookup(equation) {
             Some(e) if e.terminal => {
                 c.width = 1024;
                 c.rand_batch = 10;
                 c.eval_every = 100;
                 c.schedule = "exponential-per-run".into();
-                c.dim = 100;
             }
             // high-order low-dimensional problems (spec §8.2): exact operators, 20 000 test points
             Some(e) if e.max_dim < 8 => {
-                c.dim = e.max_dim;
                 c.method = "exact".into();
                 c.eval_every = 1000;
                 c.test_points = 20_000;

@@ -223,9 +223,17 @@ pub fn estimators(cfg: &TrainConfig, problem: &Problem) -> Result<Vec<Vec<Estima
                         problem.name
                     ));
                 }
+                // a residual without a family (only explicit terms) is always evaluated exactly
                 residuals
                     .iter()
-                    .map(|r| build(&r.operator, &format!("residual {}", r.name)))
+                    .map(|r| {
+                        if r.operator.families.is_empty() {
+                            Estimator::new(&r.operator, problem.input_dim(), EstimatorKind::Exact, 1)
+                                .map_err(|e| format!("residual {} of {}: {e}", r.name, problem.name))
+                        } else {
+                            build(&r.operator, &format!("residual {}", r.name))
+                        }
+                    })
                     .collect()
             }
             Term::Target { .. } => Ok(Vec::new()),
