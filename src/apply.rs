@@ -6,11 +6,14 @@ use crate::io::points::{PointsError, read_points};
 use crate::nn::checkpoint::{self, CheckpointError};
 use crate::nn::{Ansatz, Mlp, Tape};
 use crate::operator::{
-    DenseDistribution, Estimator, EstimatorKind, EvalError, Family, OperatorError, Sampling, evaluate_plan_with, parse,
+    DenseDistribution, Estimator, EstimatorKind, EvalError, Family, MultiPlan, OperatorError, PlanPass, Sampling,
+    evaluate_plan_with, parse,
 };
+use crate::pde::formula::{Formula, Scope};
 use crate::real::Real;
 use rand::{SeedableRng, rngs::StdRng};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Points evaluated per batch (bounds memory for large inputs).
 const CHUNK: usize = 256;
@@ -88,6 +91,7 @@ pub fn estimator_kind(
 fn run_with<T: Real>(
     net: &Mlp<T>,
     ansatz: Ansatz,
+    offset: Option<&Arc<Formula>>,
     cfg: &ApplyConfig,
     x: &[f64],
     n: usize,
@@ -98,6 +102,21 @@ fn run_with<T: Real>(
     let kind = estimator_kind(&cfg.estimator, &cfg.sampling, &cfg.probes, biharmonic)?;
     let mut est = Estimator::new(&op, d, kind, cfg.rand_batch)?;
     let plan = est.draw(&mut StdRng::seed_from_u64(cfg.seed))?;
+    if let (Some(phi), false) = (offset, plan.probes.is_empty()) {
+        // u = φ + ψ·N: the plan pass adds φ's jets along every probe curve
+        let multi = MultiPlan::new(vec![plan]);
+        let mut pass = PlanPass::<T>::default();
+        pass.set_offset(Some(phi.clone()));
+        let (mut u, mut lu) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for chunk in x.chunks(CHUNK * d) {
+            let pts: Vec<T> = chunk.iter().map(|v| T::c(*v)).collect();
+            let m = pts.len() / d;
+            pass.forward(net, ansatz, &multi, pts, None).map_err(ApplyError::from)?;
+            u.extend((0..m).map(|p| pass.u(p)));
+            lu.extend((0..m).map(|p| pass.value(p, 0)));
+        }
+        return Ok((u, lu));
+    }
     let mut tape = Tape::default();
     let (mut u, mut lu) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for chunk in x.chunks(CHUNK * d) {
@@ -120,12 +139,24 @@ pub fn apply(cfg: &ApplyConfig) -> Result<(Vec<f64>, Vec<f64>), ApplyError> {
             cfg.points.display()
         )));
     }
-    if let (Some(phi), false) = (ck.metadata.get("offset"), cfg.ignore_ansatz) {
-        return Err(ApplyError::Invalid(format!(
-            "{}: this network's u includes the offset '{phi}' (initial data), which stde apply does not evaluate yet; --ignore-ansatz gives the raw network",
-            cfg.checkpoint.display()
-        )));
-    }
+    // u = φ + ψ·N with the initial data φ recorded as a formula in x and t (time last)
+    let offset = match (ck.metadata.get("offset"), cfg.ignore_ansatz) {
+        (Some(text), false) => {
+            let scope = Scope {
+                dim: want.saturating_sub(1),
+                time: true,
+                solution: false,
+            };
+            let f = Formula::parse(text, scope).map_err(|e| {
+                ApplyError::Invalid(format!(
+                    "{}: offset '{text}' in the metadata: {e}",
+                    cfg.checkpoint.display()
+                ))
+            })?;
+            Some(Arc::new(f))
+        }
+        _ => None,
+    };
     let ansatz = if cfg.ignore_ansatz {
         Ansatz::Identity
     } else {
@@ -133,8 +164,8 @@ pub fn apply(cfg: &ApplyConfig) -> Result<(Vec<f64>, Vec<f64>), ApplyError> {
             .map_err(|e| ApplyError::Invalid(format!("{}: {e}", cfg.checkpoint.display())))?
     };
     if cfg.f32 {
-        run_with(&ck.net.cast::<f32>(), ansatz, cfg, &x, n)
+        run_with(&ck.net.cast::<f32>(), ansatz, offset.as_ref(), cfg, &x, n)
     } else {
-        run_with(&ck.net, ansatz, cfg, &x, n)
+        run_with(&ck.net, ansatz, offset.as_ref(), cfg, &x, n)
     }
 }

@@ -110,3 +110,45 @@ fn pde_file_errors_name_the_field_and_the_problem() {
             .contains("colour")
     );
 }
+
+#[test]
+fn the_shipped_example_files_are_consistent() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/pde");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let s = spec(&std::fs::read_to_string(&path).unwrap());
+        let d = s.dim.unwrap();
+        let p = s.problem(d, 4, SamplerKind::RadiusUniform).unwrap();
+        let din = p.input_dim();
+        let exact = stde::pde::formula::Formula::parse(
+            s.exact.as_deref().unwrap(),
+            stde::pde::formula::Scope {
+                dim: d,
+                time: p.time,
+                solution: false,
+            },
+        )
+        .unwrap();
+        // the exact solution satisfies every residual (given sources: against the engine's own)
+        let x: Vec<f64> = (0..din).map(|i| 0.1 + 0.07 * i as f64).collect();
+        for r in residuals(&p) {
+            let lhs = derived_source(r, &exact, din, &x).unwrap()[0];
+            let f = r
+                .source
+                .as_ref()
+                .map_or(lhs, |f| f.eval(&mut f.workspace(0), &x, f64::NAN, &[]));
+            assert!((lhs - f).abs() < 1e-10, "{}: {lhs} vs {f}", path.display());
+        }
+        // the offset is the exact solution at t = 0
+        if let Some(phi) = &p.offset {
+            let mut x0 = x.clone();
+            *x0.last_mut().unwrap() = 0.0;
+            let a = phi.eval(&mut phi.workspace(0), &x0, f64::NAN, &[]);
+            let b = exact.eval(&mut exact.workspace(0), &x0, f64::NAN, &[]);
+            assert!((a - b).abs() < 1e-12, "{}", path.display());
+        }
+        seen += 1;
+    }
+    assert!(seen >= 2);
+}
