@@ -218,3 +218,16 @@ fn exact_estimator_and_bad_batches() {
         .is_err()
     );
 }
+
+#[test]
+fn importance_sampling_refuses_all_zero_coefficients() {
+    use stde::operator::{Estimator, EstimatorKind, Sampling, parse};
+    let op = parse("0*laplacian").unwrap();
+    let e = Estimator::new(&op, 3, EstimatorKind::Sparse(Sampling::Importance), 1).unwrap_err();
+    assert!(e.to_string().contains("not all zero"), "{e}");
+    let op = parse("0*d[0] + 0*d[1]").unwrap();
+    let e = Estimator::new(&op, 3, EstimatorKind::Sparse(Sampling::Importance), 1).unwrap_err();
+    assert!(e.to_string().contains("no term"), "{e}");
+    let ok = parse("0*d[0] + 2*d[1]").unwrap();
+    assert!(Estimator::new(&ok, 3, EstimatorKind::Sparse(Sampling::Importance), 1).is_ok());
+}

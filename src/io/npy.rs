@@ -41,13 +41,14 @@ pub fn parse(bytes: &[u8]) -> Result<Array2, NpyError> {
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return bad("not a .npy file (missing magic bytes)");
     }
-    let (hlen, hstart) = match bytes[6] {
+    let (hlen, hstart): (usize, usize) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
         2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize, 12),
         v => return Err(NpyError::Format(format!("unsupported .npy version {v}"))),
     };
-    let Some(header) = bytes
-        .get(hstart..hstart + hlen)
+    let Some(header) = hstart
+        .checked_add(hlen)
+        .and_then(|end| bytes.get(hstart..end))
         .and_then(|h| std::str::from_utf8(h).ok())
     else {
         return bad("truncated .npy header");
@@ -84,11 +85,14 @@ pub fn parse(bytes: &[u8]) -> Result<Array2, NpyError> {
         }
     };
     let body = &bytes[hstart + hlen..];
-    if body.len() != rows * cols * width {
+    // the shape comes from the file: its byte count must not overflow before it is compared
+    let Some(need) = rows.checked_mul(cols).and_then(|n| n.checked_mul(width)) else {
+        return Err(NpyError::Format(format!("shape {shape_s} is too large")));
+    };
+    if body.len() != need {
         return Err(NpyError::Format(format!(
-            "data holds {} bytes, shape {shape_s} needs {}",
-            body.len(),
-            rows * cols * width
+            "data holds {} bytes, shape {shape_s} needs {need}",
+            body.len()
         )));
     }
     let data = if width == 8 {
@@ -135,5 +139,20 @@ mod tests {
         let mut bytes = encode(3, 2, &[0.0; 6]);
         bytes.pop();
         assert!(parse(&bytes).is_err());
+    }
+
+    #[test]
+    fn an_overflowing_shape_is_refused_before_any_allocation() {
+        // 2^62 · 4 · 8 bytes wraps to 0 in usize arithmetic: the empty body must not match it
+        let mut header = "{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904, 4), }".to_string();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend((header.len() as u16).to_le_bytes());
+        bytes.extend(header.as_bytes());
+        let e = parse(&bytes).unwrap_err().to_string();
+        assert!(e.contains("too large"), "{e}");
     }
 }

@@ -37,10 +37,21 @@ pub fn read_points(path: &Path) -> Result<(usize, usize, Vec<f64>), PointsError>
             path: name.clone(),
             message: e.to_string(),
         })?;
-        if a.rows == 0 {
+        if a.rows == 0 || a.cols == 0 {
             return Err(PointsError::Format {
                 path: name,
-                message: "the array has no points".into(),
+                message: "the array has no points (or no coordinates)".into(),
+            });
+        }
+        if let Some(i) = a.data.iter().position(|v| !v.is_finite()) {
+            return Err(PointsError::Format {
+                path: name,
+                message: format!(
+                    "point {}, coordinate {}: {} is not finite",
+                    i / a.cols,
+                    i % a.cols,
+                    a.data[i]
+                ),
             });
         }
         return Ok((a.rows, a.cols, a.data));

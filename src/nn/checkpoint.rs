@@ -144,7 +144,13 @@ pub fn save<T: Real>(
         source,
     };
     let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, bytes).map_err(io)?;
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        f.write_all(&bytes).map_err(io)?;
+        // on disk before the rename makes it visible: a crash leaves the old or the new file
+        f.sync_all().map_err(io)?;
+    }
     std::fs::rename(&tmp, path).map_err(io)
 }
 
@@ -205,6 +211,27 @@ pub fn from_bytes<T: Real>(path: &Path, bytes: &[u8]) -> Result<Checkpoint<T>, C
             "no tensor 'layers.0.weight': not a stde network checkpoint",
         ));
     }
+    // every layers.* tensor must belong to the consecutive layers read above: a gap would
+    // otherwise load a truncated network
+    for name in st.names() {
+        let Some(rest) = name.strip_prefix("layers.") else {
+            continue;
+        };
+        let (index, field) = rest.split_once('.').unwrap_or((rest, ""));
+        match index.parse::<usize>() {
+            Ok(l) if l < weights.len() && (field == "weight" || field == "bias") => {}
+            Ok(l) if l >= weights.len() => {
+                return Err(format_err(
+                    path,
+                    format!(
+                        "tensor '{name}' exists but layer {} is missing (layers must be consecutive)",
+                        weights.len()
+                    ),
+                ));
+            }
+            _ => return Err(format_err(path, format!("unexpected tensor '{name}'"))),
+        }
+    }
     let shared = if st.names().contains(&"shared.weight") {
         let (_, w) = get("shared.weight")?;
         let (_, b) = get("shared.bias")?;
@@ -256,4 +283,35 @@ pub fn from_bytes<T: Real>(path: &Path, bytes: &[u8]) -> Result<Checkpoint<T>, C
         }
     }
     Ok(Checkpoint { net, metadata, extra })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::Activation;
+
+    #[test]
+    fn a_missing_middle_layer_is_an_error_not_a_truncated_network() {
+        let arch = Architecture {
+            input_dim: 3,
+            hidden: vec![4, 4],
+            output_dim: 1,
+            activation: Activation::Tanh,
+            block_size: None,
+        };
+        let net = Mlp::<f64>::new(arch, 1).unwrap();
+        let full = to_bytes(&net, &HashMap::new(), &BTreeMap::new());
+        let st = SafeTensors::deserialize(&full).unwrap();
+        let keep: Vec<(String, TensorView)> = st
+            .tensors()
+            .into_iter()
+            .filter(|(n, _)| !n.starts_with("layers.1."))
+            .collect();
+        let gap = safetensors::serialize(keep, None).unwrap();
+        let e = from_bytes::<f64>(Path::new("gap.safetensors"), &gap)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("layer 1 is missing"), "{e}");
+        assert!(from_bytes::<f64>(Path::new("full.safetensors"), &full).is_ok());
+    }
 }

@@ -130,6 +130,19 @@ impl Estimator {
                 if est.pool_size() == 0 {
                     return Err(OperatorError::Invalid("the operator has no term to sample".into()));
                 }
+                // probabilities ∝ |c|: they need a finite, non-zero total
+                let total: f64 = match &est.pool {
+                    Pool::Families(fs) => fs
+                        .iter()
+                        .map(|f| family_coeff(f).abs() * family_size(f, est.family_dim) as f64)
+                        .sum(),
+                    Pool::Terms(ts) => ts.iter().map(|t| t.coeff.abs()).sum(),
+                };
+                if !(total.is_finite() && total > 0.0) {
+                    return Err(OperatorError::Invalid(format!(
+                        "importance sampling needs finite coefficients that are not all zero (their total |c| is {total})"
+                    )));
+                }
             }
             EstimatorKind::Dense(dist) => est.prepare_dense(dist)?,
             EstimatorKind::Exact => {}

@@ -172,6 +172,17 @@ impl Operator {
         self
     }
 
+    /// Whether every coefficient (of families and terms) is finite.
+    pub fn coefficients_finite(&self) -> bool {
+        let fam = self.families.iter().all(|f| match f {
+            Family::Diagonal { coeff, .. } | Family::Biharmonic { coeff } => coeff.is_finite(),
+            Family::Directional { coeff, directions, .. } => {
+                coeff.is_finite() && directions.iter().flatten().all(|v| v.is_finite())
+            }
+        });
+        fam && self.terms.iter().all(|t| t.coeff.is_finite())
+    }
+
     /// Highest derivative order of any term.
     pub fn order(&self) -> usize {
         let f = self.families.iter().map(|f| match f {

@@ -69,6 +69,13 @@ fn lex(s: &str) -> Result<Vec<(usize, String, Tok)>, ParseError> {
                     token: text.into(),
                     message: "not a number".into(),
                 })?;
+                if !v.is_finite() {
+                    return Err(ParseError {
+                        position: start,
+                        token: text.into(),
+                        message: "not a finite number".into(),
+                    });
+                }
                 Tok::Num(v)
             }
             c if c.is_ascii_alphabetic() => {
@@ -117,19 +124,36 @@ impl Parser {
         t
     }
 
+    /// `[-]* [number '*']* atom`, scaled: signs and coefficients are collected in a loop (no
+    /// recursion, so a long input cannot exhaust the stack).
     fn term(&mut self) -> Result<Operator, ParseError> {
-        if *self.peek() == Tok::Minus {
-            self.next();
-            return Ok(Operator::default().plus(-1.0, self.term()?));
-        }
-        if let Tok::Num(v) = *self.peek() {
-            self.next();
-            if *self.peek() != Tok::Star {
-                return Err(self.err("expected '*' after a coefficient"));
+        let mut scale = 1.0;
+        loop {
+            match *self.peek() {
+                Tok::Minus => {
+                    self.next();
+                    scale = -scale;
+                }
+                Tok::Num(v) => {
+                    self.next();
+                    if *self.peek() != Tok::Star {
+                        return Err(self.err("expected '*' after a coefficient"));
+                    }
+                    self.next();
+                    scale *= v;
+                }
+                _ => break,
             }
-            self.next();
-            return Ok(Operator::default().plus(v, self.term()?));
         }
+        let atom = self.atom()?;
+        Ok(if scale == 1.0 {
+            atom
+        } else {
+            Operator::default().plus(scale, atom)
+        })
+    }
+
+    fn atom(&mut self) -> Result<Operator, ParseError> {
         let Tok::Ident(name) = self.peek().clone() else {
             return Err(self.err("expected an operator: laplacian, biharmonic, diagK or d[...]"));
         };
@@ -196,8 +220,16 @@ pub fn parse(text: &str) -> Result<Operator, ParseError> {
         _ => {}
     }
     loop {
+        let start = p.toks[p.pos].0;
         let t = p.term()?;
         op = op.plus(sign, t);
+        if !op.coefficients_finite() {
+            return Err(ParseError {
+                position: start,
+                token: p.toks[p.pos.saturating_sub(1)].1.clone(),
+                message: "the coefficient overflows to infinity".into(),
+            });
+        }
         match p.peek() {
             Tok::Plus => sign = 1.0,
             Tok::Minus => sign = -1.0,
@@ -244,6 +276,18 @@ mod tests {
         );
         assert_eq!(parse("d[1,0]").unwrap().terms[0].index, vec![0, 1]);
         assert_eq!(parse("1e-1*d[2]").unwrap().terms[0].coeff, 0.1);
+    }
+
+    #[test]
+    fn long_inputs_and_huge_coefficients_are_handled() {
+        let signs = format!("{}d[0]", "-".repeat(200_000));
+        assert_eq!(parse(&signs).unwrap(), Operator::partial(&[0]));
+        let coeffs = format!("{}d[0]", "1*".repeat(100_000));
+        assert_eq!(parse(&coeffs).unwrap(), Operator::partial(&[0]));
+        let e = parse("1e999*d[0]").unwrap_err();
+        assert!(e.message.contains("finite"), "{e}");
+        let e = parse("1e300*1e300*d[0]").unwrap_err();
+        assert!(e.message.contains("infinity"), "{e}");
     }
 
     #[test]
