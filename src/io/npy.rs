@@ -145,7 +145,7 @@ mod tests {
     fn an_overflowing_shape_is_refused_before_any_allocation() {
         // 2^62 · 4 · 8 bytes wraps to 0 in usize arithmetic: the empty body must not match it
         let mut header = "{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904, 4), }".to_string();
-        while (10 + header.len() + 1) % 64 != 0 {
+        while !(10 + header.len() + 1).is_multiple_of(64) {
             header.push(' ');
         }
         header.push('\n');
