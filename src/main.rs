@@ -161,6 +161,9 @@ struct TrainArgs {
     /// Weight of the terminal gradient-matching term relative to the value term (default 0.05).
     #[arg(long)]
     terminal_gradient_weight: Option<f64>,
+    /// Clip the global gradient norm to this value before each Adam update (default 0: off).
+    #[arg(long)]
+    clip_grad_norm: Option<f64>,
     /// Boundary points per step, problems with a boundary loss (poisson-cube; default 100).
     #[arg(long)]
     boundary_batch: Option<usize>,
@@ -248,7 +251,8 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
         terminal_weight,
         terminal_gradient_weight,
         boundary_batch,
-        boundary_weight
+        boundary_weight,
+        clip_grad_norm
     );
     // a default R larger than a small d means "every coordinate" (R given explicitly is checked)
     if a.rand_batch.is_none() && a.config.is_none() && cfg.dim > 0 && cfg.rand_batch > cfg.dim {

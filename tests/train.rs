@@ -213,3 +213,50 @@ fn resume_continues_with_identical_losses() {
         assert_eq!(full.final_value, resumed.final_value, "{eq}");
     }
 }
+
+/// `grad_norm` is logged per step; with `clip_grad_norm` set below it, the run differs from the
+/// unclipped one from the first step on, and a clip above every logged norm changes nothing.
+#[test]
+fn gradient_norms_are_logged_and_clipping_applies() {
+    let run = |clip: f64| {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = TrainConfig {
+            dim: 8,
+            rand_batch: 4,
+            steps: 6,
+            batch: 8,
+            width: 8,
+            depth: 3,
+            eval_every: 3,
+            test_points: 20,
+            threads: 1,
+            clip_grad_norm: clip,
+            ..TrainConfig::for_equation("allen-cahn-two-body")
+        };
+        let opts = RunOptions {
+            out: tmp.path().to_path_buf(),
+            resume: false,
+            quiet: true,
+            interrupt: Arc::new(AtomicBool::new(false)),
+            stop_after: None,
+        };
+        train(&cfg, &opts).unwrap();
+        let text = std::fs::read_to_string(tmp.path().join("metrics.csv")).unwrap();
+        assert!(text.starts_with("step,loss,lr,rel_l2,rel_l1,elapsed_s,grad_norm\n"));
+        text.lines()
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[1].to_string(), f[6].parse::<f64>().unwrap())
+            })
+            .collect::<Vec<_>>()
+    };
+    let free = run(0.0);
+    assert!(free.iter().all(|(_, g)| g.is_finite() && *g > 0.0));
+    let max = free.iter().map(|(_, g)| *g).fold(0.0, f64::max);
+    assert_eq!(run(2.0 * max), free, "a clip above every norm is a no-op");
+    let min = free.iter().map(|(_, g)| *g).fold(f64::INFINITY, f64::min);
+    let clipped = run(0.1 * min);
+    assert_eq!(clipped[0], free[0], "the first loss comes before any update");
+    assert_ne!(clipped[1].0, free[1].0, "a clipped update changes the next loss");
+}

@@ -70,6 +70,9 @@ pub struct TrainConfig {
     pub boundary_batch: usize,
     /// Weight of the boundary loss.
     pub boundary_weight: f64,
+    /// Clip the global gradient norm to this value before the Adam update (0 = off, the
+    /// reference behaviour).
+    pub clip_grad_norm: f64,
     /// A PDE given by formulas (`--pde FILE` or a `[pde]` table) instead of a registered equation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pde: Option<PdeSpec>,
@@ -117,6 +120,7 @@ impl Default for TrainConfig {
             terminal_gradient_weight: 0.05,
             boundary_batch: 100,
             boundary_weight: 20.0,
+            clip_grad_norm: 0.0,
             pde: None,
         }
     }
@@ -324,6 +328,12 @@ impl TrainConfig {
             return Err(format!(
                 "--boundary-batch and --boundary-weight apply to problems with a boundary loss (poisson-cube, the high-order problems), not to {}",
                 self.equation
+            ));
+        }
+        if !(self.clip_grad_norm.is_finite() && self.clip_grad_norm >= 0.0) {
+            return Err(format!(
+                "--clip-grad-norm {} must be a non-negative number",
+                self.clip_grad_norm
             ));
         }
         if !["f32", "f64"].contains(&self.precision.as_str()) {

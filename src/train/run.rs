@@ -426,6 +426,17 @@ fn save_checkpoint<T: Real>(
     checkpoint::save(&path, net, &meta, &extra).map_err(|e| TrainError::Io(e.to_string()))
 }
 
+/// Writes `bytes` to `path` atomically: a temporary file beside it, synced, then renamed over it
+/// (a crash leaves the old file or the new one, never a mix).
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
+    f.write_all(bytes).map_err(|e| io_err(&tmp, e))?;
+    f.sync_all().map_err(|e| io_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
 /// Runs (or resumes) training as configured; returns the summary (also written to the folder).
 pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
     let cfg = if opts.resume {
@@ -506,17 +517,16 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             train_time: get("train_s").unwrap_or(0.0),
             last_value: get("last_value"),
         };
-        // keep the metrics written up to the checkpoint
+        // keep the metrics written up to the checkpoint (replaced atomically)
         let text = std::fs::read_to_string(&metrics_path).unwrap_or_default();
         let kept: Vec<&str> = text.lines().take(1 + step).collect();
-        std::fs::write(&metrics_path, kept.join("\n") + "\n").map_err(|e| io_err(&metrics_path, e))?;
+        write_atomic(&metrics_path, (kept.join("\n") + "\n").as_bytes())?;
         (ck.net, Adam { m, v, step }, st)
     } else {
         let net = Mlp::<T>::new(arch, cfg.seed)?;
         let n = net.num_params();
-        std::fs::write(dir.join("config.toml"), cfg.to_toml()).map_err(|e| io_err(dir, e))?;
-        std::fs::write(&metrics_path, "step,loss,lr,rel_l2,rel_l1,elapsed_s\n")
-            .map_err(|e| io_err(&metrics_path, e))?;
+        write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        write_atomic(&metrics_path, b"step,loss,lr,rel_l2,rel_l1,elapsed_s,grad_norm\n")?;
         let st = State {
             step: 0,
             best_l2: f64::INFINITY,
@@ -596,6 +606,12 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
                 dir: dir.display().to_string(),
             });
         }
+        // the global gradient norm (logged), clipped to --clip-grad-norm when set
+        let grad_norm = grad.iter().map(|g| g.as_f64() * g.as_f64()).sum::<f64>().sqrt();
+        if cfg.clip_grad_norm > 0.0 && grad_norm > cfg.clip_grad_norm {
+            let s = T::c(cfg.clip_grad_norm / grad_norm);
+            grad.iter_mut().for_each(|g| *g *= s);
+        }
         let lr = schedule.lr(cfg.lr, k, cfg.steps, cfg.exp_decay);
         let t_update = Instant::now();
         adam.update(net.params_mut(), &grad, lr);
@@ -636,8 +652,12 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         } else if st.step % 20 == 0 {
             bar.set_message(format!("loss {loss:.3e}"));
         }
-        writeln!(metrics, "{},{loss:e},{lr:e},{l2s},{l1s},{:.3}", st.step, st.elapsed)
-            .map_err(|e| io_err(&metrics_path, e))?;
+        writeln!(
+            metrics,
+            "{},{loss:e},{lr:e},{l2s},{l1s},{:.3},{grad_norm:e}",
+            st.step, st.elapsed
+        )
+        .map_err(|e| io_err(&metrics_path, e))?;
         bar.set_position(st.step as u64);
         if eval_now || stop {
             metrics.flush().map_err(|e| io_err(&metrics_path, e))?;
@@ -680,7 +700,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         },
     };
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
-    std::fs::write(dir.join("summary.json"), json).map_err(|e| io_err(dir, e))?;
+    write_atomic(&dir.join("summary.json"), json.as_bytes())?;
     if let Err(e) = plot::curves(&metrics_path, &dir.join("curves.png")) {
         eprintln!("warning: could not draw curves.png: {e}");
     }
