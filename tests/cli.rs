@@ -316,7 +316,7 @@ fn train_bad_input_exits_2_with_one_line() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["--equation", "heat-two-body"], "unknown equation"),
         (vec!["--method", "magic"], "unknown method"),
-        (vec!["--clip-grad-norm", "-1"], "--clip-grad-norm"),
+        (vec!["--clip-grad-norm=-1"], "--clip-grad-norm"),
         (vec!["--dim", "1"], "too small"),
         (
             vec!["--dim", "10", "--rand-batch", "4", "--block-size", "3"],
