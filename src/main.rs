@@ -196,10 +196,55 @@ struct TrainArgs {
     /// Train your own PDE given by formulas in this TOML file (see README, "Your own PDE").
     #[arg(long)]
     pde: Option<PathBuf>,
+    /// Start clean in an --out folder that holds another run's files (deletes them).
+    #[arg(long)]
+    overwrite: bool,
+}
+
+impl TrainArgs {
+    /// The flags given that would change a run's definition (all but --steps, --threads,
+    /// --quiet, --resume), for refusing them on --resume.
+    fn fixed_flags_given(&self) -> Vec<&'static str> {
+        let mut given = Vec::new();
+        macro_rules! check {
+            ($($f:ident => $name:literal),* $(,)?) => { $(if self.$f.is_some() { given.push($name); })* };
+        }
+        check!(
+            config => "--config", equation => "--equation", dim => "--dim", method => "--method",
+            rand_batch => "--rand-batch", batch => "--batch", lr => "--lr", schedule => "--schedule",
+            width => "--width", depth => "--depth", block_size => "--block-size", seed => "--seed",
+            problem_seed => "--problem-seed", eval_every => "--eval-every", test_points => "--test-points",
+            gpinn_weight => "--gpinn-weight", horizon => "--horizon", terminal_batch => "--terminal-batch",
+            terminal_weight => "--terminal-weight", terminal_gradient_weight => "--terminal-gradient-weight",
+            boundary_batch => "--boundary-batch", boundary_weight => "--boundary-weight",
+            clip_grad_norm => "--clip-grad-norm", out => "--out", pde => "--pde",
+        );
+        for (on, name) in [
+            (self.unbiased, "--unbiased"),
+            (self.per_direction, "--per-direction"),
+            (self.volume_uniform, "--volume-uniform"),
+            (self.f64, "--f64"),
+            (self.overwrite, "--overwrite"),
+        ] {
+            if on {
+                given.push(name);
+            }
+        }
+        given
+    }
 }
 
 fn run_train(a: &TrainArgs) -> Result<(), String> {
     use stde::train::{RunOptions, TrainConfig, train};
+    if a.resume.is_some() {
+        let fixed = a.fixed_flags_given();
+        if !fixed.is_empty() {
+            return Err(format!(
+                "--resume continues the run as its config.toml defines it; {} cannot change it (only --steps and --threads can)",
+                fixed.join(", ")
+            ));
+        }
+    }
     // defaults follow the equation (the parabolic problems use the paper's wider network, R and
     // evaluation cadence); a config file's keys and then the flags override them
     let mut cfg = match &a.config {
@@ -300,6 +345,9 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
         quiet: a.quiet,
         interrupt,
         stop_after: None,
+        overwrite: a.overwrite,
+        steps: a.steps.filter(|_| resume),
+        threads: a.threads.filter(|_| resume),
     };
     if !a.quiet {
         eprintln!(

@@ -331,7 +331,7 @@ fn train_bad_input_exits_2_with_one_line() {
             vec!["--dim", "10", "--rand-batch", "4", "--steps", "5", "--lr", "1e30"],
             "loss became",
         ),
-        (vec!["--resume", &missing], "cannot resume"),
+        (vec!["--resume", &missing], "cannot change it"),
         (
             vec![
                 "--equation",
@@ -654,4 +654,155 @@ fn apply_evaluates_the_initial_value_ansatz() {
             "{u} {ux} vs {want_u} {want_ux}"
         );
     }
+}
+
+/// Run folders: a fresh run refuses a folder holding another run (or starts clean with
+/// --overwrite); --resume refuses flags that would change the run, takes more --steps.
+#[test]
+fn run_folders_are_never_mixed_and_resume_flags_are_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = path(&tmp.path().join("run"));
+    let base = [
+        "train",
+        "--quiet",
+        "--out",
+        &out,
+        "--dim",
+        "6",
+        "--rand-batch",
+        "3",
+        "--width",
+        "8",
+        "--batch",
+        "4",
+        "--test-points",
+        "10",
+        "--eval-every",
+        "2",
+        "--threads",
+        "1",
+    ];
+    let with = |extra: &[&str]| {
+        let mut a = base.to_vec();
+        a.extend(extra);
+        stde(&a)
+    };
+    assert_eq!(with(&["--steps", "4"]).0, 0);
+    let (code, _, err) = with(&["--steps", "4"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("already holds a run") && err.contains("--overwrite"),
+        "{err}"
+    );
+    let (code, _, err) = with(&["--steps", "2", "--overwrite"]);
+    assert_eq!(code, 0, "{err}");
+    let lines = |p: &str| {
+        std::fs::read_to_string(std::path::Path::new(p).join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    assert_eq!(lines(&out), 3, "a clean start, not appended to the old run");
+    // resume: other flags refused, more steps taken and recorded
+    let (code, _, err) = stde(&["train", "--quiet", "--resume", &out, "--lr", "0.1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--lr") && err.contains("cannot change"), "{err}");
+    let (code, _, err) = stde(&["train", "--quiet", "--resume", &out, "--steps", "6"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines(&out), 7);
+    let config = std::fs::read_to_string(tmp.path().join("run/config.toml")).unwrap();
+    assert!(config.contains("steps = 6"), "{config}");
+    let (code, _, err) = stde(&["train", "--quiet", "--resume", &out, "--steps", "3"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("past --steps 3"), "{err}");
+    let (code, _, err) = stde(&["train", "--quiet", "--resume", &path(&tmp.path().join("nope"))]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot resume"), "{err}");
+}
+
+/// A run killed with SIGKILL at a random moment and then resumed ends with the same metrics and
+/// parameters as an uninterrupted run (one thread: the arithmetic order is fixed).
+#[test]
+fn a_run_killed_at_random_moments_resumes_to_the_same_result() {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = |out: &str| -> Vec<String> {
+        [
+            "train",
+            "--quiet",
+            "--out",
+            out,
+            "--dim",
+            "8",
+            "--rand-batch",
+            "4",
+            "--width",
+            "16",
+            "--batch",
+            "16",
+            "--steps",
+            "3000",
+            "--eval-every",
+            "25",
+            "--test-points",
+            "50",
+            "--threads",
+            "1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let reference = path(&tmp.path().join("reference"));
+    let a: Vec<String> = args(&reference);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    assert_eq!(stde(&a).0, 0);
+    let strip = |dir: &str| -> Vec<String> {
+        // step, loss, lr, errors and gradient norm; not the wall-clock column
+        std::fs::read_to_string(std::path::Path::new(dir).join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{},{},{},{},{},{}", f[0], f[1], f[2], f[3], f[4], f[6])
+            })
+            .collect()
+    };
+    let params = |dir: &str| {
+        stde::nn::checkpoint::load::<f32>(&std::path::Path::new(dir).join("checkpoint.safetensors"))
+            .unwrap()
+            .net
+            .params()
+            .to_vec()
+    };
+    let killed = path(&tmp.path().join("killed"));
+    let mut seed = 0x9E37_79B9u64;
+    let mut kills = 0;
+    for round in 0..3 {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_stde"));
+        if round == 0 {
+            cmd.args(args(&killed));
+        } else {
+            cmd.args(["train", "--quiet", "--resume", &killed]);
+        }
+        let mut child = cmd.stdout(std::process::Stdio::null()).spawn().unwrap();
+        // wait until a checkpoint exists, then a pseudo-random 0–150 ms more, then SIGKILL
+        let ck = std::path::Path::new(&killed).join("checkpoint.safetensors");
+        let start = std::time::Instant::now();
+        while !ck.exists() && start.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        std::thread::sleep(std::time::Duration::from_millis((seed >> 33) % 300));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    let (code, _, err) = stde(&["train", "--quiet", "--resume", &killed]);
+    assert_eq!(code, 0, "{err}");
+    assert!(kills >= 2, "{kills} runs killed: the test did not test enough");
+    println!("{kills} kills");
+    assert_eq!(strip(&killed), strip(&reference));
+    assert_eq!(params(&killed), params(&reference));
 }

@@ -133,6 +133,7 @@ fn small_of(
         quiet: true,
         interrupt: Arc::new(AtomicBool::new(false)),
         stop_after,
+        ..Default::default()
     };
     train(&cfg, &opts).unwrap()
 }
@@ -239,6 +240,7 @@ fn gradient_norms_are_logged_and_clipping_applies() {
             quiet: true,
             interrupt: Arc::new(AtomicBool::new(false)),
             stop_after: None,
+            ..Default::default()
         };
         train(&cfg, &opts).unwrap();
         let text = std::fs::read_to_string(tmp.path().join("metrics.csv")).unwrap();

@@ -45,7 +45,7 @@ pub fn test_batch(d: usize) -> usize {
 }
 
 /// How a run is driven.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Run folder (created if needed).
     pub out: PathBuf,
@@ -57,7 +57,23 @@ pub struct RunOptions {
     pub interrupt: Arc<AtomicBool>,
     /// Stop (as if interrupted) once this many steps are done (tests).
     pub stop_after: Option<usize>,
+    /// A fresh run into a folder that holds another run's files deletes them first (otherwise
+    /// it refuses).
+    pub overwrite: bool,
+    /// With `resume`: a new total number of steps (recorded in `config.toml`).
+    pub steps: Option<usize>,
+    /// With `resume`: worker threads for this session.
+    pub threads: Option<usize>,
 }
+
+/// The files a run writes into its folder.
+pub const RUN_FILES: [&str; 5] = [
+    "config.toml",
+    "metrics.csv",
+    "summary.json",
+    "checkpoint.safetensors",
+    "curves.png",
+];
 
 /// The run's outcome, written to `summary.json`.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -442,8 +458,35 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     let cfg = if opts.resume {
         let path = opts.out.join("config.toml");
         let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, format!("cannot resume: {e}")))?;
-        TrainConfig::from_toml(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?
+        let mut saved =
+            TrainConfig::from_toml(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+        if let Some(t) = opts.threads {
+            saved.threads = t;
+        }
+        if let Some(steps) = opts.steps {
+            // recorded in config.toml once the checkpoint's step is known to be within it
+            saved.steps = steps;
+        }
+        saved
     } else {
+        let present: Vec<&str> = RUN_FILES
+            .iter()
+            .copied()
+            .filter(|f| opts.out.join(f).exists())
+            .collect();
+        if !present.is_empty() {
+            if !opts.overwrite {
+                return Err(TrainError::Config(format!(
+                    "{} already holds a run ({}); continue it with --resume {0}, or start clean with --overwrite",
+                    opts.out.display(),
+                    present.join(", ")
+                )));
+            }
+            for f in present {
+                let path = opts.out.join(f);
+                std::fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+            }
+        }
         cfg.clone()
     };
     cfg.validate().map_err(TrainError::Config)?;
@@ -503,6 +546,15 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             .get("step")
             .and_then(|v| v.parse::<usize>().ok())
             .ok_or_else(|| TrainError::Config("checkpoint lacks its step".into()))?;
+        if step > cfg.steps {
+            return Err(TrainError::Config(format!(
+                "the run is at step {step}, past --steps {}; give at least {step}",
+                cfg.steps
+            )));
+        }
+        if opts.steps.is_some() {
+            write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        }
         let (m, v) = (ck.extra.get("adam.m").cloned(), ck.extra.get("adam.v").cloned());
         let (Some(m), Some(v)) = (m, v) else {
             return Err(TrainError::Config("checkpoint lacks the optimiser state".into()));
