@@ -6,8 +6,8 @@ use crate::io::points::{PointsError, read_points};
 use crate::nn::checkpoint::{self, CheckpointError};
 use crate::nn::{Ansatz, Mlp, Tape};
 use crate::operator::{
-    DenseDistribution, Estimator, EstimatorKind, EvalError, Family, MultiPlan, OperatorError, PlanPass, Sampling,
-    evaluate_plan_with, parse,
+    DenseDistribution, Estimator, EstimatorKind, EvalError, Family, MultiPlan, OperatorError, PlanPass, ProbePlan,
+    Sampling, evaluate_plan_with, parse,
 };
 use crate::pde::formula::{Formula, Scope};
 use crate::real::Real;
@@ -102,13 +102,14 @@ fn run_with<T: Real>(
     let kind = estimator_kind(&cfg.estimator, &cfg.sampling, &cfg.probes, biharmonic)?;
     let mut est = Estimator::new(&op, d, kind, cfg.rand_batch)?;
     let plan = est.draw(&mut StdRng::seed_from_u64(cfg.seed))?;
+    let chunk = chunk_points(net, &plan)?;
     if let (Some(phi), false) = (offset, plan.probes.is_empty()) {
         // u = φ + ψ·N: the plan pass adds φ's jets along every probe curve
         let multi = MultiPlan::new(vec![plan]);
         let mut pass = PlanPass::<T>::default();
         pass.set_offset(Some(phi.clone()));
         let (mut u, mut lu) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for chunk in x.chunks(CHUNK * d) {
+        for chunk in x.chunks(chunk * d) {
             let pts: Vec<T> = chunk.iter().map(|v| T::c(*v)).collect();
             let m = pts.len() / d;
             pass.forward(net, ansatz, &multi, pts, None).map_err(ApplyError::from)?;
@@ -119,13 +120,34 @@ fn run_with<T: Real>(
     }
     let mut tape = Tape::default();
     let (mut u, mut lu) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for chunk in x.chunks(CHUNK * d) {
+    for chunk in x.chunks(chunk * d) {
         let pts: Vec<T> = chunk.iter().map(|v| T::c(*v)).collect();
         let (a, b) = evaluate_plan_with(net, ansatz, &plan, &pts, &mut tape)?;
         u.extend(a.iter().map(|v| v.as_f64()));
         lu.extend(b.iter().map(|v| v.as_f64()));
     }
     Ok((u, lu))
+}
+
+/// Points per chunk so that one chunk's jets fit in half the available memory (at most
+/// [`CHUNK`]); an error with the figure if not even one point fits.
+fn chunk_points<T: Real>(net: &Mlp<T>, plan: &ProbePlan) -> Result<usize, ApplyError> {
+    let arch = net.architecture();
+    // every probe's Taylor coefficients through every layer, kept for the pass (×2 for the
+    // activations' derivative series), in T
+    let coefficients: u128 = plan.probes.iter().map(|p| p.order as u128 + 1u128).sum::<u128>().max(1);
+    let widths: u128 = arch.hidden.iter().map(|&h| h as u128).sum::<u128>() + arch.input_dim as u128;
+    let per_point = coefficients * widths * 2 * std::mem::size_of::<T>() as u128;
+    let budget = crate::train::run::available_memory().map_or(8u128 << 30, |b| b as u128 / 2);
+    if per_point > budget {
+        return Err(ApplyError::Invalid(format!(
+            "this operator's plan has {} jets ({coefficients} Taylor coefficients per point): one point needs about {:.1} GiB, more than half the {:.1} GiB available; use --estimator sparse or dense",
+            plan.probes.len(),
+            per_point as f64 / 1073741824.0,
+            budget as f64 * 2.0 / 1073741824.0
+        )));
+    }
+    Ok(((budget / per_point) as usize).clamp(1, CHUNK))
 }
 
 /// Loads the network and points, checks them, and returns `(u, L u)` per point.

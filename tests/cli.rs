@@ -806,3 +806,61 @@ fn a_run_killed_at_random_moments_resumes_to_the_same_result() {
     assert_eq!(strip(&killed), strip(&reference));
     assert_eq!(params(&killed), params(&reference));
 }
+
+/// Resource guards: `plan` and `apply` refuse work that cannot fit, with the figure, before
+/// starting (an exact biharmonic at large d, a 30-coordinate mixed partial, an exact Laplacian
+/// whose jets for one point exceed the memory).
+#[test]
+fn plan_and_apply_refuse_work_that_cannot_fit() {
+    let idx: Vec<String> = (0..30).map(|i| i.to_string()).collect();
+    let big_partial = format!("d[{}]", idx.join(","));
+    for (op, dim, needle) in [
+        ("biharmonic", "100000", "terms (limit"),
+        (big_partial.as_str(), "30", "2^29 jets"),
+    ] {
+        let (code, _, err) = stde(&["plan", "--operator", op, "--dim", dim]);
+        assert_eq!(code, 2, "{op}: {err}");
+        assert!(err.contains(needle), "{op}: {err}");
+    }
+    // a wide input and a tiny network: the exact Laplacian's 200 000 jets per point do not fit
+    let d = 200_000;
+    let arch = stde::nn::Architecture {
+        input_dim: d,
+        hidden: vec![2],
+        output_dim: 1,
+        activation: stde::nn::Activation::Tanh,
+        block_size: None,
+    };
+    let net = stde::nn::Mlp::<f32>::new(arch, 0).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ck = tmp.path().join("wide.safetensors");
+    stde::nn::checkpoint::save(&ck, &net, &Default::default(), &Default::default()).unwrap();
+    let pts = tmp.path().join("x.npy");
+    std::fs::write(&pts, stde::io::npy::encode(1, d, &vec![0.0; d])).unwrap();
+    let (code, _, err) = stde(&[
+        "apply",
+        "--checkpoint",
+        &path(&ck),
+        "--points",
+        &path(&pts),
+        "--operator",
+        "laplacian",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("GiB") && err.contains("--estimator sparse"), "{err}");
+    // the sampled estimate of the same operator runs
+    let (code, _, err) = stde(&[
+        "apply",
+        "--checkpoint",
+        &path(&ck),
+        "--points",
+        &path(&pts),
+        "--operator",
+        "laplacian",
+        "--estimator",
+        "sparse",
+        "--rand-batch",
+        "8",
+    ]);
+    assert_eq!(code, 0, "{err}");
+}

@@ -172,6 +172,22 @@ impl Operator {
         self
     }
 
+    /// Number of terms (and dense directions) the exact plan in dimension `dim` expands to,
+    /// computed without expanding.
+    pub fn exact_terms(&self, dim: usize) -> u128 {
+        let n = self.family_range(dim) as u128;
+        let fam: u128 = self
+            .families
+            .iter()
+            .map(|f| match f {
+                Family::Diagonal { .. } => n,
+                Family::Biharmonic { .. } => n * (n + 1) / 2,
+                Family::Directional { directions, .. } => directions.len() as u128,
+            })
+            .sum();
+        fam + self.terms.len() as u128
+    }
+
     /// Whether every coefficient (of families and terms) is finite.
     pub fn coefficients_finite(&self) -> bool {
         let fam = self.families.iter().all(|f| match f {

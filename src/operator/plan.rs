@@ -230,6 +230,16 @@ fn polarised(q: &[usize]) -> Recipe {
 /// Jet orders a plan may use (the engine's limit).
 const MAX_PLAN_ORDER: usize = crate::jet::MAX_ORDER;
 
+/// Mixed partials in more distinct coordinates than this are polarised without a search.
+const MAX_SEARCH_VARS: usize = 5;
+
+/// Most jets one partial's recipe may have (polarisation of an order-k mixed partial in many
+/// coordinates needs up to 2^{k−1}).
+pub const MAX_RECIPE_JETS: u64 = 1 << 16;
+
+/// Most terms an exact plan may expand to (a Laplacian in d = 4·10⁶, a biharmonic in d ≈ 2800).
+pub const MAX_EXACT_TERMS: u128 = 4_000_000;
+
 /// The cheapest recipe for `∂^q` (pure partials need one jet; mixed ones search slot orders a
 /// few orders above the lowest possible and keep the lowest [`cost`]).
 fn recipe(q: &[usize], cache: &mut HashMap<Vec<usize>, Option<Recipe>>) -> Option<Recipe> {
@@ -246,6 +256,10 @@ fn recipe(q: &[usize], cache: &mut HashMap<Vec<usize>, Option<Recipe>>) -> Optio
         let jet = out.add_jet(vec![(1, vec![(0, 1)])], q[0]);
         out.readout.push((jet, q[0], 1.0));
         Some(out)
+    } else if q.len() > MAX_SEARCH_VARS {
+        // the slot-order search grows combinatorially with the number of distinct coordinates
+        // (six took ~50 s) and cannot beat polarisation there
+        Some(polarised(q))
     } else {
         // lowest conceivable order: largest multiplicities on the smallest slots
         let mut sorted = q.to_vec();
@@ -345,6 +359,14 @@ impl PlanBuilder {
         let mut vars: Vec<usize> = coords.clone();
         vars.dedup();
         let q: Vec<usize> = vars.iter().map(|v| coords.iter().filter(|c| *c == v).count()).collect();
+        let k: usize = q.iter().sum();
+        if q.len() > MAX_SEARCH_VARS && k <= MAX_PLAN_ORDER && (k - 1) as u32 >= MAX_RECIPE_JETS.ilog2() + 1 {
+            return Err(OperatorError::Invalid(format!(
+                "d{index:?} mixes {} coordinates at order {k}: its exact plan needs up to 2^{} jets (polarisation), more than the {MAX_RECIPE_JETS} supported; use a sampled estimator or fewer coordinates",
+                q.len(),
+                k - 1
+            )));
+        }
         let r = recipe(&q, &mut self.recipes).ok_or_else(|| {
             OperatorError::Invalid(format!(
                 "no exact jet recipe for d{index:?} within jet order {MAX_PLAN_ORDER}"
@@ -409,6 +431,12 @@ impl ProbePlan {
     /// `O(d²)` for a biharmonic).
     pub fn exact(op: &Operator, dim: usize) -> Result<ProbePlan, OperatorError> {
         op.validate(dim)?;
+        let size = op.exact_terms(dim);
+        if size > MAX_EXACT_TERMS {
+            return Err(OperatorError::Invalid(format!(
+                "the exact plan of this operator in dimension {dim} has about {size} terms (limit {MAX_EXACT_TERMS}); use a sparse or dense estimator"
+            )));
+        }
         let (terms, directional) = op.expand(dim);
         let mut b = PlanBuilder::new();
         for t in &terms {

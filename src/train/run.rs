@@ -191,7 +191,8 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn available_memory() -> Option<u64> {
+/// `MemAvailable` of `/proc/meminfo` in bytes (`None` where it cannot be read).
+pub fn available_memory() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kb: u64 = s
         .lines()
