@@ -360,7 +360,7 @@ impl PlanBuilder {
         vars.dedup();
         let q: Vec<usize> = vars.iter().map(|v| coords.iter().filter(|c| *c == v).count()).collect();
         let k: usize = q.iter().sum();
-        if q.len() > MAX_SEARCH_VARS && k <= MAX_PLAN_ORDER && (k - 1) as u32 >= MAX_RECIPE_JETS.ilog2() + 1 {
+        if q.len() > MAX_SEARCH_VARS && k <= MAX_PLAN_ORDER && (k - 1) as u32 > MAX_RECIPE_JETS.ilog2() {
             return Err(OperatorError::Invalid(format!(
                 "d{index:?} mixes {} coordinates at order {k}: its exact plan needs up to 2^{} jets (polarisation), more than the {MAX_RECIPE_JETS} supported; use a sampled estimator or fewer coordinates",
                 q.len(),
