@@ -268,44 +268,33 @@ impl Parser<'_> {
 
     fn expr(&mut self) -> Result<usize, FormulaError> {
         self.enter()?;
-        let mut a = self.term()?;
-        loop {
-            match self.peek() {
-                Tok::Op('+') => {
-                    self.pos += 1;
-                    let b = self.term()?;
-                    a = self.push(Node::Add(a, b));
-                }
-                Tok::Op('-') => {
-                    self.pos += 1;
-                    let b = self.term()?;
-                    a = self.push(Node::Sub(a, b));
-                }
-                _ => break,
-            }
-        }
+        let a = self.left_assoc(('+', Node::Add), ('-', Node::Sub), Parser::term)?;
         self.depth -= 1;
         Ok(a)
     }
 
     fn term(&mut self) -> Result<usize, FormulaError> {
-        let mut a = self.unary()?;
+        self.left_assoc(('*', Node::Mul), ('/', Node::Div), Parser::unary)
+    }
+
+    /// `next (op next)*` for two left-associative operators of one precedence level.
+    fn left_assoc(
+        &mut self,
+        first: (char, fn(usize, usize) -> Node),
+        second: (char, fn(usize, usize) -> Node),
+        next: fn(&mut Self) -> Result<usize, FormulaError>,
+    ) -> Result<usize, FormulaError> {
+        let mut a = next(self)?;
         loop {
-            match self.peek() {
-                Tok::Op('*') => {
-                    self.pos += 1;
-                    let b = self.unary()?;
-                    a = self.push(Node::Mul(a, b));
-                }
-                Tok::Op('/') => {
-                    self.pos += 1;
-                    let b = self.unary()?;
-                    a = self.push(Node::Div(a, b));
-                }
-                _ => break,
-            }
+            let make = match self.peek() {
+                Tok::Op(c) if *c == first.0 => first.1,
+                Tok::Op(c) if *c == second.0 => second.1,
+                _ => return Ok(a),
+            };
+            self.pos += 1;
+            let b = next(self)?;
+            a = self.push(make(a, b));
         }
-        Ok(a)
     }
 
     fn unary(&mut self) -> Result<usize, FormulaError> {
