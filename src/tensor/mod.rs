@@ -128,10 +128,16 @@ unsafe fn gemm_raw<T: Real>(
     }
 }
 
+/// `a·b` for a matrix size; overflow is a caller bug and panics instead of wrapping (a wrapped
+/// size could pass a length check and let the raw product address memory outside the slices).
+fn area(a: usize, b: usize) -> usize {
+    a.checked_mul(b).expect("matrix size overflows usize")
+}
+
 /// `C[m×n] (=|+=) A[m×k] · B[k×n]`, all row-major.
 pub fn matmul<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T], write: Write) {
     assert!(
-        a.len() >= m * k && b.len() >= k * n && c.len() >= m * n,
+        a.len() >= area(m, k) && b.len() >= area(k, n) && c.len() >= area(m, n),
         "matmul: buffer too small"
     );
     // SAFETY: lengths checked above; c is a distinct &mut borrow.
@@ -159,7 +165,7 @@ pub fn matmul<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [
 #[allow(clippy::too_many_arguments)]
 pub fn affine<T: Real>(m: usize, k: usize, n: usize, x: &[T], w: &[T], b: &[T], z: &mut [T]) {
     matmul(m, k, n, x, w, z, Write::Overwrite);
-    for row in z[..m * n].chunks_mut(n) {
+    for row in z[..area(m, n)].chunks_mut(n) {
         row.iter_mut().zip(b).for_each(|(v, bi)| *v += *bi);
     }
 }
@@ -174,7 +180,7 @@ pub fn add_column_sums<T: Real>(n: usize, a: &[T], acc: &mut [T]) {
 /// `C[k×n] (=|+=) Aᵀ · B` with `A[m×k]`, `B[m×n]` row-major (weight gradients).
 pub fn matmul_tn<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mut [T], write: Write) {
     assert!(
-        a.len() >= m * k && b.len() >= m * n && c.len() >= k * n,
+        a.len() >= area(m, k) && b.len() >= area(m, n) && c.len() >= area(k, n),
         "matmul_tn: buffer too small"
     );
     // SAFETY: lengths checked above; Aᵀ is A read with swapped strides.
@@ -201,7 +207,7 @@ pub fn matmul_tn<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mu
 /// `C[m×k] (=|+=) A · Bᵀ` with `A[m×n]`, `B[k×n]` row-major (input cotangents).
 pub fn matmul_nt<T: Real>(m: usize, n: usize, k: usize, a: &[T], b: &[T], c: &mut [T], write: Write) {
     assert!(
-        a.len() >= m * n && b.len() >= k * n && c.len() >= m * k,
+        a.len() >= area(m, n) && b.len() >= area(k, n) && c.len() >= area(m, k),
         "matmul_nt: buffer too small"
     );
     // SAFETY: lengths checked above; Bᵀ is B read with swapped strides.
@@ -240,11 +246,15 @@ pub fn matmul_strided<T: Real>(
     write: Write,
 ) {
     assert!(
-        a.len() >= m * k && b.len() >= k * n && c_row_stride >= n,
+        a.len() >= area(m, k) && b.len() >= area(k, n) && c_row_stride >= n,
         "matmul_strided: bad shape"
     );
     assert!(
-        m == 0 || c.len() >= (m - 1) * c_row_stride + n,
+        m == 0
+            || c.len()
+                >= area(m - 1, c_row_stride)
+                    .checked_add(n)
+                    .expect("matrix size overflows usize"),
         "matmul_strided: buffer too small"
     );
     // SAFETY: shapes checked above.
@@ -282,11 +292,15 @@ pub fn matmul_tn_strided<T: Real>(
     write: Write,
 ) {
     assert!(
-        a.len() >= m * k && c.len() >= k * n && b_row_stride >= n,
+        a.len() >= area(m, k) && c.len() >= area(k, n) && b_row_stride >= n,
         "matmul_tn_strided: bad shape"
     );
     assert!(
-        m == 0 || b.len() >= (m - 1) * b_row_stride + n,
+        m == 0
+            || b.len()
+                >= area(m - 1, b_row_stride)
+                    .checked_add(n)
+                    .expect("matrix size overflows usize"),
         "matmul_tn_strided: buffer too small"
     );
     // SAFETY: shapes checked above.
@@ -312,6 +326,14 @@ pub fn matmul_tn_strided<T: Real>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    #[should_panic(expected = "overflows")]
+    fn overflowing_sizes_panic_instead_of_wrapping() {
+        // m·k wraps to 0 in release arithmetic; the check must not pass with empty buffers
+        let m = usize::MAX / 2 + 1;
+        super::matmul::<f64>(m, 2, 1, &[], &[], &mut [], super::Write::Overwrite);
+    }
+
     use super::*;
 
     fn naive(m: usize, k: usize, n: usize, a: &[f64], b: &[f64]) -> Vec<f64> {
