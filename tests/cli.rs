@@ -864,3 +864,26 @@ fn plan_and_apply_refuse_work_that_cannot_fit() {
     ]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// A `[pde]` table in a config file trains like `--pde` (low-dimensional: exact operators).
+#[test]
+fn a_pde_table_in_a_config_file_trains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("run.toml");
+    std::fs::write(
+        &cfg,
+        "steps = 4\nwidth = 8\neval_every = 2\ntest_points = 20\nthreads = 1\n[pde]\nname = \"cube-quadratic\"\n\
+         dim = 3\ndomain = \"cube\"\nexact = \"sum(i, 0, d-1, x[i]^2)\"\n[[pde.residual]]\noperator = \"laplacian\"\n\
+         [pde.boundary]\npoints = 10\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let (code, stdout, err) = stde(&["train", "--quiet", "--config", &path(&cfg), "--out", &path(&out)]);
+    assert_eq!(code, 0, "{err}");
+    assert!(stdout.contains("cube-quadratic"), "{stdout}");
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        config.contains("method = \"exact\"") && config.contains("dim = 3"),
+        "{config}"
+    );
+}

@@ -176,11 +176,23 @@ impl TrainConfig {
         if let (Some(d), false) = (pde_dim, table.contains_key("dim")) {
             merged.insert("dim".into(), d);
         }
+        let (has_method, has_r) = (table.contains_key("method"), table.contains_key("rand_batch"));
         merged.extend(table);
         merged.insert("equation".into(), toml::Value::String(name));
-        merged
+        let mut cfg: TrainConfig = merged
             .try_into()
-            .map_err(|e: toml::de::Error| format!("invalid config: {}", e.message()))
+            .map_err(|e: toml::de::Error| format!("invalid config: {}", e.message()))?;
+        // defaults that follow the dimension, as on the command line: a PDE file's low-dimensional
+        // residuals are exact, and a default R above d means every coordinate
+        if let (Some(spec), false) = (&cfg.pde, has_method)
+            && cfg.dim + usize::from(spec.time()) <= 16
+        {
+            cfg.method = "exact".into();
+        }
+        if !has_r && cfg.dim > 0 && cfg.rand_batch > cfg.dim {
+            cfg.rand_batch = cfg.dim;
+        }
+        Ok(cfg)
     }
 
     /// Reads a TOML file (see [`TrainConfig::from_toml_for`]).
