@@ -32,7 +32,13 @@ pub fn read_points(path: &Path) -> Result<(usize, usize, Vec<f64>), PointsError>
         path: name.clone(),
         source,
     })?;
-    if path.extension().is_some_and(|e| e == "npy") || bytes.starts_with(b"\x93NUMPY") {
+    parse_points(&name, &bytes, path.extension().is_some_and(|e| e == "npy"))
+}
+
+/// Parses a points file's bytes (`name` for messages; `npy`: the name says `.npy`).
+pub fn parse_points(name: &str, bytes: &[u8], npy: bool) -> Result<(usize, usize, Vec<f64>), PointsError> {
+    let name = name.to_string();
+    if npy || bytes.starts_with(b"\x93NUMPY") {
         let a = npy::parse(&bytes).map_err(|e| PointsError::Format {
             path: name.clone(),
             message: e.to_string(),
@@ -56,7 +62,7 @@ pub fn read_points(path: &Path) -> Result<(usize, usize, Vec<f64>), PointsError>
         }
         return Ok((a.rows, a.cols, a.data));
     }
-    let text = String::from_utf8(bytes).map_err(|_| PointsError::Format {
+    let text = String::from_utf8(bytes.to_vec()).map_err(|_| PointsError::Format {
         path: name.clone(),
         message: "not UTF-8 text (CSV) nor .npy".into(),
     })?;

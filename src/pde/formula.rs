@@ -697,6 +697,7 @@ impl Formula {
             series: vec![0.0; self.nodes.len() * 3 * (order + 1)],
             vars: vec![0; self.vars],
             bad_index: None,
+            long_sum: None,
             key: Vec::new(),
         }
     }
@@ -797,6 +798,9 @@ impl Formula {
             }
             Node::Sum { var, lo, hi, body } => {
                 let (lo, hi) = (self.scalar(ws, lo).round() as i64, self.scalar(ws, hi).round() as i64);
+                if hi.saturating_sub(lo) >= self.max_sum_terms() {
+                    return;
+                }
                 for k in lo..=hi {
                     ws.vars[var] = k;
                     self.node(ws, body, env);
@@ -825,6 +829,12 @@ impl Formula {
             ws.series.resize(need, 0.0);
         }
         ws.vars.resize(self.vars, 0);
+    }
+
+    /// Most terms one `sum` may run over: `max(4d, 10 000)` (sums range over coordinates; a
+    /// runaway bound must not hang an evaluation).
+    fn max_sum_terms(&self) -> i64 {
+        (4 * self.scope.dim as i64).max(10_000)
     }
 
     /// Checks that every coordinate index the formula computes is in range (one evaluation at a
@@ -876,6 +886,11 @@ impl Formula {
             }
             Node::Sum { var, lo, hi, body } => {
                 let (lo, hi) = (self.scalar(ws, lo).round() as i64, self.scalar(ws, hi).round() as i64);
+                if hi.saturating_sub(lo) >= self.max_sum_terms() {
+                    ws.long_sum = Some(hi.saturating_sub(lo).saturating_add(1));
+                    ws.series[start..start + n].fill(f64::NAN);
+                    return;
+                }
                 ws.series[start..start + n].fill(0.0);
                 for v in lo..=hi {
                     ws.vars[var] = v;
@@ -950,6 +965,8 @@ pub struct Workspace {
     series: Vec<f64>,
     vars: Vec<i64>,
     bad_index: Option<i64>,
+    /// A sum longer than the limit was met (its length).
+    long_sum: Option<i64>,
     /// Scratch for resolving a partial's index.
     key: Vec<usize>,
 }
