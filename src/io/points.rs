@@ -39,7 +39,7 @@ pub fn read_points(path: &Path) -> Result<(usize, usize, Vec<f64>), PointsError>
 pub fn parse_points(name: &str, bytes: &[u8], npy: bool) -> Result<(usize, usize, Vec<f64>), PointsError> {
     let name = name.to_string();
     if npy || bytes.starts_with(b"\x93NUMPY") {
-        let a = npy::parse(&bytes).map_err(|e| PointsError::Format {
+        let a = npy::parse(bytes).map_err(|e| PointsError::Format {
             path: name.clone(),
             message: e.to_string(),
         })?;
