@@ -361,11 +361,11 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
     }
     let s = train(&cfg, &opts).map_err(|e| e.to_string())?;
     if s.interrupted {
-        println!(
-            "interrupted at step {}: checkpoint saved; continue with: stde train --resume {}",
+        emit(&format!(
+            "interrupted at step {}: checkpoint saved; continue with: stde train --resume {}\n",
             s.steps,
             out.display()
-        );
+        ))?;
     }
     let score = match (s.final_value, s.reference_value) {
         (Some(v), Some(r)) => format!(
@@ -375,16 +375,17 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
         (Some(v), None) => format!("u(0, 0) = {v:.6} (no reference value exists at this d)"),
         _ => format!("best rel-L2 {:.3e}, final rel-L2 {:.3e}", s.best_rel_l2, s.final_rel_l2),
     };
-    println!(
-        "{}: d = {}, {} steps, {score}, {:.1} it/s, {:.0} s, peak RSS {:.0} MiB",
-        s.equation, s.dim, s.steps, s.it_per_s, s.wall_s, s.peak_rss_mb
-    );
-    println!("training time: {}", s.time_s.shares());
-    println!(
-        "results: {}/ (summary.json, metrics.csv, curves.png, checkpoint.safetensors)",
+    emit(&format!(
+        "{}: d = {}, {} steps, {score}, {:.1} it/s, {:.0} s, peak RSS {:.0} MiB\ntraining time: {}\nresults: {}/ (summary.json, metrics.csv, curves.png, checkpoint.safetensors)\n",
+        s.equation,
+        s.dim,
+        s.steps,
+        s.it_per_s,
+        s.wall_s,
+        s.peak_rss_mb,
+        s.time_s.shares(),
         out.display()
-    );
-    Ok(())
+    ))
 }
 
 #[derive(Args, Clone)]

@@ -887,3 +887,49 @@ fn a_pde_table_in_a_config_file_trains() {
         "{config}"
     );
 }
+
+/// `stde train --quiet | head -1`: a closed standard output does not end the run.
+#[test]
+fn a_closed_stdout_does_not_end_a_run() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_stde"))
+        .args([
+            "train",
+            "--quiet",
+            "--dim",
+            "6",
+            "--rand-batch",
+            "3",
+            "--width",
+            "8",
+            "--batch",
+            "4",
+            "--steps",
+            "300",
+            "--eval-every",
+            "1",
+            "--test-points",
+            "10",
+            "--threads",
+            "1",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("step"), "{first}");
+    // the reader is dropped here: later writes hit a closed pipe
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(s["steps"].as_u64(), Some(300));
+}

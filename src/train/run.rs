@@ -695,7 +695,9 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
                 None => format!("rel_l2 {l2:.4e}  best {:.4e}", st.best_l2),
             };
             if opts.quiet {
-                println!(
+                // a closed stdout (e.g. `| head`) must not end the run: progress lines are optional
+                let _ = writeln!(
+                    std::io::stdout(),
                     "step {:>7}  loss {loss:.4e}  {score}  {:.1} it/s",
                     st.step,
                     (st.step - start_step) as f64 / session_train
