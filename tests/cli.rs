@@ -46,7 +46,9 @@ fn apply_reproduces_fixture() {
             let mut lines = out.lines();
             assert_eq!(lines.next(), Some("u,Lu"));
             let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-            for (p, line) in lines.enumerate() {
+            let lines: Vec<&str> = lines.collect();
+            assert_eq!(lines.len(), want.len(), "{op}: one row per point");
+            for (p, line) in lines.into_iter().enumerate() {
                 let (u, lu) = line.split_once(',').unwrap();
                 let (u, lu): (f64, f64) = (u.parse().unwrap(), lu.parse().unwrap());
                 assert!(

@@ -159,7 +159,12 @@ fn short_run_lowers_the_loss_and_writes_its_files() {
     );
     println!("loss {first} → {last}");
     assert!(last < 0.5 * first, "loss {first} → {last}");
-    assert!(s.best_rel_l2.is_finite() && s.best_rel_l2 < 1.0);
+    // u = 0 scores exactly 1; 300 steps of this small problem reach ≈ 0.14 (seed 0)
+    assert!(
+        s.best_rel_l2.is_finite() && s.best_rel_l2 < 0.3,
+        "best rel-L2 {} is not well below the trivial solution's 1",
+        s.best_rel_l2
+    );
     for f in [
         "config.toml",
         "metrics.csv",
