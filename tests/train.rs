@@ -272,17 +272,14 @@ fn gradient_norms_are_logged_and_clipping_applies() {
 /// volume-uniform sampling, per-direction jets — each well below the trivial solution's error 1.
 #[test]
 fn every_trainer_variant_learns() {
-    let variants: Vec<(&str, Box<dyn Fn(&mut TrainConfig)>)> = vec![
-        ("unbiased", Box::new(|c| c.unbiased = true)),
-        ("block-size 4", Box::new(|c| c.block_size = 4)),
-        ("exact", Box::new(|c| c.method = "exact".into())),
-        ("dense", Box::new(|c| c.method = "dense".into())),
-        ("f64", Box::new(|c| c.precision = "f64".into())),
-        (
-            "volume-uniform",
-            Box::new(|c| c.sampler = stde::pde::SamplerKind::VolumeUniform),
-        ),
-        ("per-direction", Box::new(|c| c.collapsed = false)),
+    let variants: [(&str, fn(&mut TrainConfig)); 7] = [
+        ("unbiased", |c| c.unbiased = true),
+        ("block-size 4", |c| c.block_size = 4),
+        ("exact", |c| c.method = "exact".into()),
+        ("dense", |c| c.method = "dense".into()),
+        ("f64", |c| c.precision = "f64".into()),
+        ("volume-uniform", |c| c.sampler = stde::pde::SamplerKind::VolumeUniform),
+        ("per-direction", |c| c.collapsed = false),
     ];
     for (name, set) in variants {
         let tmp = tempfile::tempdir().unwrap();
