@@ -270,9 +270,12 @@ fn gradient_norms_are_logged_and_clipping_applies() {
 
 /// Every trainer variant learns: unbiased loss, weight sharing, exact and dense estimators, f64,
 /// volume-uniform sampling, per-direction jets — each well below the trivial solution's error 1.
+/// A trainer variant: its name and the change to the base configuration.
+type Variant = (&'static str, fn(&mut TrainConfig));
+
 #[test]
 fn every_trainer_variant_learns() {
-    let variants: [(&str, fn(&mut TrainConfig)); 7] = [
+    let variants: [Variant; 7] = [
         ("unbiased", |c| c.unbiased = true),
         ("block-size 4", |c| c.block_size = 4),
         ("exact", |c| c.method = "exact".into()),
