@@ -268,11 +268,11 @@ fn gradient_norms_are_logged_and_clipping_applies() {
     assert_ne!(clipped[1].0, free[1].0, "a clipped update changes the next loss");
 }
 
-/// Every trainer variant learns: unbiased loss, weight sharing, exact and dense estimators, f64,
-/// volume-uniform sampling, per-direction jets — each well below the trivial solution's error 1.
 /// A trainer variant: its name and the change to the base configuration.
 type Variant = (&'static str, fn(&mut TrainConfig));
 
+/// Every trainer variant learns: unbiased loss, weight sharing, exact and dense estimators, f64,
+/// volume-uniform sampling, per-direction jets — each well below the trivial solution's error 1.
 #[test]
 fn every_trainer_variant_learns() {
     let variants: [Variant; 7] = [
