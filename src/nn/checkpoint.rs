@@ -151,7 +151,14 @@ pub fn save<T: Real>(
         // on disk before the rename makes it visible: a crash leaves the old or the new file
         f.sync_all().map_err(io)?;
     }
-    std::fs::rename(&tmp, path).map_err(io)
+    std::fs::rename(&tmp, path).map_err(io)?;
+    // the rename itself is durable once the directory is synced (best effort where unsupported)
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 /// Reads a checkpoint written by [`save`] or by other software in the same layout.
