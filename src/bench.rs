@@ -184,3 +184,77 @@ pub fn first_layer_one_hot<T: Real>(dim: usize, points: usize, dirs: usize, widt
     let mut tangents = vec![T::zero(); rows * width];
     time(|| input_tangent_forward(&input, &weight, width, &mut tangents), 3, runs)
 }
+
+/// The whole training step of a configured run, timed after warm-up (`stde bench step`).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepReport {
+    /// Equation.
+    pub equation: String,
+    /// Dimension.
+    pub dim: usize,
+    /// Estimator and `R`.
+    pub method: String,
+    /// Randomisation batch.
+    pub rand_batch: usize,
+    /// Worker threads.
+    pub threads: usize,
+    /// Timed steps (after the warm-up).
+    pub steps: usize,
+    /// Median steps per second.
+    pub steps_per_s: f64,
+    /// 10th and 90th percentile of the step time, seconds.
+    pub step_s_p10_p90: [f64; 2],
+    /// Median step time, seconds.
+    pub step_s_median: f64,
+    /// Training time by phase over the whole run (sampling, source, network, Adam), shares.
+    pub phase_shares: [f64; 4],
+    /// Peak resident memory, MiB.
+    pub peak_rss_mb: f64,
+}
+
+/// Runs `warmup + steps` training steps of `cfg` in a scratch folder (removed afterwards) and
+/// reports the timed steps' median rate, spread, phase split and peak memory. Evaluation happens
+/// once, after the last step, and is not timed.
+pub fn step(cfg: &crate::train::TrainConfig, warmup: usize, steps: usize) -> Result<StepReport, String> {
+    use crate::train::{RunOptions, train};
+    if steps == 0 {
+        return Err("bench step: --steps must be positive".into());
+    }
+    let mut cfg = cfg.clone();
+    cfg.steps = warmup + steps;
+    cfg.eval_every = cfg.steps;
+    cfg.test_points = cfg.test_points.min(100);
+    let dir = std::env::temp_dir().join(format!("stde-bench-step-{}", std::process::id()));
+    let opts = RunOptions {
+        out: dir.clone(),
+        quiet: true,
+        silent: true,
+        overwrite: true,
+        ..Default::default()
+    };
+    let summary = train(&cfg, &opts).map_err(|e| e.to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = summary?;
+    let mut t: Vec<f64> = s.step_times_s[warmup.min(s.step_times_s.len())..].to_vec();
+    t.sort_by(f64::total_cmp);
+    let q = |f: f64| t[((t.len() - 1) as f64 * f).round() as usize];
+    let p = s.time_s;
+    let total = (p.sample + p.source + p.network + p.update).max(1e-12);
+    Ok(StepReport {
+        equation: s.equation,
+        dim: s.dim,
+        method: s.method,
+        rand_batch: s.rand_batch,
+        threads: if cfg.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            cfg.threads
+        },
+        steps: t.len(),
+        steps_per_s: 1.0 / q(0.5),
+        step_s_p10_p90: [q(0.1), q(0.9)],
+        step_s_median: q(0.5),
+        phase_shares: [p.sample / total, p.source / total, p.network / total, p.update / total],
+        peak_rss_mb: s.peak_rss_mb,
+    })
+}

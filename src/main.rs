@@ -348,6 +348,7 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
         overwrite: a.overwrite,
         steps: a.steps.filter(|_| resume),
         threads: a.threads.filter(|_| resume),
+        silent: false,
     };
     if !a.quiet {
         eprintln!(
@@ -481,7 +482,11 @@ fn run_apply(a: &ApplyArgs) -> Result<(), String> {
 }
 
 #[derive(Args, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
 struct BenchArgs {
+    /// `step`: time the whole training step of an equation instead of a jet pass.
+    #[command(subcommand)]
+    what: Option<BenchWhat>,
     /// Input dimension d.
     #[arg(long, default_value_t = 100)]
     dim: usize,
@@ -517,6 +522,98 @@ struct BenchArgs {
     collapsed: bool,
 }
 
+#[derive(Subcommand, Clone)]
+enum BenchWhat {
+    /// The whole training step (sampling, source, jets, reverse pass, Adam) of any equation,
+    /// after warm-up: median steps/s, spread, phase split, peak RSS.
+    Step(BenchStepArgs),
+}
+
+#[derive(Args, Clone)]
+struct BenchStepArgs {
+    /// Equation (as for train).
+    #[arg(long, default_value = "allen-cahn-two-body")]
+    equation: String,
+    /// Dimension (default: the equation's).
+    #[arg(long)]
+    dim: Option<usize>,
+    /// exact, sparse or dense (default: the equation's).
+    #[arg(long)]
+    method: Option<String>,
+    /// Randomisation batch R (default: the equation's).
+    #[arg(long)]
+    rand_batch: Option<usize>,
+    /// Residual points per step (default: the equation's).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Hidden width (default: the equation's).
+    #[arg(long)]
+    width: Option<usize>,
+    /// Number of affine layers (default: the equation's).
+    #[arg(long)]
+    depth: Option<usize>,
+    /// First-layer weight-sharing block size.
+    #[arg(long)]
+    block_size: Option<usize>,
+    /// Worker threads (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 200)]
+    steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    /// f64 instead of f32.
+    #[arg(long)]
+    f64: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
+    let mut cfg = stde::train::TrainConfig::for_equation(&a.equation);
+    macro_rules! set {
+        ($($f:ident),*) => { $(if let Some(v) = &a.$f { cfg.$f = v.clone(); })* };
+    }
+    set!(dim, method, rand_batch, batch, width, depth, block_size);
+    if a.rand_batch.is_none() && cfg.rand_batch > cfg.dim {
+        cfg.rand_batch = cfg.dim;
+    }
+    cfg.threads = a.threads;
+    if a.f64 {
+        cfg.precision = "f64".into();
+    }
+    cfg.validate()?;
+    let r = stde::bench::step(&cfg, a.warmup, a.steps)?;
+    if a.json {
+        return emit(&(serde_json::to_string_pretty(&r).map_err(|e| e.to_string())? + "\n"));
+    }
+    let pct = |v: f64| format!("{:.0} %", 100.0 * v);
+    emit(&format!(
+        "{} d = {} {} R = {}, {} thread(s), {} timed steps after {} warm-up\n\
+         median {:.2} steps/s ({:.3} ms/step; p10–p90 {:.3}–{:.3} ms)\n\
+         phases: sample {}, source {}, network {}, update {}; peak RSS {:.0} MiB\n",
+        r.equation,
+        r.dim,
+        r.method,
+        r.rand_batch,
+        r.threads,
+        r.steps,
+        a.warmup,
+        r.steps_per_s,
+        r.step_s_median * 1e3,
+        r.step_s_p10_p90[0] * 1e3,
+        r.step_s_p10_p90[1] * 1e3,
+        pct(r.phase_shares[0]),
+        pct(r.phase_shares[1]),
+        pct(r.phase_shares[2]),
+        pct(r.phase_shares[3]),
+        r.peak_rss_mb
+    ))
+}
+
 impl BenchArgs {
     /// The timing case these arguments describe, at jet order `order`.
     fn case(&self, order: usize, dense: bool) -> StepCase {
@@ -533,6 +630,9 @@ impl BenchArgs {
 }
 
 fn run_bench(a: &BenchArgs) -> Result<(), String> {
+    if let Some(BenchWhat::Step(s)) = &a.what {
+        return run_bench_step(s);
+    }
     if a.points == 0 || a.dirs == 0 || a.width == 0 || a.depth == 0 || a.dim == 0 || a.runs == 0 {
         return Err("bench: --points, --dirs, --width, --depth, --dim and --runs must be positive".into());
     }

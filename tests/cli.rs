@@ -935,3 +935,44 @@ fn a_closed_stdout_does_not_end_a_run() {
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(s["steps"].as_u64(), Some(300));
 }
+
+/// `stde bench step` times whole training steps of any equation; `--json` for scripts.
+#[test]
+fn bench_step_times_any_equation() {
+    for eq in ["allen-cahn-two-body", "kp-2d", "semilinear-heat"] {
+        let (code, out, err) = stde(&[
+            "bench",
+            "step",
+            "--equation",
+            eq,
+            "--dim",
+            if eq == "kp-2d" { "2" } else { "8" },
+            "--width",
+            "16",
+            "--steps",
+            "5",
+            "--warmup",
+            "2",
+            "--threads",
+            "1",
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{eq}: {err}");
+        let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(r["steps"].as_u64(), Some(5), "{r}");
+        assert!(
+            r["steps_per_s"].as_f64().is_some_and(|v| v.is_finite() && v > 0.0),
+            "{r}"
+        );
+        let shares: f64 = r["phase_shares"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .sum();
+        assert!((shares - 1.0).abs() < 1e-9, "{r}");
+    }
+    let (code, _, err) = stde(&["bench", "step", "--equation", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown equation"), "{err}");
+}

@@ -64,6 +64,8 @@ pub struct RunOptions {
     pub steps: Option<usize>,
     /// With `resume`: worker threads for this session.
     pub threads: Option<usize>,
+    /// With `quiet`: not even the per-evaluation lines (benchmarks).
+    pub silent: bool,
 }
 
 /// The files a run writes into its folder.
@@ -119,6 +121,10 @@ pub struct Summary {
     pub interrupted: bool,
     /// Where this session's training time went, in seconds.
     pub time_s: PhaseTimes,
+    /// Each step's duration this session, seconds (evaluation excluded; not written to
+    /// `summary.json`).
+    #[serde(skip)]
+    pub step_times_s: Vec<f64>,
 }
 
 /// Training time by phase (this session; evaluation excluded), seconds.
@@ -641,6 +647,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     let mut interrupted = false;
     let start_step = st.step;
     let (mut sample_s, mut update_s) = (0.0, 0.0);
+    let mut step_times_s = Vec::with_capacity(cfg.steps.saturating_sub(start_step));
     for k in start_step..cfg.steps {
         let t0 = Instant::now();
         grad.iter_mut().for_each(|g| *g = T::zero());
@@ -676,7 +683,9 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         let t_update = Instant::now();
         adam.update(net.params_mut(), &grad, lr);
         update_s += t_update.elapsed().as_secs_f64();
-        session_train += t0.elapsed().as_secs_f64();
+        let step_s = t0.elapsed().as_secs_f64();
+        session_train += step_s;
+        step_times_s.push(step_s);
         st.step = k + 1;
         st.elapsed = elapsed0 + session.elapsed().as_secs_f64();
         st.train_time = train0 + session_train;
@@ -701,7 +710,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
                 Some(v) => format!("u(0) {v:.6}  rel_l1 {l1:.4e}  best {:.4e}", st.best_l1),
                 None => format!("rel_l2 {l2:.4e}  best {:.4e}", st.best_l2),
             };
-            if opts.quiet {
+            if opts.quiet && !opts.silent {
                 // a closed stdout (e.g. `| head`) must not end the run: progress lines are optional
                 let _ = writeln!(
                     std::io::stdout(),
@@ -760,6 +769,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             network: work.network_s,
             update: update_s,
         },
+        step_times_s,
     };
     let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
     write_atomic(&dir.join("summary.json"), json.as_bytes())?;
