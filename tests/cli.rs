@@ -976,3 +976,25 @@ fn bench_step_times_any_equation() {
     assert_eq!(code, 2);
     assert!(err.contains("unknown equation"), "{err}");
 }
+
+/// The memory guard counts a formula residual's jets: an exact gradient term at d = 2·10⁵ is
+/// refused with the figure instead of being allocated.
+#[test]
+fn train_refuses_formula_residuals_that_cannot_fit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = path(&tmp.path().join("run"));
+    let (code, _, err) = stde(&[
+        "train",
+        "--quiet",
+        "--equation",
+        "hjb-lin",
+        "--dim",
+        "200000",
+        "--steps",
+        "2",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("GiB"), "{err}");
+}

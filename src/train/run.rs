@@ -449,6 +449,36 @@ fn save_checkpoint<T: Real>(
     checkpoint::save(&path, net, &meta, &extra).map_err(|e| TrainError::Io(e.to_string()))
 }
 
+/// Memory of the jets a formula residual pushes per step beyond what
+/// [`TrainConfig::memory_estimate`] counts: one jet per partial its nonlinear parts read (`d` of
+/// them for a gradient term) and the operator's terms, through every layer, kept for the reverse
+/// pass.
+fn formula_jet_bytes(cfg: &TrainConfig) -> u64 {
+    let problem = cfg.problem();
+    let elem: u128 = if cfg.precision == "f64" { 8 } else { 4 };
+    let widths = (problem.input_dim() + cfg.width * cfg.depth.saturating_sub(1)) as u128;
+    let mut total: u128 = 0;
+    for c in &problem.conditions {
+        if let Term::Formula { residuals } = &c.term {
+            let mut coefficients: u128 = 0;
+            for r in residuals {
+                let terms = if r.operator.families.is_empty() {
+                    r.operator.exact_terms(problem.input_dim())
+                } else {
+                    cfg.rand_batch as u128 + r.operator.terms.len() as u128
+                };
+                coefficients += terms * (r.operator.order() as u128 + 1);
+                if let Some(n) = &r.nonlinear {
+                    coefficients += n.partials().iter().map(|p| p.len() as u128 + 1).sum::<u128>();
+                }
+            }
+            // values, the tape's derivative series and the cotangents
+            total += c.points as u128 * coefficients * widths * elem * 3;
+        }
+    }
+    total.min(u64::MAX as u128) as u64
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file beside it, synced, then renamed over it
 /// (a crash leaves the old file or the new one, never a mix).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
@@ -504,7 +534,7 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         cfg.clone()
     };
     cfg.validate().map_err(TrainError::Config)?;
-    let need = cfg.memory_estimate();
+    let need = cfg.memory_estimate().saturating_add(formula_jet_bytes(&cfg));
     if let Some(avail) = available_memory()
         && need > avail * 9 / 10
     {
