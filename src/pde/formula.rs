@@ -601,7 +601,8 @@ impl Formula {
             // every concrete partial the sums reach, in order of first use
             let mut vars = vec![0i64; f.vars];
             let mut found = Vec::new();
-            f.collect_partials(f.root, &mut vars, &mut found)?;
+            let mut seen = std::collections::HashSet::new();
+            f.collect_partials(f.root, &mut vars, &mut found, &mut seen)?;
             for idx in found {
                 if !f.partial_map.contains_key(&idx) {
                     f.partial_map.insert(idx.clone(), f.partials.len());
@@ -632,7 +633,13 @@ impl Formula {
     }
 
     /// Walks the tree with the sums' loops to find every partial a pattern reaches.
-    fn collect_partials(&self, i: usize, vars: &mut [i64], found: &mut Vec<Vec<usize>>) -> Result<(), FormulaError> {
+    fn collect_partials(
+        &self,
+        i: usize,
+        vars: &mut [i64],
+        found: &mut Vec<Vec<usize>>,
+        seen: &mut std::collections::HashSet<Vec<usize>>,
+    ) -> Result<(), FormulaError> {
         match self.nodes[i] {
             Node::PartialVar(p) => {
                 let mut key = Vec::new();
@@ -645,7 +652,7 @@ impl Formula {
                         ),
                     );
                 }
-                if !found.contains(&key) {
+                if seen.insert(key.clone()) {
                     found.push(key);
                 }
             }
@@ -656,13 +663,13 @@ impl Formula {
                 );
                 for v in lo..=hi {
                     vars[var] = v;
-                    self.collect_partials(body, vars, found)?;
+                    self.collect_partials(body, vars, found, seen)?;
                 }
             }
-            Node::Neg(a) | Node::Call(_, a) => self.collect_partials(a, vars, found)?,
+            Node::Neg(a) | Node::Call(_, a) => self.collect_partials(a, vars, found, seen)?,
             Node::Add(a, b) | Node::Sub(a, b) | Node::Mul(a, b) | Node::Div(a, b) | Node::Pow(a, b, _) => {
-                self.collect_partials(a, vars, found)?;
-                self.collect_partials(b, vars, found)?;
+                self.collect_partials(a, vars, found, seen)?;
+                self.collect_partials(b, vars, found, seen)?;
             }
             _ => {}
         }

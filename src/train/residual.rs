@@ -246,18 +246,18 @@ fn formula_loss<T: Real>(
     }
     // every partial any N_r reads, once; local → global index per residual
     let mut partials: Vec<Vec<usize>> = Vec::new();
+    let mut index: std::collections::HashMap<&[usize], usize> = std::collections::HashMap::new();
     let maps: Vec<Vec<usize>> = residuals
         .iter()
         .map(|r| {
             r.nonlinear.as_ref().map_or(Vec::new(), |f| {
                 f.partials()
                     .iter()
-                    .map(|idx| match partials.iter().position(|p| p == idx) {
-                        Some(g) => g,
-                        None => {
+                    .map(|idx| {
+                        *index.entry(idx.as_slice()).or_insert_with(|| {
                             partials.push(idx.clone());
                             partials.len() - 1
-                        }
+                        })
                     })
                     .collect()
             })
