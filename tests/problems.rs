@@ -525,6 +525,28 @@ fn collapsed_residual_step_equals_full() {
         for (i, (a, b)) in g_col.iter().zip(&g_full).enumerate() {
             assert!((a - b).abs() <= 1e-10 * scale, "case {c}: grad[{i}] {a} vs {b}");
         }
+        // and the collapsed step's gradient against central differences of its own loss (f64)
+        let loss_of = |n: &Mlp<f64>| {
+            let mut work = ResidualWork::default();
+            work.collapsed = true;
+            let mut scratch = vec![0.0; n.num_params()];
+            let mut pts = points.clone();
+            let d = ConditionDraw {
+                plans: vec![draw.clone()],
+                pairs: vec![],
+            };
+            condition_step(
+                n,
+                problem,
+                &problem.conditions[0],
+                &mut pts,
+                &d,
+                &mut work,
+                &mut scratch,
+            )
+            .unwrap()
+        };
+        check_gradient(&net, &g_col, loss_of, &format!("case {c}, collapsed"));
     }
 }
 
