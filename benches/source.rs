@@ -1,6 +1,7 @@
 //! `cargo bench --bench source`: the exact two-body source term at one point of d = 10⁵ (the
 //! `O(d)` cost that dominates a d = 10⁶ training step), against a libm `sin_cos` loop, and the
-//! vectorised `sin_cos_slice` alone.
+//! vectorised `sin_cos_slice` alone; and a formula source (`pde::formula`) summing over the same
+//! 10⁵ coordinates, interpreted.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -29,6 +30,19 @@ fn source(c: &mut Criterion) {
                 (*s, *c) = v.sin_cos();
             }
         })
+    });
+    let formula = stde::pde::formula::Formula::parse(
+        "sum(i, 0, d-1, sin(x[i]) + x[i]^2)",
+        stde::pde::formula::Scope {
+            dim: d,
+            time: false,
+            solution: false,
+        },
+    )
+    .unwrap();
+    let mut ws = formula.workspace(0);
+    group.bench_function("formula_sum", |b| {
+        b.iter(|| formula.eval(&mut ws, black_box(&x), 0.0, &[]))
     });
     group.finish();
 }

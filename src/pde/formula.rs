@@ -341,36 +341,27 @@ impl Parser<'_> {
         let mut idx = Vec::new();
         loop {
             let at = self.at();
-            if let Tok::Ident(ref s) = *self.peek()
-                && let Some(k) = self.bound.iter().rposition(|b| b == s)
-            {
-                idx.push(IndexTerm::Var(self.bound_ids[k]));
-                self.pos += 1;
-                match self.peek() {
-                    Tok::Op(',') => self.pos += 1,
-                    Tok::Op(']') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return err(self.at(), format!("expected ',' or ']', found {}", self.found())),
+            let term = match *self.peek() {
+                Tok::Ident(ref s) if self.bound.iter().any(|b| b == s) => {
+                    let k = self.bound.iter().rposition(|b| b == s).expect("checked");
+                    IndexTerm::Var(self.bound_ids[k])
                 }
-                continue;
-            }
-            let i = match *self.peek() {
-                Tok::Num(v) if v >= 0.0 && v.fract() == 0.0 => v as usize,
+                Tok::Num(v) if v >= 0.0 && v.fract() == 0.0 => IndexTerm::Coord(v as usize),
                 Tok::Ident(ref s) if s == "t" => {
                     if !self.scope.time {
                         return err(at, "'t' in d[...] but this problem has no time coordinate");
                     }
-                    self.scope.dim
+                    IndexTerm::Coord(self.scope.dim)
                 }
                 _ => return err(at, format!("expected a coordinate index, found {}", self.found())),
             };
             let limit = self.scope.dim + usize::from(self.scope.time);
-            if i >= limit {
+            if let IndexTerm::Coord(i) = term
+                && i >= limit
+            {
                 return err(at, format!("coordinate {i} is out of range (the input has {limit})"));
             }
-            idx.push(IndexTerm::Coord(i));
+            idx.push(term);
             self.pos += 1;
             match self.peek() {
                 Tok::Op(',') => self.pos += 1,

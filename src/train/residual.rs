@@ -588,11 +588,12 @@ fn target_loss<T: Real>(
     let mut loss = c * a_norm2 * inv_n / d as f64;
     // u = φ + ψ·N (the identity when the gradient is matched)
     let mut ws = problem.offset.as_ref().map(|f| f.workspace(0)).unwrap_or_default();
+    let mut wide = vec![0.0; din];
     for (p, gp) in g.iter().enumerate() {
         let x = &input.primal()[p * din..(p + 1) * din];
         let psi = problem.ansatz.value(x);
         let phi = problem.offset.as_ref().map_or(0.0, |f| {
-            let wide: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
+            wide.iter_mut().zip(x).for_each(|(w, v)| *w = v.as_f64());
             f.eval(&mut ws, &wide, f64::NAN, &[])
         });
         let e = phi + psi * out.derivative(0, p, 0).as_f64() - gp;
@@ -648,6 +649,7 @@ pub fn predict<T: Real>(
     let input = InputJets::new(1, d, 1, points.to_vec()).map_err(|e| NnError::Architecture(e.to_string()))?;
     let out = net.forward(&input, tape)?;
     let mut ws = offset.map(|f| f.workspace(0)).unwrap_or_default();
+    let mut wide = vec![0.0; d];
     Ok((0..points.len() / d)
         .map(|p| {
             let x = &points[p * d..(p + 1) * d];
@@ -657,7 +659,7 @@ pub fn predict<T: Real>(
                 other => other.value(x),
             };
             let phi = offset.map_or(0.0, |f| {
-                let wide: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
+                wide.iter_mut().zip(x).for_each(|(w, v)| *w = v.as_f64());
                 f.eval(&mut ws, &wide, f64::NAN, &[])
             });
             phi + psi * n
