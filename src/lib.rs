@@ -28,6 +28,7 @@
 
 pub mod apply;
 pub mod bench;
+pub mod dist;
 pub mod io;
 pub mod jet;
 pub mod list;

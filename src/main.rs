@@ -234,8 +234,81 @@ impl TrainArgs {
     }
 }
 
-fn run_train(a: &TrainArgs) -> Result<(), String> {
-    use stde::train::{RunOptions, TrainConfig, train};
+fn run_train(a: &TrainArgs, group: stde::dist::Group) -> Result<(), String> {
+    use stde::train::train;
+    // every rank reads its arguments; with several ranks they agree on going on before training
+    let prepared = prepare_train(a, group);
+    let (cfg, opts) = match group.agree(prepared.is_err()) {
+        (0, _) => prepared?,
+        (failed, root_failed) if group.is_root() || !root_failed => {
+            let msg = match prepared {
+                Err(e) if group.is_root() => e,
+                Err(e) => format!("rank {} of {}: {e}", group.rank(), group.size()),
+                Ok(_) if group.is_root() => format!(
+                    "{failed} of {} ranks failed (their messages are above); stopped",
+                    group.size()
+                ),
+                Ok(_) => String::new(),
+            };
+            return Err(msg);
+        }
+        _ => return Err(String::new()),
+    };
+    let out = opts.out.clone();
+    if !a.quiet && group.is_root() {
+        eprintln!(
+            "training {} (d = {}, {} R = {}) into {}{}",
+            cfg.equation,
+            cfg.dim,
+            cfg.method,
+            cfg.rand_batch,
+            out.display(),
+            if group.size() > 1 {
+                format!(" on {} MPI ranks", group.size())
+            } else {
+                String::new()
+            }
+        );
+    }
+    let s = train(&cfg, &opts).map_err(|e| e.to_string())?;
+    if !group.is_root() {
+        return Ok(());
+    }
+    if s.interrupted {
+        emit(&format!(
+            "interrupted at step {}: checkpoint saved; continue with: stde train --resume {}\n",
+            s.steps,
+            out.display()
+        ))?;
+    }
+    let score = match (s.final_value, s.reference_value) {
+        (Some(v), Some(r)) => format!(
+            "u(0, 0) = {v:.6} (reference {r}), best rel-L1 {:.3e}, final rel-L1 {:.3e}",
+            s.best_rel_l1, s.final_rel_l1
+        ),
+        (Some(v), None) => format!("u(0, 0) = {v:.6} (no reference value exists at this d)"),
+        _ => format!("best rel-L2 {:.3e}, final rel-L2 {:.3e}", s.best_rel_l2, s.final_rel_l2),
+    };
+    emit(&format!(
+        "{}: d = {}, {} steps, {score}, {:.1} it/s, {:.0} s, peak RSS {:.0} MiB\ntraining time: {}\nresults: {}/ (summary.json, metrics.csv, curves.png, checkpoint.safetensors)\n",
+        s.equation,
+        s.dim,
+        s.steps,
+        s.it_per_s,
+        s.wall_s,
+        s.peak_rss_mb,
+        s.time_s.shares(),
+        out.display()
+    ))
+}
+
+/// The configuration and run options `stde train` was given (no side effects but the Ctrl-C
+/// handler).
+fn prepare_train(
+    a: &TrainArgs,
+    group: stde::dist::Group,
+) -> Result<(stde::train::TrainConfig, stde::train::RunOptions), String> {
+    use stde::train::{RunOptions, TrainConfig};
     if a.resume.is_some() {
         let fixed = a.fixed_flags_given();
         if !fixed.is_empty() {
@@ -349,44 +422,9 @@ fn run_train(a: &TrainArgs) -> Result<(), String> {
         steps: a.steps.filter(|_| resume),
         threads: a.threads.filter(|_| resume),
         silent: false,
+        group,
     };
-    if !a.quiet {
-        eprintln!(
-            "training {} (d = {}, {} R = {}) into {}",
-            cfg.equation,
-            cfg.dim,
-            cfg.method,
-            cfg.rand_batch,
-            out.display()
-        );
-    }
-    let s = train(&cfg, &opts).map_err(|e| e.to_string())?;
-    if s.interrupted {
-        emit(&format!(
-            "interrupted at step {}: checkpoint saved; continue with: stde train --resume {}\n",
-            s.steps,
-            out.display()
-        ))?;
-    }
-    let score = match (s.final_value, s.reference_value) {
-        (Some(v), Some(r)) => format!(
-            "u(0, 0) = {v:.6} (reference {r}), best rel-L1 {:.3e}, final rel-L1 {:.3e}",
-            s.best_rel_l1, s.final_rel_l1
-        ),
-        (Some(v), None) => format!("u(0, 0) = {v:.6} (no reference value exists at this d)"),
-        _ => format!("best rel-L2 {:.3e}, final rel-L2 {:.3e}", s.best_rel_l2, s.final_rel_l2),
-    };
-    emit(&format!(
-        "{}: d = {}, {} steps, {score}, {:.1} it/s, {:.0} s, peak RSS {:.0} MiB\ntraining time: {}\nresults: {}/ (summary.json, metrics.csv, curves.png, checkpoint.safetensors)\n",
-        s.equation,
-        s.dim,
-        s.steps,
-        s.it_per_s,
-        s.wall_s,
-        s.peak_rss_mb,
-        s.time_s.shares(),
-        out.display()
-    ))
+    Ok((cfg, opts))
 }
 
 #[derive(Args, Clone)]
@@ -708,8 +746,24 @@ fn run_bench(a: &BenchArgs) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command.unwrap_or_else(|| Command::Train(Box::default())) {
-        Command::Train(a) => run_train(&a),
+    let command = cli.command.unwrap_or_else(|| Command::Train(Box::default()));
+    // under `mpirun` (feature `mpi`) this process is one rank of the job; it stays in MPI until
+    // `_session` drops at the end of main
+    let (group, _session) = match stde::dist::init() {
+        Ok(g) => g,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    if group.size() > 1 && !matches!(command, Command::Train(_)) {
+        if group.is_root() {
+            eprintln!("error: only `stde train` runs on several MPI ranks; run the other commands without mpirun");
+        }
+        return ExitCode::from(2);
+    }
+    let result = match command {
+        Command::Train(a) => run_train(&a, group),
         Command::Bench(a) => run_bench(&a),
         Command::Plan(a) => run_plan(&a),
         Command::Apply(a) => run_apply(&a),
@@ -719,7 +773,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            // an empty message: another MPI rank failed and reported it
+            if !msg.is_empty() {
+                eprintln!("error: {msg}");
+            }
             ExitCode::from(2)
         }
     }

@@ -998,3 +998,26 @@ fn train_refuses_formula_residuals_that_cannot_fit() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("GiB"), "{err}");
 }
+
+/// A build without the `mpi` feature started as one of several MPI ranks (as `mpirun -n 2`
+/// would: the launcher's environment) refuses, instead of running the whole job twice into the
+/// same folder.
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn several_ranks_without_mpi_support_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_stde"))
+        .args(["train", "--dim", "4", "--steps", "2", "--quiet", "--out"])
+        .arg(dir.path().join("run"))
+        .env("OMPI_COMM_WORLD_SIZE", "2")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("built without MPI") && err.contains("--features mpi"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!dir.path().join("run").exists(), "nothing written");
+}

@@ -165,7 +165,24 @@ pub fn condition_step<T: Real>(
     work: &mut ResidualWork<T>,
     grad: &mut [T],
 ) -> Result<f64, NnError> {
+    condition_part_step(net, problem, cond, points, draw, work, grad, 1.0)
+}
+
+/// [`condition_step`] on one rank's part of the batch: the part's mean scaled by `share` (its
+/// points over the batch's), so that the ranks' losses and gradients add up to the batch's.
+#[allow(clippy::too_many_arguments)]
+pub fn condition_part_step<T: Real>(
+    net: &Mlp<T>,
+    problem: &Problem,
+    cond: &Condition,
+    points: &mut Vec<T>,
+    draw: &ConditionDraw,
+    work: &mut ResidualWork<T>,
+    grad: &mut [T],
+    share: f64,
+) -> Result<f64, NnError> {
     let ansatz = problem.ansatz;
+    let weight = cond.weight * share;
     match &cond.term {
         Term::Residual { equation, gpinn, .. } => {
             if problem.offset.is_some() {
@@ -178,7 +195,7 @@ pub fn condition_step<T: Real>(
                 ansatz,
                 equation.as_ref(),
                 gpinn.unwrap_or(0.0),
-                cond.weight,
+                weight,
                 points,
                 draw,
                 work,
@@ -187,7 +204,7 @@ pub fn condition_step<T: Real>(
         }
         Term::Formula { residuals } => {
             let t = std::time::Instant::now();
-            let loss = formula_loss(net, problem, residuals, cond.weight, points, draw, work, grad);
+            let loss = formula_loss(net, problem, residuals, weight, points, draw, work, grad);
             work.network_s += t.elapsed().as_secs_f64();
             loss
         }
@@ -208,7 +225,7 @@ pub fn condition_step<T: Real>(
                 target.as_ref(),
                 space,
                 *gradient_weight,
-                cond.weight,
+                weight,
                 points,
                 work,
                 grad,

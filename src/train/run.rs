@@ -10,7 +10,8 @@
 use super::config::TrainConfig;
 use super::optim::{Adam, Schedule};
 use super::plot;
-use super::residual::{ConditionDraw, ResidualWork, condition_step, predict};
+use super::residual::{ConditionDraw, ResidualWork, condition_part_step, predict};
+use crate::dist::Group;
 use crate::nn::checkpoint;
 use crate::nn::{Architecture, Mlp, Tape};
 use crate::operator::estimator::sample_distinct;
@@ -66,6 +67,8 @@ pub struct RunOptions {
     pub threads: Option<usize>,
     /// With `quiet`: not even the per-evaluation lines (benchmarks).
     pub silent: bool,
+    /// The ranks the batches are split across (one process unless started by `mpirun`).
+    pub group: Group,
 }
 
 /// The files a run writes into its folder.
@@ -119,6 +122,8 @@ pub struct Summary {
     pub peak_rss_mb: f64,
     /// Whether the run stopped before its last step (interrupt).
     pub interrupted: bool,
+    /// Processes (MPI ranks) this session ran on; figures above are rank 0's.
+    pub processes: usize,
     /// Where this session's training time went, in seconds.
     pub time_s: PhaseTimes,
     /// Each step's duration this session, seconds (evaluation excluded; not written to
@@ -138,20 +143,26 @@ pub struct PhaseTimes {
     pub network: f64,
     /// Adam.
     pub update: f64,
+    /// Summing gradients across ranks (0 for one process).
+    pub reduce: f64,
 }
 
 impl PhaseTimes {
     /// `sample 18 %, source 45 %, network 35 %, update 2 %`.
     pub fn shares(&self) -> String {
-        let total = (self.sample + self.source + self.network + self.update).max(1e-12);
+        let total = (self.sample + self.source + self.network + self.update + self.reduce).max(1e-12);
         let pct = |v: f64| 100.0 * v / total;
-        format!(
+        let mut s = format!(
             "sample {:.0} %, source {:.0} %, network {:.0} %, update {:.0} %",
             pct(self.sample),
             pct(self.source),
             pct(self.network),
             pct(self.update)
-        )
+        );
+        if self.reduce > 0.0 {
+            s += &format!(", reduce {:.0} %", pct(self.reduce));
+        }
+        s
     }
 }
 
@@ -179,6 +190,46 @@ pub enum TrainError {
     /// Engine error.
     #[error(transparent)]
     Engine(#[from] crate::nn::NnError),
+    /// Another rank failed and reported it (this rank has nothing to add; its message is empty).
+    #[error("")]
+    Peer,
+}
+
+/// Where the ranks must agree before going on: every rank learns whether any failed. Rank 0
+/// keeps its own error, or reports how many others failed; another rank that failed prints its
+/// own message when rank 0 did not fail; every rank but 0 then stops with [`TrainError::Peer`].
+fn agree<X>(group: Group, result: Result<X, TrainError>) -> Result<X, TrainError> {
+    if group.size() == 1 {
+        return result;
+    }
+    let (failures, root_failed) = group.agree(result.is_err());
+    match result {
+        Ok(x) if failures == 0 => Ok(x),
+        Err(e) if group.is_root() => Err(e),
+        Ok(_) if group.is_root() => Err(TrainError::Config(format!(
+            "{failures} of {} ranks failed (their messages are above); stopped",
+            group.size()
+        ))),
+        Err(e) => {
+            if !root_failed {
+                eprintln!("error: rank {} of {}: {e}", group.rank(), group.size());
+            }
+            Err(TrainError::Peer)
+        }
+        Ok(_) => Err(TrainError::Peer),
+    }
+}
+
+/// A rank-local failure after the ranks started stepping together: with several ranks, the
+/// others would wait for this one forever, so it prints its message and ends the whole job.
+fn local<X>(group: Group, result: Result<X, TrainError>) -> Result<X, TrainError> {
+    match result {
+        Err(e) if group.size() > 1 => {
+            eprintln!("error: rank {} of {}: {e}; ending the job", group.rank(), group.size());
+            group.abort(2)
+        }
+        r => r,
+    }
 }
 
 fn io_err(path: &Path, e: impl std::fmt::Display) -> TrainError {
@@ -325,11 +376,13 @@ struct Scores {
 }
 
 /// Scores the network as the problem says: relative L2 and L1 errors over the streamed test set
-/// (targets cached after the first call), or the relative L1 error of `u` at a point.
+/// (targets cached after the first call; each rank scores its share of the points and the sums
+/// are added across ranks), or the relative L1 error of `u` at a point.
 fn evaluate<T: Real>(
     net: &Mlp<T>,
     problem: &Problem,
     cfg: &TrainConfig,
+    group: Group,
     targets: &mut Vec<f64>,
     tape: &mut Tape<T>,
 ) -> Result<Scores, TrainError> {
@@ -351,9 +404,10 @@ fn evaluate<T: Real>(
     let (mut e2, mut n2, mut e1, mut n1) = (0.0, 0.0, 0.0, 0.0);
     let per_batch = test_batch(din);
     let mut buf = vec![T::zero(); per_batch * din];
-    let mut start = 0;
-    while start < cfg.test_points {
-        let m = per_batch.min(cfg.test_points - start);
+    let mine = group.share(cfg.test_points);
+    let mut start = mine.start;
+    while start < mine.end {
+        let m = per_batch.min(mine.end - start);
         let pts = &mut buf[..m * din];
         // the same points in every evaluation: the stream is keyed by the batch of TEST_BATCH
         // points, and a smaller batch reads the matching part of it
@@ -370,7 +424,7 @@ fn evaluate<T: Real>(
         }
         let u = predict(net, problem.ansatz, problem.offset.as_deref(), pts, tape)?;
         for (i, ui) in u.iter().enumerate() {
-            let t = targets[start + i];
+            let t = targets[start - mine.start + i];
             e2 += (ui - t).powi(2);
             n2 += t * t;
             e1 += (ui - t).abs();
@@ -378,6 +432,9 @@ fn evaluate<T: Real>(
         }
         start += m;
     }
+    let mut sums = [e2, n2, e1, n1];
+    group.sum(&mut sums);
+    let [e2, n2, e1, n1] = sums;
     Ok(Scores {
         rel_l2: (e2 / n2.max(1e-300)).sqrt(),
         rel_l1: e1 / n1.max(1e-300),
@@ -414,6 +471,22 @@ struct State {
     elapsed: f64,
     train_time: f64,
     last_value: Option<f64>,
+}
+
+impl State {
+    /// A run at step 0.
+    fn fresh() -> State {
+        State {
+            step: 0,
+            best_l2: f64::INFINITY,
+            best_l1: f64::INFINITY,
+            last_l2: f64::NAN,
+            last_l1: f64::NAN,
+            elapsed: 0.0,
+            train_time: 0.0,
+            last_value: None,
+        }
+    }
 }
 
 fn save_checkpoint<T: Real>(
@@ -498,10 +571,33 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
 }
 
 /// Runs (or resumes) training as configured; returns the summary (also written to the folder).
+///
+/// With several ranks ([`RunOptions::group`]), rank 0 alone reads and writes the run folder and
+/// prints; every rank must be given the same configuration (checked), and each step's batch is
+/// split across the ranks.
 pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
+    let group = opts.group;
+    let result = train_in_group(cfg, opts);
+    if group.is_root() {
+        result
+    } else {
+        // everything another rank must say was printed where it happened (`agree`, `local`)
+        result.map_err(|_| TrainError::Peer)
+    }
+}
+
+fn train_in_group(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
+    let group = opts.group;
     let cfg = if opts.resume {
         let path = opts.out.join("config.toml");
-        let text = std::fs::read_to_string(&path).map_err(|e| io_err(&path, format!("cannot resume: {e}")))?;
+        let text = if group.is_root() {
+            std::fs::read_to_string(&path).map_err(|e| io_err(&path, format!("cannot resume: {e}")))
+        } else {
+            Ok(String::new())
+        };
+        let mut text = agree(group, text)?.into_bytes();
+        group.broadcast_bytes(&mut text);
+        let text = String::from_utf8_lossy(&text);
         let mut saved =
             TrainConfig::from_toml(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
         if let Some(t) = opts.threads {
@@ -513,46 +609,50 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
         }
         saved
     } else {
-        let present: Vec<&str> = RUN_FILES
-            .iter()
-            .copied()
-            .filter(|f| opts.out.join(f).exists())
-            .collect();
-        if !present.is_empty() {
-            if !opts.overwrite {
-                return Err(TrainError::Config(format!(
-                    "{} already holds a run ({}); continue it with --resume {0}, or start clean with --overwrite",
-                    opts.out.display(),
-                    present.join(", ")
-                )));
-            }
-            for f in present {
-                let path = opts.out.join(f);
-                std::fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
-            }
-        }
+        let clean = if group.is_root() {
+            clean_folder(&opts.out, opts.overwrite)
+        } else {
+            Ok(())
+        };
+        agree(group, clean)?;
         cfg.clone()
     };
-    cfg.validate().map_err(TrainError::Config)?;
-    let need = cfg.memory_estimate().saturating_add(formula_jet_bytes(&cfg));
-    if let Some(avail) = available_memory()
-        && need > avail * 9 / 10
-    {
-        return Err(TrainError::Config(format!(
-            "this run needs about {:.1} GiB but only {:.1} GiB is available; reduce --dim, --batch, --rand-batch or --width, or use --block-size",
-            need as f64 / 1073741824.0,
-            avail as f64 / 1073741824.0
-        )));
-    }
-    let threads = if cfg.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        cfg.threads
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| TrainError::Config(e.to_string()))?;
+    same_config_everywhere(group, &cfg)?;
+    let ready = (|| {
+        cfg.validate().map_err(TrainError::Config)?;
+        if group.size() > 1 {
+            for c in &cfg.problem().conditions {
+                if c.points < group.size() {
+                    return Err(TrainError::Config(format!(
+                        "the {} condition draws {} points per step, fewer than the {} ranks to split them over",
+                        c.name,
+                        c.points,
+                        group.size()
+                    )));
+                }
+            }
+        }
+        let need = cfg.memory_estimate().saturating_add(formula_jet_bytes(&cfg));
+        if let Some(avail) = available_memory()
+            && need > avail * 9 / 10
+        {
+            return Err(TrainError::Config(format!(
+                "this run needs about {:.1} GiB but only {:.1} GiB is available; reduce --dim, --batch, --rand-batch or --width, or use --block-size",
+                need as f64 / 1073741824.0,
+                avail as f64 / 1073741824.0
+            )));
+        }
+        let threads = if cfg.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            cfg.threads
+        };
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| TrainError::Config(e.to_string()))
+    })();
+    let pool = agree(group, ready)?;
     pool.install(|| {
         if cfg.precision == "f64" {
             train_with::<f64>(&cfg, opts)
@@ -562,24 +662,70 @@ pub fn train(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError
     })
 }
 
-fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
+/// A fresh run's folder: refuses one that holds another run's files, or deletes them with
+/// `overwrite`.
+fn clean_folder(out: &Path, overwrite: bool) -> Result<(), TrainError> {
+    let present: Vec<&str> = RUN_FILES.iter().copied().filter(|f| out.join(f).exists()).collect();
+    if present.is_empty() {
+        return Ok(());
+    }
+    if !overwrite {
+        return Err(TrainError::Config(format!(
+            "{} already holds a run ({}); continue it with --resume {0}, or start clean with --overwrite",
+            out.display(),
+            present.join(", ")
+        )));
+    }
+    for f in present {
+        let path = out.join(f);
+        std::fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Refuses a job whose ranks were given different configurations (threads may differ).
+fn same_config_everywhere(group: Group, cfg: &TrainConfig) -> Result<(), TrainError> {
+    if group.size() == 1 {
+        return Ok(());
+    }
+    use std::hash::{Hash, Hasher};
+    let mut c = cfg.clone();
+    c.threads = 0;
+    let mut h = std::hash::DefaultHasher::new();
+    c.to_toml().hash(&mut h);
+    let all = group.gather(h.finish());
+    let differ: Vec<String> = (1..all.len())
+        .filter(|&r| all[r] != all[0])
+        .map(|r| r.to_string())
+        .collect();
+    if differ.is_empty() {
+        return Ok(());
+    }
+    if !group.is_root() {
+        return Err(TrainError::Peer);
+    }
+    Err(TrainError::Config(format!(
+        "rank(s) {} of {} were started with a configuration other than rank 0's; every rank must get the same arguments",
+        differ.join(", "),
+        group.size()
+    )))
+}
+
+/// Rank 0's start of a run: the folder, then the checkpoint, optimiser state and metrics of a
+/// resumed run (metrics trimmed to the checkpoint), or a new network, `config.toml` and metrics
+/// header.
+fn open_run<T: Real>(
+    cfg: &TrainConfig,
+    opts: &RunOptions,
+    arch: &Architecture,
+) -> Result<(Mlp<T>, Adam, State), TrainError> {
     let dir = &opts.out;
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    let problem = cfg.problem();
-    let mut estimators = estimators(cfg, &problem).map_err(TrainError::Config)?;
-    let din = problem.input_dim();
-    let arch = Architecture {
-        input_dim: din,
-        hidden: vec![cfg.width; cfg.depth - 1],
-        output_dim: 1,
-        activation: Default::default(),
-        block_size: (cfg.block_size > 1).then_some(cfg.block_size),
-    };
     let metrics_path = dir.join("metrics.csv");
-    let (mut net, mut adam, mut st) = if opts.resume {
+    Ok(if opts.resume {
         let ck = checkpoint::load::<T>(&dir.join("checkpoint.safetensors"))
             .map_err(|e| TrainError::Io(format!("cannot resume: {e}")))?;
-        if ck.net.architecture() != &arch {
+        if ck.net.architecture() != arch {
             return Err(TrainError::Config(
                 "checkpoint architecture does not match config.toml".into(),
             ));
@@ -603,6 +749,14 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         let (Some(m), Some(v)) = (m, v) else {
             return Err(TrainError::Config("checkpoint lacks the optimiser state".into()));
         };
+        if m.len() != ck.net.num_params() || v.len() != m.len() {
+            return Err(TrainError::Config(format!(
+                "checkpoint's optimiser state has {} and {} entries for {} parameters",
+                m.len(),
+                v.len(),
+                ck.net.num_params()
+            )));
+        }
         let st = State {
             step,
             best_l2: get("best_rel_l2").unwrap_or(f64::INFINITY),
@@ -619,46 +773,106 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         write_atomic(&metrics_path, (kept.join("\n") + "\n").as_bytes())?;
         (ck.net, Adam { m, v, step }, st)
     } else {
-        let net = Mlp::<T>::new(arch, cfg.seed)?;
+        let net = Mlp::<T>::new(arch.clone(), cfg.seed)?;
         let n = net.num_params();
         write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
         write_atomic(&metrics_path, b"step,loss,lr,rel_l2,rel_l1,elapsed_s,grad_norm\n")?;
-        let st = State {
-            step: 0,
-            best_l2: f64::INFINITY,
-            best_l1: f64::INFINITY,
-            last_l2: f64::NAN,
-            last_l1: f64::NAN,
-            elapsed: 0.0,
-            train_time: 0.0,
-            last_value: None,
-        };
-        (net, Adam::new(n), st)
+        (net, Adam::new(n), State::fresh())
+    })
+}
+
+/// Gives every rank rank 0's parameters, optimiser state and run state (as `f64`, exact for
+/// `f32` and `f64` parameters).
+fn share_state<T: Real>(group: Group, net: &mut Mlp<T>, adam: &mut Adam, st: &mut State) {
+    let mut params: Vec<f64> = net.params_mut().iter().map(|p| p.as_f64()).collect();
+    group.broadcast(&mut params);
+    for (p, v) in net.params_mut().iter_mut().zip(&params) {
+        *p = T::c(*v);
+    }
+    group.broadcast(&mut adam.m);
+    group.broadcast(&mut adam.v);
+    let mut s = [
+        st.step as f64,
+        st.best_l2,
+        st.best_l1,
+        st.last_l2,
+        st.last_l1,
+        st.elapsed,
+        st.train_time,
+        st.last_value.unwrap_or(f64::NAN),
+        f64::from(u8::from(st.last_value.is_some())),
+    ];
+    group.broadcast(&mut s);
+    *st = State {
+        step: s[0] as usize,
+        best_l2: s[1],
+        best_l1: s[2],
+        last_l2: s[3],
+        last_l1: s[4],
+        elapsed: s[5],
+        train_time: s[6],
+        last_value: (s[8] > 0.0).then_some(s[7]),
     };
-    let mut metrics = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|e| io_err(&metrics_path, e))?;
+    adam.step = st.step;
+}
+
+fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
+    let group = opts.group;
+    let dir = &opts.out;
+    let problem = cfg.problem();
+    let mut estimators = estimators(cfg, &problem).map_err(TrainError::Config)?;
+    let din = problem.input_dim();
+    let arch = Architecture {
+        input_dim: din,
+        hidden: vec![cfg.width; cfg.depth - 1],
+        output_dim: 1,
+        activation: Default::default(),
+        block_size: (cfg.block_size > 1).then_some(cfg.block_size),
+    };
+    let metrics_path = dir.join("metrics.csv");
+    // rank 0 opens the run (its folder, checkpoint and metrics); the others start from the seed
+    // and then receive rank 0's state
+    let opened = if group.is_root() {
+        open_run::<T>(cfg, opts, &arch)
+    } else {
+        Mlp::<T>::new(arch.clone(), cfg.seed)
+            .map_err(TrainError::from)
+            .map(|net| {
+                let n = net.num_params();
+                (net, Adam::new(n), State::fresh())
+            })
+    };
+    let (mut net, mut adam, mut st) = agree(group, opened)?;
+    if group.size() > 1 {
+        share_state(group, &mut net, &mut adam, &mut st);
+    }
+    let mut metrics = if group.is_root() {
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&metrics_path)
+            .map_err(|e| io_err(&metrics_path, e));
+        Some(local(group, f)?)
+    } else {
+        None
+    };
     let schedule = Schedule::parse(&cfg.schedule).expect("validated schedule");
     let mut work = ResidualWork::default();
     work.collapsed = cfg.collapsed;
     let mut eval_tape = Tape::default();
     let mut targets = Vec::new();
-    let mut points: Vec<Vec<T>> = problem
-        .conditions
-        .iter()
-        .map(|c| vec![T::zero(); c.points * din])
-        .collect();
-    if !opts.quiet
-        && let Evaluation::PointValue { reference: None, .. } = problem.evaluation
-    {
+    // this rank's part of each condition's batch, and its share of the batch's mean
+    let parts: Vec<std::ops::Range<usize>> = problem.conditions.iter().map(|c| group.share(c.points)).collect();
+    let mut points: Vec<Vec<T>> = parts.iter().map(|r| vec![T::zero(); r.len() * din]).collect();
+    let quiet = opts.quiet || !group.is_root();
+    let silent = opts.silent || !group.is_root();
+    if !quiet && let Evaluation::PointValue { reference: None, .. } = problem.evaluation {
         eprintln!(
             "note: no reference value of u(0, 0) exists for {} at d = {} (published: d = 10, 100, 1000, 10000); the value is reported without an error",
             problem.name, problem.dim
         );
     }
     let mut grad = vec![T::zero(); net.num_params()];
-    let bar = if opts.quiet {
+    let bar = if quiet {
         indicatif::ProgressBar::hidden()
     } else {
         let b = indicatif::ProgressBar::new(cfg.steps as u64);
@@ -676,7 +890,8 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     let mut session_train = 0.0;
     let mut interrupted = false;
     let start_step = st.step;
-    let (mut sample_s, mut update_s) = (0.0, 0.0);
+    let (mut sample_s, mut update_s, mut reduce_s) = (0.0, 0.0, 0.0);
+    let mut reduced: Vec<f64> = Vec::new();
     let mut step_times_s = Vec::with_capacity(cfg.steps.saturating_sub(start_step));
     for k in start_step..cfg.steps {
         let t0 = Instant::now();
@@ -686,14 +901,35 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             let t_sample = Instant::now();
             // condition 0 keeps the stream key the elliptic trainer always used
             let batch = (RESIDUAL ^ ((c as u64) << 4)) ^ ((k as u64) << 8);
-            cond.domain.fill_from(problem.dim, cfg.seed, batch, 0, &mut points[c]);
+            cond.domain
+                .fill_from(problem.dim, cfg.seed, batch, parts[c].start, &mut points[c]);
             sample_s += t_sample.elapsed().as_secs_f64();
             let draw = if estimators[c].is_empty() {
                 ConditionDraw::default()
             } else {
-                draw_condition(cfg, cond, &mut estimators[c], c, k)?
+                local(group, draw_condition(cfg, cond, &mut estimators[c], c, k))?
             };
-            loss += condition_step(&net, &problem, cond, &mut points[c], &draw, &mut work, &mut grad)?;
+            let share = parts[c].len() as f64 / cond.points as f64;
+            let part = condition_part_step(&net, &problem, cond, &mut points[c], &draw, &mut work, &mut grad, share);
+            loss += local(group, part.map_err(TrainError::from))?;
+        }
+        // every rank's gradient and loss summed (in rank order), and whether any rank was
+        // interrupted, so that all take the same step and stop at the same one
+        let mut interrupt = opts.interrupt.load(Ordering::Relaxed);
+        if group.size() > 1 {
+            let t_reduce = Instant::now();
+            reduced.clear();
+            reduced.extend(grad.iter().map(|g| g.as_f64()));
+            reduced.push(loss);
+            reduced.push(f64::from(u8::from(interrupt)));
+            group.sum(&mut reduced);
+            for (g, r) in grad.iter_mut().zip(&reduced) {
+                *g = T::c(*r);
+            }
+            let n = grad.len();
+            loss = reduced[n];
+            interrupt = reduced[n + 1] > 0.0;
+            reduce_s += t_reduce.elapsed().as_secs_f64();
         }
         if !loss.is_finite() || grad.iter().any(|g| !g.as_f64().is_finite()) {
             bar.abandon();
@@ -719,11 +955,14 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         st.step = k + 1;
         st.elapsed = elapsed0 + session.elapsed().as_secs_f64();
         st.train_time = train0 + session_train;
-        let stop = opts.interrupt.load(Ordering::Relaxed) || opts.stop_after == Some(st.step);
+        let stop = interrupt || opts.stop_after == Some(st.step);
         let eval_now = st.step % cfg.eval_every == 0 || st.step == cfg.steps;
         let (mut l2s, mut l1s) = (String::new(), String::new());
         if eval_now {
-            let scores = evaluate(&net, &problem, cfg, &mut targets, &mut eval_tape)?;
+            let scores = local(
+                group,
+                evaluate(&net, &problem, cfg, group, &mut targets, &mut eval_tape),
+            )?;
             let (l2, l1) = (scores.rel_l2, scores.rel_l1);
             st.last_value = scores.value;
             st.last_l2 = l2;
@@ -740,7 +979,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
                 Some(v) => format!("u(0) {v:.6}  rel_l1 {l1:.4e}  best {:.4e}", st.best_l1),
                 None => format!("rel_l2 {l2:.4e}  best {:.4e}", st.best_l2),
             };
-            if opts.quiet && !opts.silent {
+            if quiet && !silent {
                 // a closed stdout (e.g. `| head`) must not end the run: progress lines are optional
                 let _ = writeln!(
                     std::io::stdout(),
@@ -753,17 +992,20 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         } else if st.step % 20 == 0 {
             bar.set_message(format!("loss {loss:.3e}"));
         }
-        writeln!(
-            metrics,
-            "{},{loss:e},{lr:e},{l2s},{l1s},{:.3},{grad_norm:e}",
-            st.step, st.elapsed
-        )
-        .map_err(|e| io_err(&metrics_path, e))?;
-        bar.set_position(st.step as u64);
-        if eval_now || stop {
-            metrics.flush().map_err(|e| io_err(&metrics_path, e))?;
-            save_checkpoint(dir, &net, &adam, &st, cfg, &problem)?;
+        if let Some(metrics) = metrics.as_mut() {
+            let written = writeln!(
+                metrics,
+                "{},{loss:e},{lr:e},{l2s},{l1s},{:.3},{grad_norm:e}",
+                st.step, st.elapsed
+            )
+            .and_then(|_| if eval_now || stop { metrics.flush() } else { Ok(()) })
+            .map_err(|e| io_err(&metrics_path, e));
+            local(group, written)?;
+            if eval_now || stop {
+                local(group, save_checkpoint(dir, &net, &adam, &st, cfg, &problem))?;
+            }
         }
+        bar.set_position(st.step as u64);
         if stop && st.step < cfg.steps {
             interrupted = true;
             break;
@@ -793,18 +1035,22 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         wall_s: st.elapsed,
         peak_rss_mb: peak_rss_mb(),
         interrupted,
+        processes: group.size(),
         time_s: PhaseTimes {
             sample: sample_s,
             source: work.source_s,
             network: work.network_s,
             update: update_s,
+            reduce: reduce_s,
         },
         step_times_s,
     };
-    let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
-    write_atomic(&dir.join("summary.json"), json.as_bytes())?;
-    if let Err(e) = plot::curves(&metrics_path, &dir.join("curves.png")) {
-        eprintln!("warning: could not draw curves.png: {e}");
+    if group.is_root() {
+        let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
+        write_atomic(&dir.join("summary.json"), json.as_bytes())?;
+        if let Err(e) = plot::curves(&metrics_path, &dir.join("curves.png")) {
+            eprintln!("warning: could not draw curves.png: {e}");
+        }
     }
     Ok(summary)
 }
