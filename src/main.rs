@@ -410,8 +410,14 @@ fn prepare_train(
     };
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
-        .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
+    // the first Ctrl-C (or SIGTERM) saves and stops after the current step; a second one ends
+    // the process at once (e.g. during a long evaluation)
+    ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::Relaxed) {
+            std::process::exit(130);
+        }
+    })
+    .map_err(|e| format!("cannot install the Ctrl-C handler: {e}"))?;
     let opts = RunOptions {
         out: out.clone(),
         resume,

@@ -1021,3 +1021,24 @@ fn several_ranks_without_mpi_support_are_refused() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!dir.path().join("run").exists(), "nothing written");
 }
+
+/// Sizes at the edge of `usize` are refused with a figure, never an overflow, an allocation
+/// failure or a thread storm (`--steps` that large is fine: the run is stopped by Ctrl-C).
+#[test]
+fn absurd_sizes_are_refused_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = path(&dir.path().join("run"));
+    let max = usize::MAX.to_string();
+    for (flag, value, says) in [
+        ("--dim", max.as_str(), "GiB"),
+        ("--test-points", max.as_str(), "GiB"),
+        ("--width", "100000000", "GiB"),
+        ("--batch", "1000000000", "GiB"),
+        ("--threads", "100000", "--threads 100000"),
+    ] {
+        let (code, _, err) = stde(&["train", flag, value, "--steps", "1", "--quiet", "--out", &out]);
+        assert_eq!(code, 2, "{flag} {value}: {err}");
+        assert!(err.contains(says), "{flag} {value}: {err}");
+        assert_eq!(err.lines().count(), 1, "{flag} {value}: {err}");
+    }
+}

@@ -312,3 +312,12 @@ fn every_trainer_variant_learns() {
         assert!(s.best_rel_l2 < bound, "{name}: best rel-L2 {}", s.best_rel_l2);
     }
 }
+
+/// A run of `usize::MAX` steps (stopped after 3) allocates nothing per planned step.
+#[test]
+fn a_run_of_usize_max_steps_starts_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = small(dir.path(), usize::MAX, Some(3), false);
+    assert_eq!(s.steps, 3);
+    assert!(s.interrupted);
+}

@@ -6,6 +6,9 @@ use crate::train::optim::Schedule;
 use serde::{Deserialize, Serialize};
 
 /// Everything that defines a training run (written resolved to `config.toml` in the run folder).
+/// The most worker threads a run may ask for (each has its own stack; far beyond any core count).
+pub const MAX_THREADS: usize = 4096;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
@@ -263,6 +266,12 @@ impl TrainConfig {
         if self.steps == 0 {
             return Err("--steps must be positive".into());
         }
+        if self.threads > MAX_THREADS {
+            return Err(format!(
+                "--threads {} is more than {MAX_THREADS}; give the number of cores (0: all of them)",
+                self.threads
+            ));
+        }
         if self.batch == 0 || self.width == 0 || self.depth < 2 || self.test_points == 0 || self.eval_every == 0 {
             return Err(
                 "--batch, --width, --test-points and --eval-every must be positive and --depth at least 2".into(),
@@ -391,43 +400,46 @@ impl TrainConfig {
     /// Rough memory need in bytes: parameters with gradient and Adam state, the step's jets and
     /// points, and one test batch.
     pub fn memory_estimate(&self) -> u64 {
-        let elem = if self.precision == "f64" { 8u64 } else { 4 };
+        let elem = if self.precision == "f64" { 8.0 } else { 4.0 };
         let time = match &self.pde {
             Some(spec) => spec.time(),
             None => lookup(&self.equation).is_some_and(|e| e.time),
         };
-        let d = self.dim as u64 + u64::from(time);
-        let (h, b) = (self.width as u64, self.block_size as u64);
-        let first_in = d / b;
-        let params = first_in * h + (self.depth as u64 - 1) * h * h + b;
+        let d = self.dim as f64 + f64::from(u8::from(time));
+        let (h, b) = (self.width as f64, self.block_size as f64);
+        let first_in = (d / b).floor();
+        let params = first_in * h + (self.depth as f64 - 1.0) * h * h + b;
         let dirs = if self.method == "exact" {
             d
         } else if self.gpinn_weight > 0.0 {
             // 7-jets: the orders count like 3.5 second-order directions each
-            self.rand_batch as u64 * 4
+            self.rand_batch as f64 * 4.0
         } else {
-            self.rand_batch as u64 * if self.unbiased { 2 } else { 1 }
+            self.rand_batch as f64 * if self.unbiased { 2.0 } else { 1.0 }
         };
-        let rows = self.batch as u64 * dirs;
+        let rows = self.batch as f64 * dirs;
         // params + grad in T, Adam m/v in f64
-        let param_bytes = params * (2 * elem + 16);
+        let param_bytes = params * (2.0 * elem + 16.0);
         // tape: ~3 jets per layer of (primal + 2 orders per row) × width, plus cotangents
-        let jet_bytes = self.depth as u64 * 5 * (rows * 2 + self.batch as u64) * h * elem;
+        let jet_bytes = self.depth as f64 * 5.0 * (rows * 2.0 + self.batch as f64) * h * elem;
         // residual points (moved into the jets, not copied), two copies of one test batch, the
         // coefficients c_i and one f64 point per thread
-        let test_batch = crate::train::run::test_batch(self.dim) as u64;
+        let test_batch = crate::train::run::test_batch(self.dim) as f64;
         let threads = if self.threads == 0 {
             rayon::current_num_threads()
         } else {
             self.threads
-        } as u64;
-        let point_bytes = self.batch as u64 * d * elem + 2 * test_batch * d * elem + d * 8 + threads * d * 8;
+        } as f64;
+        let point_bytes = self.batch as f64 * d * elem + 2.0 * test_batch * d * elem + d * 8.0 + threads * d * 8.0;
         let dense_dirs = if self.method == "dense" {
-            dirs * d * (elem + 8)
+            dirs * d * (elem + 8.0)
         } else {
-            0
+            0.0
         };
-        param_bytes + jet_bytes + point_bytes + dense_dirs
+        // the exact values at the test points, cached after the first evaluation
+        let target_bytes = self.test_points as f64 * 8.0;
+        // in f64 so that no dimension can overflow it; saturates at u64::MAX
+        (param_bytes + jet_bytes + point_bytes + dense_dirs + target_bytes).min(u64::MAX as f64) as u64
     }
 }
 

@@ -632,8 +632,13 @@ fn train_in_group(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, Train
                 }
             }
         }
-        let need = cfg.memory_estimate().saturating_add(formula_jet_bytes(&cfg));
-        if let Some(avail) = available_memory()
+        // the plain estimate first: building the problem to count its formula jets allocates O(d)
+        let mut need = cfg.memory_estimate();
+        let avail = available_memory();
+        if avail.is_none_or(|a| need <= a * 9 / 10) {
+            need = need.saturating_add(formula_jet_bytes(&cfg));
+        }
+        if let Some(avail) = avail
             && need > avail * 9 / 10
         {
             return Err(TrainError::Config(format!(
@@ -892,7 +897,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     let start_step = st.step;
     let (mut sample_s, mut update_s, mut reduce_s) = (0.0, 0.0, 0.0);
     let mut reduced: Vec<f64> = Vec::new();
-    let mut step_times_s = Vec::with_capacity(cfg.steps.saturating_sub(start_step));
+    let mut step_times_s = Vec::with_capacity(cfg.steps.saturating_sub(start_step).min(1 << 16));
     for k in start_step..cfg.steps {
         let t0 = Instant::now();
         grad.iter_mut().for_each(|g| *g = T::zero());
