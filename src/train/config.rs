@@ -5,10 +5,10 @@ use crate::pde::{Problem, ProblemOptions, ProblemSettings, SamplerKind, equation
 use crate::train::optim::Schedule;
 use serde::{Deserialize, Serialize};
 
-/// Everything that defines a training run (written resolved to `config.toml` in the run folder).
 /// The most worker threads a run may ask for (each has its own stack; far beyond any core count).
 pub const MAX_THREADS: usize = 4096;
 
+/// Everything that defines a training run (written resolved to `config.toml` in the run folder).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
