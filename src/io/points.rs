@@ -137,3 +137,20 @@ pub fn write_values(path: &Path, u: &[f64], lu: &[f64]) -> Result<(), PointsErro
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_points_are_refused_in_npy_as_in_csv() {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let bytes = crate::io::npy::encode(2, 2, &[0.1, 0.2, bad, 0.4]);
+            let e = parse_points("p.npy", &bytes, true).unwrap_err().to_string();
+            assert!(e.contains("point 1, coordinate 0") && e.contains("not finite"), "{e}");
+            let csv = format!("0.1,0.2\n{bad},0.4\n");
+            assert!(parse_points("p.csv", csv.as_bytes(), false).is_err(), "{csv}");
+        }
+        assert!(parse_points("p.npy", &crate::io::npy::encode(1, 2, &[0.1, 0.2]), true).is_ok());
+    }
+}
