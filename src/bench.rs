@@ -186,7 +186,7 @@ pub fn first_layer_one_hot<T: Real>(dim: usize, points: usize, dirs: usize, widt
 }
 
 /// The whole training step of a configured run, timed after warm-up (`stde bench step`).
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StepReport {
     /// Equation.
     pub equation: String,
@@ -210,6 +210,152 @@ pub struct StepReport {
     pub phase_shares: [f64; 4],
     /// Peak resident memory, MiB.
     pub peak_rss_mb: f64,
+    /// The work one step must do (counted over the run, evaluation excluded).
+    pub work: StepWork,
+    /// This machine's measured rates for that work (same threads).
+    pub rates: MachineRates,
+    /// The step's lower bound from them, and the measured step's fraction of it.
+    pub bound: StepBound,
+    /// Time per step inside matrix products (measured over the run), seconds.
+    pub product_time_s: f64,
+}
+
+/// The work of one training step: what [`StepBound`] divides by the machine's rates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepWork {
+    /// Floating-point operations in matrix products (`2·m·n·k` each), counted.
+    pub gemm_flops: f64,
+    /// Bytes the step must move at least: Adam's streams (parameters and gradient in `T` read and
+    /// written, gradient zeroed, moments in f64 read and written), the points written by the
+    /// sampler and read by the first layer, the first layer's weights read and their gradient
+    /// written. A model, not a count.
+    pub bytes: f64,
+    /// Sine–cosine pairs of the sources, counted.
+    pub sin_cos: f64,
+    /// Gaussian coordinates drawn, counted.
+    pub normals: f64,
+}
+
+impl StepWork {
+    /// The byte model of [`StepWork::bytes`]: `params` parameters of `elem` bytes, `point_values`
+    /// coordinates drawn per step, `first_layer_weights` weights in the first layer.
+    pub fn bytes_model(params: usize, elem: usize, point_values: usize, first_layer_weights: usize) -> f64 {
+        let (p, e) = (params as f64, elem as f64);
+        // p, g read + p written + g zeroed (4 elem); m, v read + written (4 × 8 bytes)
+        let adam = p * (4.0 * e + 32.0);
+        adam + 2.0 * point_values as f64 * e + 2.0 * first_layer_weights as f64 * e
+    }
+}
+
+/// Rates measured on this machine with the step's threads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MachineRates {
+    /// Matrix products of the step's shapes (`M × 128 × 128`, best over M), FLOP/s.
+    pub gemm_flop_s: f64,
+    /// Memory bandwidth of a parallel copy of 64 MiB (bytes read + written per second).
+    pub bytes_s: f64,
+    /// Sine–cosine pairs per second (`pde::vecmath::sin_cos_slice`, parallel).
+    pub sin_cos_s: f64,
+    /// Gaussian coordinates per second (the ball sampler, parallel).
+    pub normals_s: f64,
+}
+
+/// A step's lower bound: each kind of work at the machine's rate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StepBound {
+    /// Products at the measured product rate, seconds.
+    pub product_s: f64,
+    /// Bytes at the measured bandwidth, seconds.
+    pub memory_s: f64,
+    /// Sine–cosine pairs and Gaussians at their measured rates, seconds.
+    pub transcendental_s: f64,
+    /// The largest of the three (they could overlap at best), seconds.
+    pub bound_s: f64,
+    /// Their sum (no overlap at all), seconds.
+    pub serial_s: f64,
+    /// `bound_s` over the measured median step: 1 is the machine's limit.
+    pub fraction: f64,
+}
+
+impl StepBound {
+    /// The bound of `work` at `rates`, against a measured median step of `median_s` seconds.
+    pub fn of(work: &StepWork, rates: &MachineRates, median_s: f64) -> StepBound {
+        let per = |n: f64, rate: f64| if n > 0.0 { n / rate.max(1e-300) } else { 0.0 };
+        let product_s = per(work.gemm_flops, rates.gemm_flop_s);
+        let memory_s = per(work.bytes, rates.bytes_s);
+        let transcendental_s = per(work.sin_cos, rates.sin_cos_s) + per(work.normals, rates.normals_s);
+        let bound_s = product_s.max(memory_s).max(transcendental_s);
+        StepBound {
+            product_s,
+            memory_s,
+            transcendental_s,
+            bound_s,
+            serial_s: product_s + memory_s + transcendental_s,
+            fraction: bound_s / median_s.max(1e-300),
+        }
+    }
+}
+
+/// Measures [`MachineRates`] in the current thread pool (a few seconds).
+pub fn measure_rates() -> MachineRates {
+    use rayon::prelude::*;
+    // products: the step's shapes, rows × 128 × 128 in f32
+    let mut gemm_flop_s: f64 = 0.0;
+    for m in [2048usize, 8192] {
+        let (k, n) = (128usize, 128usize);
+        let a = vec![0.5f32; m * k];
+        let b = vec![0.25f32; k * n];
+        let mut c = vec![0.0f32; m * n];
+        let t = time(
+            || tensor::matmul(m, k, n, &a, &b, &mut c, tensor::Write::Overwrite),
+            3,
+            15,
+        );
+        gemm_flop_s = gemm_flop_s.max(2.0 * (m * k * n) as f64 / t.median_s);
+    }
+    // bandwidth: a parallel copy, 64 MiB each way
+    let len = 16 << 20;
+    let src = vec![1.0f32; len];
+    let mut dst = vec![0.0f32; len];
+    let t = time(
+        || {
+            dst.par_chunks_mut(1 << 16)
+                .zip(src.par_chunks(1 << 16))
+                .for_each(|(d, s)| d.copy_from_slice(s))
+        },
+        2,
+        9,
+    );
+    let bytes_s = 2.0 * (len * 4) as f64 / t.median_s;
+    // sine–cosine pairs
+    let n = 1 << 21;
+    let x: Vec<f64> = (0..n).map(|i| (i as f64) * 1e-3 - 1000.0).collect();
+    let (mut sn, mut cs) = (vec![0.0; n], vec![0.0; n]);
+    let t = time(
+        || {
+            x.par_chunks(1 << 14)
+                .zip(sn.par_chunks_mut(1 << 14).zip(cs.par_chunks_mut(1 << 14)))
+                .for_each(|(x, (s, c))| crate::pde::vecmath::sin_cos_slice(x, s, c))
+        },
+        2,
+        9,
+    );
+    let sin_cos_s = n as f64 / t.median_s;
+    // Gaussians: the ball sampler's points (d normals and one uniform each)
+    let d = 1 << 14;
+    let sampler = crate::pde::BallSampler {
+        kind: crate::pde::SamplerKind::RadiusUniform,
+        dim: d,
+    };
+    let mut pts = vec![0.0f32; 128 * d];
+    let t = time(|| sampler.fill_from(0, 0, 0, &mut pts), 2, 9);
+    let normals_s = (128 * d) as f64 / t.median_s;
+    MachineRates {
+        gemm_flop_s,
+        bytes_s,
+        sin_cos_s,
+        normals_s,
+    }
 }
 
 /// Runs `warmup + steps` training steps of `cfg` in a scratch folder (removed afterwards) and
@@ -221,7 +367,10 @@ pub fn step(cfg: &crate::train::TrainConfig, warmup: usize, steps: usize) -> Res
         return Err("bench step: --steps must be positive".into());
     }
     let mut cfg = cfg.clone();
-    cfg.steps = warmup + steps;
+    // one step more than run, so that the run stops (as if interrupted) before any evaluation:
+    // the counted work is the training steps' alone
+    let run = warmup + steps;
+    cfg.steps = run + 1;
     cfg.eval_every = cfg.steps;
     cfg.test_points = cfg.test_points.min(100);
     let dir = std::env::temp_dir().join(format!("stde-bench-step-{}", std::process::id()));
@@ -230,11 +379,47 @@ pub fn step(cfg: &crate::train::TrainConfig, warmup: usize, steps: usize) -> Res
         quiet: true,
         silent: true,
         overwrite: true,
+        stop_after: Some(run),
         ..Default::default()
     };
+    tensor::profile_enable(true);
+    tensor::profile_reset();
     let summary = train(&cfg, &opts).map_err(|e| e.to_string());
+    let counted = tensor::profile_read();
+    tensor::profile_enable(false);
     let _ = std::fs::remove_dir_all(&dir);
     let s = summary?;
+    let threads = if cfg.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        cfg.threads
+    };
+    let rates = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| e.to_string())?
+        .install(measure_rates);
+    let problem = cfg.problem();
+    let din = problem.input_dim();
+    let point_values: usize = problem.conditions.iter().map(|c| c.points * din).sum();
+    let elem = if cfg.precision == "f64" { 8 } else { 4 };
+    let first_in = if cfg.block_size > 1 { din / cfg.block_size } else { din };
+    let arch = crate::nn::Architecture {
+        input_dim: din,
+        hidden: vec![cfg.width; cfg.depth - 1],
+        output_dim: 1,
+        activation: Default::default(),
+        block_size: (cfg.block_size > 1).then_some(cfg.block_size),
+    };
+    let params = crate::nn::Mlp::<f32>::new(arch, 0)
+        .map_err(|e| e.to_string())?
+        .num_params();
+    let work = StepWork {
+        gemm_flops: counted.flops / run as f64,
+        bytes: StepWork::bytes_model(params, elem, point_values, first_in * cfg.width),
+        sin_cos: counted.sin_cos / run as f64,
+        normals: counted.normals / run as f64,
+    };
     let mut t: Vec<f64> = s.step_times_s[warmup.min(s.step_times_s.len())..].to_vec();
     t.sort_by(f64::total_cmp);
     let q = |f: f64| t[((t.len() - 1) as f64 * f).round() as usize];
@@ -245,16 +430,135 @@ pub fn step(cfg: &crate::train::TrainConfig, warmup: usize, steps: usize) -> Res
         dim: s.dim,
         method: s.method,
         rand_batch: s.rand_batch,
-        threads: if cfg.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            cfg.threads
-        },
+        threads,
         steps: t.len(),
         steps_per_s: 1.0 / q(0.5),
         step_s_p10_p90: [q(0.1), q(0.9)],
         step_s_median: q(0.5),
         phase_shares: [p.sample / total, p.source / total, p.network / total, p.update / total],
         peak_rss_mb: s.peak_rss_mb,
+        work,
+        rates,
+        bound: StepBound::of(&work, &rates, q(0.5)),
+        product_time_s: counted.seconds / run as f64,
     })
+}
+
+/// One row of `stde bench step --sweep`: the dimension and its options (the issue #10 table:
+/// two-body Allen–Cahn, sparse R = 16, 100 points, 4 × 128 tanh, f32).
+pub const SWEEP: [(usize, usize, usize, usize); 5] = [
+    // (d, block size, timed steps, warm-up steps)
+    (100, 1, 200, 20),
+    (1_000, 1, 200, 20),
+    (10_000, 1, 100, 10),
+    (100_000, 1, 30, 3),
+    (1_000_000, 100, 10, 2),
+];
+
+/// The markdown table of sweep rows (between the markers in `docs/PERFORMANCE.md`).
+pub fn sweep_table(rows: &[StepReport], cpu: &str) -> String {
+    let mut t = format!(
+        "Machine: {cpu}, {} thread(s). `stde bench step --sweep` (two-body Allen–Cahn, sparse R = 16, \
+         100 points, 4 × 128 tanh, f32; d = 10⁶ with B = 100). Bound = the largest of products at the \
+         measured product rate, the modelled bytes at the measured copy bandwidth, and the sine–cosine \
+         pairs and Gaussians at their measured rates.\n\n",
+        rows.first().map_or(0, |r| r.threads)
+    );
+    t += "| d | steps/s (median) | ms/step | p10–p90 ms | in products ms | product GFLOP/s in step | product peak GFLOP/s | bound ms (products / memory / transc.) | % of bound | peak RSS MiB |\n";
+    t += "|---|---|---|---|---|---|---|---|---|---|\n";
+    for r in rows {
+        let d = if r.dim >= 1_000_000 {
+            format!("{}M, B = 100", r.dim / 1_000_000)
+        } else if r.dim >= 1000 {
+            format!("{}K", r.dim / 1000)
+        } else {
+            r.dim.to_string()
+        };
+        t += &format!(
+            "| {d} | {:.2} | {:.2} | {:.2}–{:.2} | {:.2} | {:.0} | {:.0} | {:.2} ({:.2} / {:.2} / {:.2}) | {:.0} % | {:.0} |\n",
+            r.steps_per_s,
+            r.step_s_median * 1e3,
+            r.step_s_p10_p90[0] * 1e3,
+            r.step_s_p10_p90[1] * 1e3,
+            r.product_time_s * 1e3,
+            r.work.gemm_flops / r.product_time_s.max(1e-12) * 1e-9,
+            r.rates.gemm_flop_s * 1e-9,
+            r.bound.bound_s * 1e3,
+            r.bound.product_s * 1e3,
+            r.bound.memory_s * 1e3,
+            r.bound.transcendental_s * 1e3,
+            100.0 * r.bound.fraction,
+            r.peak_rss_mb
+        );
+    }
+    t
+}
+
+/// Replaces the text between `<!-- sweep:start -->` and `<!-- sweep:end -->` in `doc` by `table`.
+pub fn replace_sweep(doc: &str, table: &str) -> Option<String> {
+    const START: &str = "<!-- sweep:start -->";
+    const END: &str = "<!-- sweep:end -->";
+    let i = doc.find(START)? + START.len();
+    let j = i + doc[i..].find(END)?;
+    Some(format!("{}\n{}{}", &doc[..i], table, &doc[j..]))
+}
+
+/// The CPU's model name (`/proc/cpuinfo`), or "unknown CPU".
+pub fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bound arithmetic on a case counted by hand.
+    #[test]
+    fn the_step_bound_of_a_hand_counted_case() {
+        // 10 parameters of 4 bytes: Adam 10·(4·4 + 32) = 480; 6 coordinates written and read:
+        // 2·6·4 = 48; 3 first-layer weights read and their gradient written: 2·3·4 = 24
+        assert_eq!(StepWork::bytes_model(10, 4, 6, 3), 552.0);
+        let work = StepWork {
+            gemm_flops: 3e8,
+            bytes: 2e7,
+            sin_cos: 1e6,
+            normals: 1e6,
+        };
+        let rates = MachineRates {
+            gemm_flop_s: 1.5e11,
+            bytes_s: 1e10,
+            sin_cos_s: 1e9,
+            normals_s: 5e8,
+        };
+        // products 3e8/1.5e11 = 2 ms; memory 2e7/1e10 = 2 ms; 1e6/1e9 + 1e6/5e8 = 3 ms
+        let b = StepBound::of(&work, &rates, 4e-3);
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs();
+        assert!(close(b.product_s, 2e-3) && close(b.memory_s, 2e-3), "{b:?}");
+        assert!(close(b.transcendental_s, 3e-3), "{b:?}");
+        assert!(close(b.bound_s, 3e-3) && close(b.serial_s, 7e-3), "{b:?}");
+        assert!(close(b.fraction, 0.75), "{b:?}");
+        // work that is absent costs nothing, whatever the rate
+        let none = StepBound::of(&StepWork::default(), &MachineRates::default(), 1.0);
+        assert_eq!(none.bound_s, 0.0);
+    }
+
+    #[test]
+    fn the_sweep_table_replaces_only_the_marked_part() {
+        let doc = "# P\nbefore\n<!-- sweep:start -->\nold\n<!-- sweep:end -->\nafter\n";
+        let new = replace_sweep(doc, "| new |\n").unwrap();
+        assert_eq!(
+            new,
+            "# P\nbefore\n<!-- sweep:start -->\n| new |\n<!-- sweep:end -->\nafter\n"
+        );
+        assert_eq!(replace_sweep(&new, "| new |\n").unwrap(), new, "idempotent");
+        assert!(replace_sweep("no markers", "x").is_none());
+    }
 }

@@ -614,9 +614,59 @@ struct BenchStepArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Run the reference table (d = 100 … 10⁶, two-body Allen–Cahn, R = 16, 100 points, 4 × 128,
+    /// f32), each row in its own process, and write it into `--doc` between its sweep markers.
+    #[arg(long)]
+    sweep: bool,
+    /// The document whose sweep table `--sweep` regenerates.
+    #[arg(long, default_value = "docs/PERFORMANCE.md")]
+    doc: PathBuf,
+}
+
+/// `stde bench step --sweep`: every row of [`stde::bench::SWEEP`] in a child process (so that
+/// each row's peak RSS is its own), then the table into `a.doc`.
+fn run_bench_sweep(a: &BenchStepArgs) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let mut rows = Vec::new();
+    for (d, block, steps, warmup) in stde::bench::SWEEP {
+        eprintln!("sweep: d = {d} ({steps} steps after {warmup})");
+        let out = std::process::Command::new(&exe)
+            .args(["bench", "step", "--json", "--threads", &a.threads.to_string()])
+            .args(["--dim", &d.to_string(), "--block-size", &block.to_string()])
+            .args(["--steps", &steps.to_string(), "--warmup", &warmup.to_string()])
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        if !out.status.success() {
+            return Err(format!(
+                "sweep row d = {d} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        let r: stde::bench::StepReport =
+            serde_json::from_slice(&out.stdout).map_err(|e| format!("sweep row d = {d}: unreadable report: {e}"))?;
+        rows.push(r);
+    }
+    let table = stde::bench::sweep_table(&rows, &stde::bench::cpu_name());
+    emit(&table)?;
+    let doc = std::fs::read_to_string(&a.doc).map_err(|e| format!("{}: {e}", a.doc.display()))?;
+    let new = stde::bench::replace_sweep(&doc, &table).ok_or_else(|| {
+        format!(
+            "{}: no <!-- sweep:start --> … <!-- sweep:end --> markers to write the table between",
+            a.doc.display()
+        )
+    })?;
+    let tmp = a.doc.with_extension("md.tmp");
+    std::fs::write(&tmp, new)
+        .and_then(|_| std::fs::rename(&tmp, &a.doc))
+        .map_err(|e| format!("{}: {e}", a.doc.display()))?;
+    eprintln!("wrote the table into {}", a.doc.display());
+    Ok(())
 }
 
 fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
+    if a.sweep {
+        return run_bench_sweep(a);
+    }
     let mut cfg = stde::train::TrainConfig::for_equation(&a.equation);
     macro_rules! set {
         ($($f:ident),*) => { $(if let Some(v) = &a.$f { cfg.$f = v.clone(); })* };
@@ -638,7 +688,10 @@ fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
     emit(&format!(
         "{} d = {} {} R = {}, {} thread(s), {} timed steps after {} warm-up\n\
          median {:.2} steps/s ({:.3} ms/step; p10–p90 {:.3}–{:.3} ms)\n\
-         phases: sample {}, source {}, network {}, update {}; peak RSS {:.0} MiB\n",
+         phases: sample {}, source {}, network {}, update {}; peak RSS {:.0} MiB\n\
+         work per step: {:.3e} FLOP in products, {:.1} MB to move (model), {:.3e} sin/cos pairs, {:.3e} Gaussians\n\
+         machine ({} thread(s)): products {:.1} GFLOP/s, copy {:.1} GB/s, {:.0} M sin/cos/s, {:.0} M Gaussians/s\n\
+         bound: products {:.3} ms, memory {:.3} ms, transcendentals {:.3} ms -> {:.3} ms; the step runs at {:.0} % of it\n",
         r.equation,
         r.dim,
         r.method,
@@ -654,7 +707,21 @@ fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
         pct(r.phase_shares[1]),
         pct(r.phase_shares[2]),
         pct(r.phase_shares[3]),
-        r.peak_rss_mb
+        r.peak_rss_mb,
+        r.work.gemm_flops,
+        r.work.bytes / 1e6,
+        r.work.sin_cos,
+        r.work.normals,
+        r.threads,
+        r.rates.gemm_flop_s / 1e9,
+        r.rates.bytes_s / 1e9,
+        r.rates.sin_cos_s / 1e6,
+        r.rates.normals_s / 1e6,
+        r.bound.product_s * 1e3,
+        r.bound.memory_s * 1e3,
+        r.bound.transcendental_s * 1e3,
+        r.bound.bound_s * 1e3,
+        100.0 * r.bound.fraction
     ))
 }
 

@@ -971,6 +971,23 @@ fn bench_step_times_any_equation() {
             .map(|v| v.as_f64().unwrap())
             .sum();
         assert!((shares - 1.0).abs() < 1e-9, "{r}");
+        let w = &r["work"];
+        assert!(w["gemm_flops"].as_f64().is_some_and(|v| v > 0.0), "{r}");
+        let b = &r["bound"];
+        let parts = ["product_s", "memory_s", "transcendental_s"].map(|k| b[k].as_f64().unwrap());
+        assert_eq!(
+            b["bound_s"].as_f64().unwrap(),
+            parts.iter().cloned().fold(0.0, f64::max),
+            "{r}"
+        );
+        assert!(b["fraction"].as_f64().is_some_and(|v| v > 0.0), "{r}");
+        if eq == "allen-cahn-two-body" {
+            // counted by hand: 100 points of d = 8 Gaussian coordinates; the two-body source
+            // takes sine and cosine of the 8 coordinates and of the 7 terms' arguments
+            // z_i = x_i + cos x_{i+1} + x_{i+1} cos x_i: 100 · 15 pairs
+            assert_eq!(w["normals"].as_f64(), Some(800.0), "{r}");
+            assert_eq!(w["sin_cos"].as_f64(), Some(1500.0), "{r}");
+        }
     }
     let (code, _, err) = stde(&["bench", "step", "--equation", "nope"]);
     assert_eq!(code, 2);

@@ -74,6 +74,11 @@ impl Domain {
     /// Fills `out` (`[n × input_dim]`) with points `first, first + 1, …` of batch `batch` of
     /// stream `seed` (`d` spatial coordinates; a time coordinate, if any, is last).
     pub fn fill_from<T: crate::Real>(&self, d: usize, seed: u64, batch: u64, first: usize, out: &mut [T]) {
+        if !matches!(self, Domain::Cube | Domain::CubeBoundary) {
+            // every other domain draws its d spatial coordinates from Gaussians
+            let points = out.len() / (d + usize::from(self.has_time())).max(1);
+            crate::tensor::profile_count(crate::tensor::Work::Normals, points * d);
+        }
         match *self {
             Domain::Ball(kind) => BallSampler { kind, dim: d }.fill_from(seed, batch, first, out),
             Domain::Cube | Domain::CubeBoundary => {

@@ -77,6 +77,7 @@ fn needs_libm(v: f64) -> bool {
 /// # Panics
 /// If the three slices differ in length (a programming error).
 pub fn sin_cos_slice(x: &[f64], sin: &mut [f64], cos: &mut [f64]) {
+    crate::tensor::profile_count(crate::tensor::Work::SinCos, x.len());
     assert!(
         x.len() == sin.len() && x.len() == cos.len(),
         "sin_cos_slice: lengths differ"

@@ -13,14 +13,41 @@ use std::time::Instant;
 static PROFILE: AtomicBool = AtomicBool::new(false);
 static GEMM_NANOS: AtomicU64 = AtomicU64::new(0);
 static GEMM_FLOPS: AtomicU64 = AtomicU64::new(0);
+static SIN_COS: AtomicU64 = AtomicU64::new(0);
+static NORMALS: AtomicU64 = AtomicU64::new(0);
 
-/// Time and floating-point operations spent in matrix products since the last [`profile_reset`].
+/// Non-product work the profile counts (the step bound's transcendental part).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// Sine–cosine pairs of the vectorised sources (`pde::vecmath::sin_cos_slice`).
+    SinCos,
+    /// Gaussian coordinates drawn by the samplers.
+    Normals,
+}
+
+/// Counts `n` items of `work` while profiling is on (one relaxed load otherwise).
+pub fn profile_count(work: Work, n: usize) {
+    if PROFILE.load(Ordering::Relaxed) {
+        let c = match work {
+            Work::SinCos => &SIN_COS,
+            Work::Normals => &NORMALS,
+        };
+        c.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// Time and floating-point operations spent in matrix products, and the other work counted,
+/// since the last [`profile_reset`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct GemmProfile {
     /// Wall time inside products, seconds.
     pub seconds: f64,
     /// Floating-point operations (`2·m·n·k` per product).
     pub flops: f64,
+    /// Sine–cosine pairs counted by [`profile_count`].
+    pub sin_cos: f64,
+    /// Gaussian coordinates counted by [`profile_count`].
+    pub normals: f64,
 }
 
 /// Turns product timing on or off (off by default: one relaxed atomic load per product).
@@ -32,6 +59,8 @@ pub fn profile_enable(on: bool) {
 pub fn profile_reset() {
     GEMM_NANOS.store(0, Ordering::Relaxed);
     GEMM_FLOPS.store(0, Ordering::Relaxed);
+    SIN_COS.store(0, Ordering::Relaxed);
+    NORMALS.store(0, Ordering::Relaxed);
 }
 
 /// Reads the product counters.
@@ -39,6 +68,8 @@ pub fn profile_read() -> GemmProfile {
     GemmProfile {
         seconds: GEMM_NANOS.load(Ordering::Relaxed) as f64 * 1e-9,
         flops: GEMM_FLOPS.load(Ordering::Relaxed) as f64,
+        sin_cos: SIN_COS.load(Ordering::Relaxed) as f64,
+        normals: NORMALS.load(Ordering::Relaxed) as f64,
     }
 }
 
