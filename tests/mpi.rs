@@ -336,6 +336,36 @@ fn a_rank_with_bad_input_ends_the_job_with_its_message() {
     assert_eq!(err.matches("error:").count(), 1, "one message, from rank 0: {err}");
 }
 
+/// A two-rank job of a million steps into `out`, returned once its first checkpoint exists.
+fn long_job(out: &Path, stdout: Stdio) -> Child {
+    let mut c = mpirun_cmd(2);
+    c.arg(BIN)
+        .arg("train")
+        .args(with(ELLIPTIC, "--steps", "1000000"))
+        .args(["--quiet", "--out"])
+        .arg(out);
+    let mut child = c.stdout(stdout).stderr(Stdio::piped()).spawn().unwrap();
+    let t = Instant::now();
+    while !out.join("checkpoint.safetensors").exists() {
+        assert!(child.try_wait().unwrap().is_none(), "the job ended early");
+        assert!(t.elapsed() < Duration::from_secs(60), "no checkpoint written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// The run in `out` resumes from its last checkpoint (in one process) for a few more steps.
+fn resumes_in_one_process(out: &Path) {
+    let rows = metrics(out).len();
+    let mut c = Command::new(BIN);
+    c.arg("train")
+        .arg("--resume")
+        .arg(out)
+        .args(["--steps", &(rows + 10).to_string(), "--quiet"]);
+    let o = run(c);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// The pids of `mpirun`'s children that run `stde` (the ranks).
 fn ranks_of(mpirun: u32) -> Vec<u32> {
     let mut pids = Vec::new();
@@ -364,19 +394,7 @@ fn ranks_of(mpirun: u32) -> Vec<u32> {
 fn a_killed_rank_ends_the_job_and_the_checkpoint_stays_usable() {
     let d = tmp();
     let out = d.path().join("run");
-    let mut c = mpirun_cmd(2);
-    c.arg(BIN)
-        .arg("train")
-        .args(with(ELLIPTIC, "--steps", "1000000"))
-        .args(["--quiet", "--out"])
-        .arg(&out);
-    let mut child = c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let t = Instant::now();
-    while !out.join("checkpoint.safetensors").exists() {
-        assert!(child.try_wait().unwrap().is_none(), "the job ended early");
-        assert!(t.elapsed() < Duration::from_secs(60), "no checkpoint written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = long_job(&out, Stdio::null());
     std::thread::sleep(Duration::from_millis(300));
     let ranks = ranks_of(child.id());
     assert_eq!(ranks.len(), 2, "found the two ranks: {ranks:?}");
@@ -393,33 +411,14 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_stays_usable() {
         killed.elapsed()
     );
     // the last checkpoint resumes (here in one process)
-    let rows = metrics(&out).len();
-    let mut c = Command::new(BIN);
-    c.arg("train")
-        .arg("--resume")
-        .arg(&out)
-        .args(["--steps", &(rows + 10).to_string(), "--quiet"]);
-    let o = run(c);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    resumes_in_one_process(&out);
 }
 
 #[test]
 fn a_write_failure_on_rank_0_ends_the_job_without_a_hang() {
     let d = tmp();
     let out = d.path().join("run");
-    let mut c = mpirun_cmd(2);
-    c.arg(BIN)
-        .arg("train")
-        .args(with(ELLIPTIC, "--steps", "1000000"))
-        .args(["--quiet", "--out"])
-        .arg(&out);
-    let mut child = c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let t = Instant::now();
-    while !out.join("checkpoint.safetensors").exists() {
-        assert!(child.try_wait().unwrap().is_none(), "the job ended early");
-        assert!(t.elapsed() < Duration::from_secs(60), "no checkpoint written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = long_job(&out, Stdio::null());
     // a directory where the next checkpoint's temporary file must go: its write fails
     std::fs::create_dir(out.join("checkpoint.safetensors.tmp")).unwrap();
     let (o, took) = wait_within(child, Duration::from_secs(60));
@@ -429,33 +428,14 @@ fn a_write_failure_on_rank_0_ends_the_job_without_a_hang() {
     assert!(err.contains("rank 0 of 2") && err.contains("checkpoint"), "{err}");
     // the last complete checkpoint is intact
     std::fs::remove_dir(out.join("checkpoint.safetensors.tmp")).unwrap();
-    let rows = metrics(&out).len();
-    let mut c = Command::new(BIN);
-    c.arg("train")
-        .arg("--resume")
-        .arg(&out)
-        .args(["--steps", &(rows + 10).to_string(), "--quiet"]);
-    let o = run(c);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    resumes_in_one_process(&out);
 }
 
 #[test]
 fn ctrl_c_on_mpirun_saves_and_stops_every_rank_at_the_same_step() {
     let d = tmp();
     let out = d.path().join("run");
-    let mut c = mpirun_cmd(2);
-    c.arg(BIN)
-        .arg("train")
-        .args(with(ELLIPTIC, "--steps", "1000000"))
-        .args(["--quiet", "--out"])
-        .arg(&out);
-    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let t = Instant::now();
-    while !out.join("checkpoint.safetensors").exists() {
-        assert!(child.try_wait().unwrap().is_none(), "the job ended early");
-        assert!(t.elapsed() < Duration::from_secs(60), "no checkpoint written");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = long_job(&out, Stdio::piped());
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
