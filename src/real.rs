@@ -28,6 +28,55 @@ pub trait Real:
     const NAME: &'static str;
     /// The slice as its concrete type (for paths written once per precision).
     fn view(s: &[Self]) -> Slice<'_>;
+    /// `out[i] = tanh(x[i])` (equal lengths). `f32` uses the vectorisable [`tanh_f32_slice`];
+    /// `f64` keeps libm's `tanh` (the derivative tests compare to it in f64).
+    fn tanh_slice(x: &[Self], out: &mut [Self]) {
+        for (o, v) in out.iter_mut().zip(x) {
+            *o = v.tanh();
+        }
+    }
+}
+
+/// `out[i] = tanh(x[i])` for `f32`, as one vectorisable loop (libm's `tanhf` is a scalar call of
+/// ≈ 8 ns, a tenth of a d = 100 training step): in f64, `tanh a = (e − 1)/(e + 1)` with
+/// `e = exp(2a)` from a Cody–Waite reduction and a degree-10 Taylor polynomial (relative error
+/// below 1e-12 there), and an odd Taylor polynomial for `a < 0.05`; the sign restored, NaN
+/// propagated, rounded once to f32. Within 1 ulp of the correctly rounded value (tested).
+pub fn tanh_f32_slice(x: &[f32], out: &mut [f32]) {
+    assert_eq!(x.len(), out.len(), "tanh_f32_slice: lengths differ");
+    const LOG2E: f64 = std::f64::consts::LOG2_E;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    for (o, &v) in out.iter_mut().zip(x) {
+        let xv = v as f64;
+        let a = xv.abs().min(20.0);
+        // e^{2a}, 2a ≤ 40: 2a = k·ln 2 + r, |r| ≤ ln 2 / 2
+        let y = 2.0 * a;
+        let k = (y * LOG2E + ROUND) - ROUND;
+        let r = (y - k * LN2_HI) - k * LN2_LO;
+        let mut p = 1.0 / 3_628_800.0;
+        for c in [
+            1.0 / 362_880.0,
+            1.0 / 40_320.0,
+            1.0 / 5040.0,
+            1.0 / 720.0,
+            1.0 / 120.0,
+            1.0 / 24.0,
+            1.0 / 6.0,
+            0.5,
+            1.0,
+            1.0,
+        ] {
+            p = p * r + c;
+        }
+        let e = p * f64::from_bits(((k as i64 + 1023) as u64) << 52);
+        let big = (e - 1.0) / (e + 1.0);
+        let a2 = a * a;
+        let small = a * (1.0 + a2 * (-1.0 / 3.0 + a2 * (2.0 / 15.0 + a2 * (-17.0 / 315.0 + a2 * (62.0 / 2835.0)))));
+        let t = if a < 0.05 { small } else { big };
+        *o = if xv.is_nan() { v } else { t.copysign(xv) as f32 };
+    }
 }
 
 /// A slice of a [`Real`] seen as its concrete type.
@@ -42,6 +91,9 @@ pub enum Slice<'a> {
 impl Real for f32 {
     fn view(s: &[Self]) -> Slice<'_> {
         Slice::F32(s)
+    }
+    fn tanh_slice(x: &[Self], out: &mut [Self]) {
+        tanh_f32_slice(x, out)
     }
     fn c(x: f64) -> Self {
         x as f32
@@ -68,4 +120,55 @@ impl Real for f64 {
 /// `n!` as an `f64` (exact up to 22!).
 pub fn factorial(n: usize) -> f64 {
     (1..=n).fold(1.0, |acc, i| acc * i as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distance in f32 ulps between `a` and the correctly rounded `want` (computed in f64).
+    fn ulps(a: f32, want: f64) -> f64 {
+        let w = want as f32;
+        if a == w {
+            return 0.0;
+        }
+        let ulp = (f32::from_bits(w.abs().to_bits() + 1) - w.abs()) as f64;
+        (a as f64 - want).abs() / ulp
+    }
+
+    #[test]
+    fn vectorised_f32_tanh_is_within_one_ulp_of_libm() {
+        let mut xs: Vec<f32> = (-30_000..=30_000).map(|i| i as f32 * 1e-3).collect();
+        xs.extend((0..200).map(|i| 1e-30f32 * 1.5f32.powi(i)));
+        xs.extend([
+            0.0,
+            -0.0,
+            f32::MIN_POSITIVE,
+            1e-45,
+            0.049_999,
+            0.05,
+            0.050_001,
+            9.0,
+            9.1,
+            20.0,
+            1e30,
+        ]);
+        let neg: Vec<f32> = xs.iter().map(|v| -v).collect();
+        xs.extend(neg);
+        let mut out = vec![0.0f32; xs.len()];
+        tanh_f32_slice(&xs, &mut out);
+        let mut worst = 0.0f64;
+        for (&x, &t) in xs.iter().zip(&out) {
+            let e = ulps(t, (x as f64).tanh());
+            worst = worst.max(e);
+            assert!(e <= 1.0, "tanh({x:e}) = {t:e}, libm {:e}: {e} ulp", (x as f64).tanh());
+            assert_eq!(t.is_sign_negative(), x.is_sign_negative(), "sign of tanh({x:e})");
+        }
+        // (in fact correctly rounded at every one of these points when written)
+        assert!(xs.len() > 120_000 && worst <= 1.0);
+        let mut special = [0.0f32; 3];
+        tanh_f32_slice(&[f32::NAN, f32::INFINITY, f32::NEG_INFINITY], &mut special);
+        assert!(special[0].is_nan());
+        assert_eq!(&special[1..], &[1.0, -1.0]);
+    }
 }

@@ -79,8 +79,9 @@ fn local_derivatives<T: Real>(rule: Unary, u0: T) -> (T, T, T, T) {
 fn local_row<T: Real>(rule: Unary, z: &[T], y: &mut [T], g: &mut [T], h2: &mut [T], h3: &mut [T]) {
     if rule == Unary::Tanh {
         let (one, third) = (T::one(), T::c(1.0 / 3.0));
+        T::tanh_slice(z, y);
         for f in 0..z.len() {
-            let t = z[f].tanh();
+            let t = y[f];
             let d = one - t * t;
             y[f] = t;
             g[f] = d;
