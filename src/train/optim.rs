@@ -74,6 +74,9 @@ impl Adam {
         const EPS: f64 = 1e-8;
         let k = self.step as i32 + 1;
         let (c1, c2) = (1.0 - B1.powi(k), 1.0 - B2.powi(k));
+        // lr·(m/c1)/(√(v/c2) + ε) with the bias corrections folded into two constants: one
+        // square root and one division per parameter (the update is bound by them, not memory)
+        let (step, root_c2) = (lr / c1, 1.0 / c2.sqrt());
         // element-wise, so chunking over threads changes nothing in the result
         const CHUNK: usize = 1 << 14;
         params
@@ -86,7 +89,7 @@ impl Adam {
                     let g = g.as_f64();
                     *m = B1 * *m + (1.0 - B1) * g;
                     *v = B2 * *v + (1.0 - B2) * g * g;
-                    let upd = lr * (*m / c1) / ((*v / c2).sqrt() + EPS);
+                    let upd = step * *m / (v.sqrt() * root_c2 + EPS);
                     *p -= T::c(upd);
                 }
             });
