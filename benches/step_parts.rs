@@ -48,7 +48,7 @@ fn adam(c: &mut Criterion) {
     let n = 1_300_000;
     let mut params = vec![0.1f32; n];
     let grad: Vec<f32> = (0..n).map(|i| ((i % 97) as f32 - 48.0) * 1e-3).collect();
-    let mut opt = Adam::new(n);
+    let mut opt = Adam::<f32>::new(n);
     c.bench_function("adam_1.3M_f32", |b| {
         b.iter(|| opt.update(&mut params, black_box(&grad), 1e-3))
     });

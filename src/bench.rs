@@ -252,7 +252,8 @@ impl StepWork {
 pub struct MachineRates {
     /// Matrix products of the step's shapes (`M × 128 × 128`, best over M), FLOP/s.
     pub gemm_flop_s: f64,
-    /// Memory bandwidth of a parallel copy of 64 MiB (bytes read + written per second).
+    /// Memory bandwidth of a parallel copy of 256 MiB (bytes read + written per second; far
+    /// beyond the caches).
     pub bytes_s: f64,
     /// Sine–cosine pairs per second (`pde::vecmath::sin_cos_slice`, parallel).
     pub sin_cos_s: f64,
@@ -313,8 +314,8 @@ pub fn measure_rates() -> MachineRates {
         );
         gemm_flop_s = gemm_flop_s.max(2.0 * (m * k * n) as f64 / t.median_s);
     }
-    // bandwidth: a parallel copy, 64 MiB each way
-    let len = 16 << 20;
+    // bandwidth: a parallel copy, 256 MiB each way (beyond any cache)
+    let len = 64 << 20;
     let src = vec![1.0f32; len];
     let mut dst = vec![0.0f32; len];
     let t = time(

@@ -46,23 +46,25 @@ impl Schedule {
     }
 }
 
-/// Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) with bias correction; state in f64.
+/// Adam (β₁ = 0.9, β₂ = 0.999, ε = 1e-8) with bias correction; moments stored in `S` (the
+/// training precision: f32 moments halve the optimiser's memory traffic, as in the JAX code),
+/// each update computed in f64.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Adam {
+pub struct Adam<S = f64> {
     /// First moments.
-    pub m: Vec<f64>,
+    pub m: Vec<S>,
     /// Second moments.
-    pub v: Vec<f64>,
+    pub v: Vec<S>,
     /// Updates applied so far.
     pub step: usize,
 }
 
-impl Adam {
+impl<S: crate::Real> Adam<S> {
     /// Zero state for `n` parameters.
-    pub fn new(n: usize) -> Adam {
+    pub fn new(n: usize) -> Adam<S> {
         Adam {
-            m: vec![0.0; n],
-            v: vec![0.0; n],
+            m: vec![S::zero(); n],
+            v: vec![S::zero(); n],
             step: 0,
         }
     }
@@ -75,7 +77,7 @@ impl Adam {
         let k = self.step as i32 + 1;
         let (c1, c2) = (1.0 - B1.powi(k), 1.0 - B2.powi(k));
         // lr·(m/c1)/(√(v/c2) + ε) with the bias corrections folded into two constants: one
-        // square root and one division per parameter (the update is bound by them, not memory)
+        // square root and one division per parameter
         let (step, root_c2) = (lr / c1, 1.0 / c2.sqrt());
         // element-wise, so chunking over threads changes nothing in the result
         const CHUNK: usize = 1 << 14;
@@ -87,9 +89,11 @@ impl Adam {
             .for_each(|(((p, g), m), v)| {
                 for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
                     let g = g.as_f64();
-                    *m = B1 * *m + (1.0 - B1) * g;
-                    *v = B2 * *v + (1.0 - B2) * g * g;
-                    let upd = step * *m / (v.sqrt() * root_c2 + EPS);
+                    let mn = B1 * m.as_f64() + (1.0 - B1) * g;
+                    let vn = B2 * v.as_f64() + (1.0 - B2) * g * g;
+                    *m = S::c(mn);
+                    *v = S::c(vn);
+                    let upd = step * mn / (vn.sqrt() * root_c2 + EPS);
                     *p -= T::c(upd);
                 }
             });
@@ -115,12 +119,12 @@ mod tests {
     #[test]
     fn adam_first_step_moves_by_lr_times_sign() {
         // with bias correction the first step is lr·g/(|g| + ε)
-        let mut adam = Adam::new(2);
+        let mut adam = Adam::<f64>::new(2);
         let mut p = vec![1.0f64, 1.0];
         adam.update(&mut p, &[0.5, -2.0], 0.1);
         assert!((p[0] - 0.9).abs() < 1e-7 && (p[1] - 1.1).abs() < 1e-7);
         // minimises a quadratic
-        let mut adam = Adam::new(1);
+        let mut adam = Adam::<f64>::new(1);
         let mut x = vec![3.0f64];
         for _ in 0..2000 {
             let g = vec![2.0 * (x[0] - 1.0)];

@@ -492,7 +492,7 @@ impl State {
 fn save_checkpoint<T: Real>(
     dir: &Path,
     net: &Mlp<T>,
-    adam: &Adam,
+    adam: &Adam<T>,
     st: &State,
     cfg: &TrainConfig,
     problem: &Problem,
@@ -516,8 +516,9 @@ fn save_checkpoint<T: Real>(
         meta.insert("offset".to_string(), phi.text().to_string());
     }
     let mut extra = BTreeMap::new();
-    extra.insert("adam.m".to_string(), adam.m.clone());
-    extra.insert("adam.v".to_string(), adam.v.clone());
+    let wide = |x: &[T]| x.iter().map(|v| v.as_f64()).collect::<Vec<f64>>();
+    extra.insert("adam.m".to_string(), wide(&adam.m));
+    extra.insert("adam.v".to_string(), wide(&adam.v));
     let path = dir.join("checkpoint.safetensors");
     checkpoint::save(&path, net, &meta, &extra).map_err(|e| TrainError::Io(e.to_string()))
 }
@@ -723,7 +724,7 @@ fn open_run<T: Real>(
     cfg: &TrainConfig,
     opts: &RunOptions,
     arch: &Architecture,
-) -> Result<(Mlp<T>, Adam, State), TrainError> {
+) -> Result<(Mlp<T>, Adam<T>, State), TrainError> {
     let dir = &opts.out;
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let metrics_path = dir.join("metrics.csv");
@@ -776,6 +777,8 @@ fn open_run<T: Real>(
         let text = std::fs::read_to_string(&metrics_path).unwrap_or_default();
         let kept: Vec<&str> = text.lines().take(1 + step).collect();
         write_atomic(&metrics_path, (kept.join("\n") + "\n").as_bytes())?;
+        // moments are saved as f64 whatever the precision
+        let (m, v) = (m.into_iter().map(T::c).collect(), v.into_iter().map(T::c).collect());
         (ck.net, Adam { m, v, step }, st)
     } else {
         let net = Mlp::<T>::new(arch.clone(), cfg.seed)?;
@@ -788,14 +791,19 @@ fn open_run<T: Real>(
 
 /// Gives every rank rank 0's parameters, optimiser state and run state (as `f64`, exact for
 /// `f32` and `f64` parameters).
-fn share_state<T: Real>(group: Group, net: &mut Mlp<T>, adam: &mut Adam, st: &mut State) {
+fn share_state<T: Real>(group: Group, net: &mut Mlp<T>, adam: &mut Adam<T>, st: &mut State) {
     let mut params: Vec<f64> = net.params_mut().iter().map(|p| p.as_f64()).collect();
     group.broadcast(&mut params);
     for (p, v) in net.params_mut().iter_mut().zip(&params) {
         *p = T::c(*v);
     }
-    group.broadcast(&mut adam.m);
-    group.broadcast(&mut adam.v);
+    for moments in [&mut adam.m, &mut adam.v] {
+        let mut wide: Vec<f64> = moments.iter().map(|x| x.as_f64()).collect();
+        group.broadcast(&mut wide);
+        for (x, w) in moments.iter_mut().zip(&wide) {
+            *x = T::c(*w);
+        }
+    }
     let mut s = [
         st.step as f64,
         st.best_l2,
