@@ -94,6 +94,57 @@ pub fn sin_cos_slice(x: &[f64], sin: &mut [f64], cos: &mut [f64]) {
     }
 }
 
+/// `sin x[i]`, `cos x[i]` in f32 lanes (twice the lanes of [`sin_cos_slice`]): reduction by
+/// `k·π/2` in three parts (the first with 8 significant bits, so `k·PIO2_1` is exact for
+/// `|k| < 2¹⁶`), then Cephes' `sinf`/`cosf` polynomials on `|r| ≤ π/4`; about 1e-7 absolute
+/// error (tested against f64). Arguments with `|x| > 2¹⁰` or NaN are recomputed in f64.
+pub fn sin_cos_slice_f32(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
+    crate::tensor::profile_count(crate::tensor::Work::SinCos, x.len());
+    assert!(
+        x.len() == sin.len() && x.len() == cos.len(),
+        "sin_cos_slice_f32: lengths differ"
+    );
+    const TWO_OVER_PI: f32 = std::f32::consts::FRAC_2_PI;
+    const P1: f32 = 1.570_312_5;
+    const P2: f32 = 4.837_513e-4;
+    const P3: f32 = 7.549_79e-8;
+    const ROUND32: f32 = 12_582_912.0; // 1.5·2²³
+    for ((&v, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
+        let k = (v * TWO_OVER_PI + ROUND32) - ROUND32;
+        let r = ((v - k * P1) - k * P2) - k * P3;
+        let z = r * r;
+        let sr = r + r * z * (-1.666_665_5e-1 + z * (8.332_161e-3 + z * -1.951_529_6e-4));
+        let cr = 1.0 - 0.5 * z + z * z * (4.166_664_6e-2 + z * (-1.388_731_6e-3 + z * 2.443_315_7e-5));
+        let q = k - 4.0 * (k * 0.25).floor();
+        let odd = q == 1.0 || q == 3.0;
+        let (sv, cv) = if odd { (cr, sr) } else { (sr, cr) };
+        *s = if q >= 2.0 { -sv } else { sv };
+        *c = if q == 1.0 || q == 2.0 { -cv } else { cv };
+    }
+    if x.iter().any(|&v| v.is_nan() || v.abs() > 1024.0) {
+        for ((&v, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
+            if v.is_nan() || v.abs() > 1024.0 {
+                let (a, b) = (v as f64).sin_cos();
+                (*s, *c) = (a as f32, b as f32);
+            }
+        }
+    }
+}
+
+/// The sum of an f32 slice with eight independent f32 accumulators, returned in f64 (for chunks
+/// of a few hundred terms: the rounding stays near f32's).
+pub fn sum8_f32(v: &[f32]) -> f64 {
+    let mut acc = [0.0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|&a| a as f64).sum();
+    for c in chunks {
+        for j in 0..8 {
+            acc[j] += c[j];
+        }
+    }
+    acc.iter().map(|&a| a as f64).sum::<f64>() + tail
+}
+
 /// The sum of a slice with four independent accumulators (vectorisable; the order differs from a
 /// sequential sum only by rounding).
 pub fn sum4(v: &[f64]) -> f64 {
@@ -125,6 +176,32 @@ pub fn sum_squares4<T: crate::Real>(v: &[T]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn f32_sin_cos_is_within_2e7_of_f64() {
+        let mut xs: Vec<f32> = (-200_000..=200_000).map(|i| i as f32 * 5e-5).collect();
+        xs.extend([0.0, -0.0, 1e-30, 100.0, -300.5, 1023.9, 1025.0, -5000.0, 1e6]);
+        for k in -64..=64 {
+            let b = k as f32 * std::f32::consts::FRAC_PI_4;
+            xs.extend([
+                b,
+                f32::from_bits(b.to_bits() + 1),
+                f32::from_bits(b.to_bits().saturating_sub(1)),
+            ]);
+        }
+        let (mut s, mut c) = (vec![0.0f32; xs.len()], vec![0.0f32; xs.len()]);
+        sin_cos_slice_f32(&xs, &mut s, &mut c);
+        for (i, &x) in xs.iter().enumerate() {
+            let (ws, wc) = (x as f64).sin_cos();
+            assert!((s[i] as f64 - ws).abs() <= 2e-7, "sin({x}) = {} vs {ws}", s[i]);
+            assert!((c[i] as f64 - wc).abs() <= 2e-7, "cos({x}) = {} vs {wc}", c[i]);
+        }
+        let (mut s, mut c) = ([0.0f32; 1], [0.0f32; 1]);
+        sin_cos_slice_f32(&[f32::NAN], &mut s, &mut c);
+        assert!(s[0].is_nan() && c[0].is_nan());
+        let v: Vec<f32> = (0..1001).map(|i| i as f32 * 0.5).collect();
+        assert_eq!(sum8_f32(&v), 250_250.0);
+    }
 
     fn check(xs: &[f64], tol: f64) {
         let (mut s, mut c) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
