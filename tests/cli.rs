@@ -1059,3 +1059,35 @@ fn absurd_sizes_are_refused_with_one_line() {
         assert_eq!(err.lines().count(), 1, "{flag} {value}: {err}");
     }
 }
+
+/// The first Ctrl-C asks the run to save and stop after the current step; a second one ends the
+/// process at once (exit 130), e.g. during a long evaluation, leaving the last checkpoint.
+#[test]
+fn a_second_ctrl_c_ends_the_process_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    // a first evaluation at step 10 over 10⁷ test points takes seconds
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stde"))
+        .args(["train", "--dim", "4", "--steps", "1000", "--eval-every", "10"])
+        .args(["--test-points", "10000000", "--threads", "1", "--quiet", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    // wait until steps 1–9 are logged (the process is then in step 10's evaluation), then
+    // interrupt twice
+    while std::fs::read_to_string(out.join("metrics.csv")).map_or(true, |m| m.lines().count() < 10) {
+        assert!(t.elapsed().as_secs() < 60, "the run did not start");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let pid = child.id().to_string();
+    for _ in 0..2 {
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    assert!(t.elapsed().as_secs() < 60);
+}

@@ -86,10 +86,18 @@ fn source_terms_equal_engine_laplacians() {
                     "{name} d={d}: source {got} vs engine {want}"
                 );
                 assert!((p.exact(&x).unwrap() - u).abs() < 1e-12);
-                // the f32 entry point equals the f64 one on the same (rounded) point, bit for bit
+                // the f32 entry point equals the f64 one on the same (rounded) point: bit for
+                // bit for three bodies (same path), to f32 rounding for two (f32 lanes; see
+                // `the_f32_source_equals_the_f64_source`)
                 let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
                 let wide: Vec<f64> = x32.iter().map(|&v| v as f64).collect();
-                assert_eq!(p.source_f32(&x32), p.source(&wide), "{name} d={d}: f32 source");
+                let (f32v, f64v) = (p.source_f32(&x32), p.source(&wide));
+                if name.ends_with("three-body") {
+                    assert_eq!(f32v, f64v, "{name} d={d}: f32 source");
+                } else {
+                    let bound = 2.0 * d as f64 * p.coeffs.iter().map(|c| c.abs()).sum::<f64>();
+                    assert!((f32v - f64v).abs() <= 1e-6 * bound, "{name} d={d}: {f32v} vs {f64v}");
+                }
             }
         }
     }
