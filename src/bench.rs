@@ -405,14 +405,7 @@ pub fn step(cfg: &crate::train::TrainConfig, warmup: usize, steps: usize) -> Res
     let point_values: usize = problem.conditions.iter().map(|c| c.points * din).sum();
     let elem = if cfg.precision == "f64" { 8 } else { 4 };
     let first_in = if cfg.block_size > 1 { din / cfg.block_size } else { din };
-    let arch = crate::nn::Architecture {
-        input_dim: din,
-        hidden: vec![cfg.width; cfg.depth - 1],
-        output_dim: 1,
-        activation: Default::default(),
-        block_size: (cfg.block_size > 1).then_some(cfg.block_size),
-    };
-    let params = crate::nn::Mlp::<f32>::new(arch, 0)
+    let params = crate::nn::Mlp::<f32>::zeros(cfg.architecture(din))
         .map_err(|e| e.to_string())?
         .num_params();
     let work = StepWork {

@@ -373,6 +373,15 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The network this configuration trains on `input_dim` inputs (the problem's, time last):
+    /// `depth` affine layers of `width`, tanh, weight sharing in blocks of `block_size` if > 1.
+    pub fn architecture(&self, input_dim: usize) -> crate::nn::Architecture {
+        crate::nn::Architecture {
+            block_size: (self.block_size > 1).then_some(self.block_size),
+            ..crate::nn::Architecture::mlp(input_dim, self.width, self.depth)
+        }
+    }
+
     /// The problem description (after [`TrainConfig::validate`]).
     pub fn problem(&self) -> Problem {
         if let Some(spec) = &self.pde {

@@ -835,13 +835,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     let problem = cfg.problem();
     let mut estimators = estimators(cfg, &problem).map_err(TrainError::Config)?;
     let din = problem.input_dim();
-    let arch = Architecture {
-        input_dim: din,
-        hidden: vec![cfg.width; cfg.depth - 1],
-        output_dim: 1,
-        activation: Default::default(),
-        block_size: (cfg.block_size > 1).then_some(cfg.block_size),
-    };
+    let arch = cfg.architecture(din);
     let metrics_path = dir.join("metrics.csv");
     // rank 0 opens the run (its folder, checkpoint and metrics); the others start from the seed
     // and then receive rank 0's state
