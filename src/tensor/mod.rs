@@ -6,6 +6,7 @@
 use crate::real::Real;
 use faer::linalg::matmul::matmul as faer_matmul;
 use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
 use std::any::TypeId;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
@@ -76,13 +77,57 @@ pub fn profile_read() -> GemmProfile {
 /// Products smaller than this many multiply-adds run on one thread (threading costs more there).
 const PARALLEL_THRESHOLD: usize = 1 << 20;
 
-fn parallelism(m: usize, n: usize, k: usize) -> Par {
-    if m * n * k >= PARALLEL_THRESHOLD && rayon::current_num_threads() > 1 {
-        Par::rayon(0)
+/// Reduction length per chunk of a split-K product (see [`Split`]).
+const SPLIT_K_CHUNK: usize = 256;
+
+/// Split-K is used when the destination has at most this many entries (its partial copies stay
+/// in cache and cost less to add than the reduction they save).
+const SPLIT_K_MAX_AREA: usize = 256 * 256;
+
+/// How a product is spread over threads. Measured on our shapes (`benches/gemm_shapes.rs`, 2 cores):
+/// faer's own parallel product reaches ≈ 280 GFLOP/s on `1800 × 128 × 128` and ≈ 180 on the
+/// weight-gradient shape `128 × 1800 × 128`; contiguous row blocks on sequential kernels ≈ 350 and
+/// split-K ≈ 270.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Split {
+    /// One sequential product.
+    None,
+    /// Contiguous blocks of destination rows, one sequential product each (every row is the same
+    /// arithmetic as in one product, so the result does not depend on the thread count).
+    Rows(usize),
+    /// The reduction cut into this many chunks of about [`SPLIT_K_CHUNK`], each into its own copy
+    /// of the (small) destination, added in chunk order. The chunk count depends on `k` alone and
+    /// is used on one thread too, so the result does not depend on the thread count either.
+    Reduction(usize),
+    /// faer's own parallel product (few rows, wide destination).
+    Faer,
+}
+
+fn split(m: usize, n: usize, k: usize) -> Split {
+    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_THRESHOLD {
+        return Split::None;
+    }
+    if m.saturating_mul(n) <= SPLIT_K_MAX_AREA && k >= 2 * SPLIT_K_CHUNK && m < 4 * k {
+        // a power of two ≤ k / chunk, at most 16: balanced on 1, 2, 4, 8, 16 threads
+        let chunks = (k / SPLIT_K_CHUNK).min(16);
+        return Split::Reduction(1 << chunks.ilog2());
+    }
+    let threads = rayon::current_num_threads();
+    if threads <= 1 {
+        Split::None
+    } else if m >= 16 * threads {
+        Split::Rows(threads)
     } else {
-        Par::Seq
+        Split::Faer
     }
 }
+
+/// A raw pointer that may cross to rayon's threads (the chunks it addresses are disjoint).
+#[derive(Clone, Copy)]
+struct SendPtr<P>(P);
+// SAFETY: used only for disjoint chunks of one product, joined before the call returns.
+unsafe impl<P> Send for SendPtr<P> {}
+unsafe impl<P> Sync for SendPtr<P> {}
 
 /// How the product lands in the destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,6 +136,64 @@ pub enum Write {
     Overwrite,
     /// `C += A·B`
     Accumulate,
+}
+
+/// One faer product `C (=|+=) scale·A·B` on strided storage with the given parallelism.
+///
+/// # Safety
+/// As [`gemm_raw`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_seq<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut T,
+    c_rs: isize,
+    c_cs: isize,
+    a: *const T,
+    a_rs: isize,
+    a_cs: isize,
+    b: *const T,
+    b_rs: isize,
+    b_cs: isize,
+    write: Write,
+    scale: T,
+    par: Par,
+) {
+    if k == 0 {
+        if write == Write::Overwrite {
+            for i in 0..m {
+                for j in 0..n {
+                    unsafe { *c.offset(i as isize * c_rs + j as isize * c_cs) = T::zero() };
+                }
+            }
+        }
+        return;
+    }
+    let accum = if write == Write::Accumulate {
+        Accum::Add
+    } else {
+        Accum::Replace
+    };
+    // SAFETY (both arms): T is exactly the type it is cast to (TypeId equality); the caller
+    // guarantees the pointers address the described strided matrices.
+    if TypeId::of::<T>() == TypeId::of::<f32>() {
+        unsafe {
+            let dst = MatMut::from_raw_parts_mut(c as *mut f32, m, n, c_rs, c_cs);
+            let lhs = MatRef::from_raw_parts(a as *const f32, m, k, a_rs, a_cs);
+            let rhs = MatRef::from_raw_parts(b as *const f32, k, n, b_rs, b_cs);
+            faer_matmul(dst, accum, lhs, rhs, scale.as_f64() as f32, par);
+        }
+    } else if TypeId::of::<T>() == TypeId::of::<f64>() {
+        unsafe {
+            let dst = MatMut::from_raw_parts_mut(c as *mut f64, m, n, c_rs, c_cs);
+            let lhs = MatRef::from_raw_parts(a as *const f64, m, k, a_rs, a_cs);
+            let rhs = MatRef::from_raw_parts(b as *const f64, k, n, b_rs, b_cs);
+            faer_matmul(dst, accum, lhs, rhs, scale.as_f64(), par);
+        }
+    } else {
+        unreachable!("Real is implemented for f32 and f64 only");
+    }
 }
 
 /// Raw strided product `C[m×n] (=|+=) A[m×k]·B[k×n]`, strides in elements (row stride, column stride).
@@ -117,41 +220,87 @@ unsafe fn gemm_raw<T: Real>(
     if m == 0 || n == 0 {
         return;
     }
-    if k == 0 {
-        if write == Write::Overwrite {
-            for i in 0..m {
-                for j in 0..n {
-                    unsafe { *c.offset(i as isize * c_rs + j as isize * c_cs) = T::zero() };
+    let start = PROFILE.load(Ordering::Relaxed).then(Instant::now);
+    // SAFETY (every arm): the caller guarantees the strided matrices; the chunks are disjoint
+    // row blocks of C, or reduction chunks writing C (first) and private partials (the others).
+    match split(m, n, k) {
+        Split::None => unsafe {
+            gemm_seq(m, n, k, c, c_rs, c_cs, a, a_rs, a_cs, b, b_rs, b_cs, write, scale, Par::Seq)
+        },
+        Split::Faer => unsafe {
+            gemm_seq(m, n, k, c, c_rs, c_cs, a, a_rs, a_cs, b, b_rs, b_cs, write, scale, Par::rayon(0))
+        },
+        Split::Rows(parts) => {
+            let (cp, ap, bp) = (SendPtr(c), SendPtr(a), SendPtr(b));
+            let block = m.div_ceil(parts);
+            (0..parts).into_par_iter().for_each(|i| {
+                let (r0, r1) = (i * block, ((i + 1) * block).min(m));
+                if r0 < r1 {
+                    let (c, a, b) = (cp, ap, bp);
+                    unsafe {
+                        gemm_seq(
+                            r1 - r0,
+                            n,
+                            k,
+                            c.0.offset(r0 as isize * c_rs),
+                            c_rs,
+                            c_cs,
+                            a.0.offset(r0 as isize * a_rs),
+                            a_rs,
+                            a_cs,
+                            b.0,
+                            b_rs,
+                            b_cs,
+                            write,
+                            scale,
+                            Par::Seq,
+                        )
+                    }
+                }
+            });
+        }
+        Split::Reduction(parts) => {
+            let block = k.div_ceil(parts);
+            let area = m * n;
+            let mut partial = vec![T::zero(); area * (parts - 1)];
+            let (cp, ap, bp, pp) = (SendPtr(c), SendPtr(a), SendPtr(b), SendPtr(partial.as_mut_ptr()));
+            (0..parts).into_par_iter().for_each(|i| {
+                let (k0, k1) = (i * block, ((i + 1) * block).min(k));
+                let (c, a, b, p) = (cp, ap, bp, pp);
+                let (dst, rs, cs, w) = if i == 0 {
+                    (c.0, c_rs, c_cs, write)
+                } else {
+                    (unsafe { p.0.add((i - 1) * area) }, n as isize, 1, Write::Overwrite)
+                };
+                unsafe {
+                    gemm_seq(
+                        m,
+                        n,
+                        k1.saturating_sub(k0),
+                        dst,
+                        rs,
+                        cs,
+                        a.0.offset(k0 as isize * a_cs),
+                        a_rs,
+                        a_cs,
+                        b.0.offset(k0 as isize * b_rs),
+                        b_rs,
+                        b_cs,
+                        w,
+                        scale,
+                        Par::Seq,
+                    )
+                }
+            });
+            for part in partial.chunks_exact(area) {
+                for i in 0..m {
+                    for j in 0..n {
+                        // SAFETY: (i, j) is inside C's described shape
+                        unsafe { *c.offset(i as isize * c_rs + j as isize * c_cs) += part[i * n + j] };
+                    }
                 }
             }
         }
-        return;
-    }
-    let accum = if write == Write::Accumulate {
-        Accum::Add
-    } else {
-        Accum::Replace
-    };
-    let start = PROFILE.load(Ordering::Relaxed).then(Instant::now);
-    let par = parallelism(m, n, k);
-    // SAFETY (both arms): T is exactly the type it is cast to (TypeId equality); the caller
-    // guarantees the pointers address the described strided matrices.
-    if TypeId::of::<T>() == TypeId::of::<f32>() {
-        unsafe {
-            let dst = MatMut::from_raw_parts_mut(c as *mut f32, m, n, c_rs, c_cs);
-            let lhs = MatRef::from_raw_parts(a as *const f32, m, k, a_rs, a_cs);
-            let rhs = MatRef::from_raw_parts(b as *const f32, k, n, b_rs, b_cs);
-            faer_matmul(dst, accum, lhs, rhs, scale.as_f64() as f32, par);
-        }
-    } else if TypeId::of::<T>() == TypeId::of::<f64>() {
-        unsafe {
-            let dst = MatMut::from_raw_parts_mut(c as *mut f64, m, n, c_rs, c_cs);
-            let lhs = MatRef::from_raw_parts(a as *const f64, m, k, a_rs, a_cs);
-            let rhs = MatRef::from_raw_parts(b as *const f64, k, n, b_rs, b_cs);
-            faer_matmul(dst, accum, lhs, rhs, scale.as_f64(), par);
-        }
-    } else {
-        unreachable!("Real is implemented for f32 and f64 only");
     }
     if let Some(start) = start {
         GEMM_NANOS.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -412,5 +561,48 @@ mod tests {
         let mut c3 = vec![0.0; m * n];
         matmul_nt(m, k, n, &a, &bt, &mut c3, Write::Overwrite);
         assert!(c3.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-13));
+    }
+
+    /// Each way of spreading a product over threads (row blocks, split-K, faer's own) gives the
+    /// naive product, and the same bits on 1, 2 and 3 threads.
+    #[test]
+    fn split_products_match_naive_loops_on_any_thread_count() {
+        // (m, k, n): row blocks; split-K (small destination, long reduction, odd k); faer's own
+        let shapes = [(301, 70, 60), (40, 1800 + 7, 30), (20, 90, 700)];
+        assert!(matches!(split(30, 40, 1807), Split::Reduction(4)));
+        for (m, k, n) in shapes {
+            let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+            let want = naive(m, k, n, &a, &b);
+            let mut first: Option<Vec<f64>> = None;
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let (c, c_acc, tn) = pool.install(|| {
+                    let mut c = vec![9.0; m * n];
+                    matmul(m, k, n, &a, &b, &mut c, Write::Overwrite);
+                    let mut c_acc = vec![1.0; m * n];
+                    matmul(m, k, n, &a, &b, &mut c_acc, Write::Accumulate);
+                    // Aᵀ·B with A stored [k×m]
+                    let at = transpose(m, k, &a);
+                    let mut tn = vec![0.0; m * n];
+                    matmul_tn(k, m, n, &at, &b, &mut tn, Write::Overwrite);
+                    (c, c_acc, tn)
+                });
+                let tol = 1e-12 * k as f64;
+                for i in 0..m * n {
+                    assert!((c[i] - want[i]).abs() < tol, "{m}×{k}×{n} on {threads}: {} vs {}", c[i], want[i]);
+                    assert!((c_acc[i] - 1.0 - want[i]).abs() < tol);
+                    assert!((tn[i] - want[i]).abs() < tol);
+                }
+                let all: Vec<f64> = c.iter().chain(&c_acc).chain(&tn).copied().collect();
+                match &first {
+                    None => first = Some(all),
+                    Some(f) => assert!(
+                        f.iter().zip(&all).all(|(x, y)| x.to_bits() == y.to_bits()),
+                        "{m}×{k}×{n}: {threads} threads differ from one"
+                    ),
+                }
+            }
+        }
     }
 }
