@@ -30,9 +30,10 @@ fn collapsed_activation(c: &mut Criterion) {
     let mut z = CollapsedJet::<f32>::default();
     z.reshape(points, dirs, w);
     let fill = |v: &mut [f32], s: f32| v.iter_mut().enumerate().for_each(|(i, x)| *x = ((i as f32) * s).sin());
-    fill(&mut z.primal, 0.37);
-    fill(&mut z.first, 0.11);
-    fill(&mut z.sum2, 0.23);
+    let (zp, zf, zs) = z.parts_mut();
+    fill(zp, 0.37);
+    fill(zf, 0.11);
+    fill(zs, 0.23);
     let (mut y, mut local) = (CollapsedJet::default(), Vec::new());
     c.bench_function("collapsed_tanh_forward", |b| {
         b.iter(|| collapsed_activation_forward(Unary::Tanh, black_box(&z), &mut y, &mut local))

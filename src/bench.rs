@@ -154,7 +154,7 @@ pub fn collapsed_vs_full<T: Real>(case: &StepCase, runs: usize) -> (Timing, Timi
         .expect("collapsed forward")
         .clone();
     let mut cbar = CollapsedJet::zeros_like(&out);
-    cbar.sum2.iter_mut().for_each(|v| *v = T::one());
+    cbar.sum2_mut().fill(T::one());
     let mut grad = vec![T::zero(); full.net.num_params()];
     let t_coll = time(
         || {

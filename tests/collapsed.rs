@@ -46,9 +46,9 @@ fn collapsed_matches_uncollapsed() {
                     "{act:?} point {p}: {} vs {lap}",
                     cout.second_sum(p, 0)
                 );
-                assert!((cout.primal[p] - out.derivative(0, p * d, 0)).abs() < 1e-12);
+                assert!((cout.primal()[p] - out.derivative(0, p * d, 0)).abs() < 1e-12);
                 for k in 0..d {
-                    assert!((cout.first[p * d + k] - out.derivative(1, p * d + k, 0)).abs() < 1e-12);
+                    assert!((cout.first()[p * d + k] - out.derivative(1, p * d + k, 0)).abs() < 1e-12);
                 }
             }
             // loss L = Σ_p (Σ_d y₂ − 0.1)² + 0.3 Σ_rows y₁² + 0.2 Σ_p u
@@ -58,13 +58,13 @@ fn collapsed_matches_uncollapsed() {
                 let lap = cout.second_sum(p, 0);
                 for k in 0..d {
                     bar.add_derivative_cotangent(2, p * d + k, 0, 2.0 * (lap - 0.1));
-                    let y1 = cout.first[p * d + k];
+                    let y1 = cout.first()[p * d + k];
                     bar.add_derivative_cotangent(1, p * d + k, 0, 0.6 * y1);
-                    cbar.first[p * d + k] = 0.6 * y1;
+                    cbar.first_mut()[p * d + k] = 0.6 * y1;
                 }
                 bar.add_derivative_cotangent(0, p * d, 0, 0.2);
-                cbar.primal[p] = 0.2;
-                cbar.sum2[p] = 2.0 * 2.0 * (lap - 0.1);
+                cbar.primal_mut()[p] = 0.2;
+                cbar.sum2_mut()[p] = 2.0 * 2.0 * (lap - 0.1);
             }
             let mut g = vec![0.0; net.num_params()];
             net.backward(&input, &mut tape, &bar, &mut g, None).unwrap();

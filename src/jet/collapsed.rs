@@ -13,7 +13,9 @@ use crate::tensor::{self, Write};
 use rayon::prelude::*;
 
 /// A batch of collapsed 2-jets: primal and summed second coefficient per point, first-order
-/// coefficients per row (`row = point·dirs + direction`).
+/// coefficients per row (`row = point·dirs + direction`). The three parts are row blocks of one
+/// buffer — `[primal: points | first: points·dirs | sum2: points] × width` — so an affine layer is
+/// one product over all of them.
 #[derive(Clone, Debug, Default)]
 pub struct CollapsedJet<T> {
     /// Points.
@@ -22,15 +24,10 @@ pub struct CollapsedJet<T> {
     pub dirs: usize,
     /// Features.
     pub width: usize,
-    /// `[points × width]`.
-    pub primal: Vec<T>,
-    /// `[rows × width]`, normalised `c₁` (equal to `y₁`).
-    pub first: Vec<T>,
-    /// `[points × width]`, `Σ_d c₂` over the first `summed` directions.
-    pub sum2: Vec<T>,
     /// How many leading directions enter `sum2`; the others are carried to first order only
     /// (e.g. `e_t` for a time derivative beside a spatial Laplacian).
     pub summed: usize,
+    data: Vec<T>,
 }
 
 impl<T: Real> CollapsedJet<T> {
@@ -41,9 +38,7 @@ impl<T: Real> CollapsedJet<T> {
         self.dirs = dirs;
         self.summed = dirs;
         self.width = width;
-        self.primal.resize(points * width, T::zero());
-        self.first.resize(points * dirs * width, T::zero());
-        self.sum2.resize(points * width, T::zero());
+        self.data.resize(self.rows() * width, T::zero());
     }
 
     /// A zero jet shaped like `other`.
@@ -53,15 +48,72 @@ impl<T: Real> CollapsedJet<T> {
             dirs: other.dirs,
             summed: other.summed,
             width: other.width,
-            primal: vec![T::zero(); other.primal.len()],
-            first: vec![T::zero(); other.first.len()],
-            sum2: vec![T::zero(); other.sum2.len()],
+            data: vec![T::zero(); other.data.len()],
         }
+    }
+
+    /// Rows of the whole buffer: `points·(dirs + 2)`.
+    pub fn rows(&self) -> usize {
+        self.points * (self.dirs + 2)
+    }
+
+    /// The whole buffer `[rows × width]` (primal, first, sum2 row blocks).
+    pub fn data(&self) -> &[T] {
+        &self.data
+    }
+
+    /// The whole buffer, mutable.
+    pub fn data_mut(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+
+    fn bounds(&self) -> (usize, usize) {
+        let p = self.points * self.width;
+        (p, p + self.points * self.dirs * self.width)
+    }
+
+    /// `[points × width]`: the primal.
+    pub fn primal(&self) -> &[T] {
+        &self.data[..self.bounds().0]
+    }
+
+    /// `[points·dirs × width]`: normalised `c₁` (equal to `y₁`).
+    pub fn first(&self) -> &[T] {
+        let (a, b) = self.bounds();
+        &self.data[a..b]
+    }
+
+    /// `[points × width]`: `Σ_d c₂` over the first `summed` directions.
+    pub fn sum2(&self) -> &[T] {
+        &self.data[self.bounds().1..]
+    }
+
+    /// The three parts, mutable: `(primal, first, sum2)`.
+    pub fn parts_mut(&mut self) -> (&mut [T], &mut [T], &mut [T]) {
+        let (a, b) = self.bounds();
+        let (primal, rest) = self.data.split_at_mut(a);
+        let (first, sum2) = rest.split_at_mut(b - a);
+        (primal, first, sum2)
+    }
+
+    /// The primal, mutable.
+    pub fn primal_mut(&mut self) -> &mut [T] {
+        self.parts_mut().0
+    }
+
+    /// The first-order rows, mutable.
+    pub fn first_mut(&mut self) -> &mut [T] {
+        self.parts_mut().1
+    }
+
+    /// The summed second order, mutable.
+    pub fn sum2_mut(&mut self) -> &mut [T] {
+        self.parts_mut().2
     }
 
     /// `Σ_d y₂` (derivative convention) of `feature` at `point`: e.g. the Laplacian for `v_d = e_d`.
     pub fn second_sum(&self, point: usize, feature: usize) -> T {
-        T::c(2.0) * self.sum2[point * self.width + feature]
+        T::c(2.0) * self.sum2()[point * self.width + feature]
     }
 }
 
@@ -111,10 +163,12 @@ pub fn collapsed_activation_forward<T: Real>(
     local.resize(3 * p_n * w, T::zero());
     let (lg, rest) = local.split_at_mut(p_n * w);
     let (lh2, lh3) = rest.split_at_mut(p_n * w);
-    y.primal
+    let (y_primal, y_first, y_sum2) = y.parts_mut();
+    let (z_primal, z_first, z_sum2) = (z.primal(), z.first(), z.sum2());
+    y_primal
         .par_chunks_mut(w)
-        .zip(y.first.par_chunks_mut(dirs * w))
-        .zip(y.sum2.par_chunks_mut(w))
+        .zip(y_first.par_chunks_mut(dirs * w))
+        .zip(y_sum2.par_chunks_mut(w))
         .zip(
             lg.par_chunks_mut(w)
                 .zip(lh2.par_chunks_mut(w))
@@ -124,9 +178,9 @@ pub fn collapsed_activation_forward<T: Real>(
         .for_each_init(
             || vec![T::zero(); w],
             |sumsq, (p, (((yp, y1), ys), ((g0, h2), h3)))| {
-                local_row(rule, &z.primal[p * w..(p + 1) * w], yp, g0, h2, h3);
+                local_row(rule, &z_primal[p * w..(p + 1) * w], yp, g0, h2, h3);
                 sumsq.fill(T::zero());
-                let zf = &z.first[p * dirs * w..(p + 1) * dirs * w];
+                let zf = &z_first[p * dirs * w..(p + 1) * dirs * w];
                 for (d, (u, out)) in zf.chunks_exact(w).zip(y1.chunks_exact_mut(w)).enumerate() {
                     for f in 0..w {
                         out[f] = g0[f] * u[f];
@@ -137,7 +191,7 @@ pub fn collapsed_activation_forward<T: Real>(
                         }
                     }
                 }
-                let zs = &z.sum2[p * w..(p + 1) * w];
+                let zs = &z_sum2[p * w..(p + 1) * w];
                 for f in 0..w {
                     ys[f] = g0[f] * zs[f] + h2[f] * sumsq[f];
                 }
@@ -159,10 +213,13 @@ pub fn collapsed_activation_backward<T: Real>(
     let (lg, rest) = local.split_at(p_n * w);
     let (lh2, lh3) = rest.split_at(p_n * w);
     let (two, three) = (T::c(2.0), T::c(3.0));
-    zbar.primal
+    let (zb_primal, zb_first, zb_sum2) = zbar.parts_mut();
+    let (z_first, z_sum2) = (z.first(), z.sum2());
+    let (yb_primal, yb_first, yb_sum2) = (ybar.primal(), ybar.first(), ybar.sum2());
+    zb_primal
         .par_chunks_mut(w)
-        .zip(zbar.first.par_chunks_mut(dirs * w))
-        .zip(zbar.sum2.par_chunks_mut(w))
+        .zip(zb_first.par_chunks_mut(dirs * w))
+        .zip(zb_sum2.par_chunks_mut(w))
         .enumerate()
         .for_each_init(
             || vec![T::zero(); 3 * w],
@@ -171,14 +228,14 @@ pub fn collapsed_activation_backward<T: Real>(
                 let (cross, twoh2s) = rest.split_at_mut(w);
                 let at = p * w..(p + 1) * w;
                 let (g, h2, h3) = (&lg[at.clone()], &lh2[at.clone()], &lh3[at.clone()]);
-                let s2bar = &ybar.sum2[at.clone()];
+                let s2bar = &yb_sum2[at.clone()];
                 sumsq.fill(T::zero());
                 cross.fill(T::zero());
                 for f in 0..w {
                     twoh2s[f] = two * h2[f] * s2bar[f];
                 }
                 let rows = p * dirs * w..(p + 1) * dirs * w;
-                let (zf, yf) = (&z.first[rows.clone()], &ybar.first[rows]);
+                let (zf, yf) = (&z_first[rows.clone()], &yb_first[rows]);
                 for (d, ((u, yb), out)) in zf
                     .chunks_exact(w)
                     .zip(yf.chunks_exact(w))
@@ -198,7 +255,7 @@ pub fn collapsed_activation_backward<T: Real>(
                         }
                     }
                 }
-                let (yp, zs2) = (&ybar.primal[at.clone()], &z.sum2[at]);
+                let (yp, zs2) = (&yb_primal[at.clone()], &z_sum2[at]);
                 for f in 0..w {
                     zs[f] = g[f] * s2bar[f];
                     zp[f] = g[f] * yp[f]
@@ -209,7 +266,7 @@ pub fn collapsed_activation_backward<T: Real>(
         );
 }
 
-/// Collapsed affine layer `z = h·W + b`.
+/// Collapsed affine layer `z = h·W + b`: one product over all rows, the bias on the primal only.
 pub fn collapsed_affine_forward<T: Real>(
     h: &CollapsedJet<T>,
     weight: &[T],
@@ -220,20 +277,14 @@ pub fn collapsed_affine_forward<T: Real>(
     let fan_in = h.width;
     z.reshape(h.points, h.dirs, out);
     z.summed = h.summed;
-    tensor::affine(h.points, fan_in, out, &h.primal, weight, bias, &mut z.primal);
-    tensor::matmul(
-        h.points * h.dirs,
-        fan_in,
-        out,
-        &h.first,
-        weight,
-        &mut z.first,
-        Write::Overwrite,
-    );
-    tensor::matmul(h.points, fan_in, out, &h.sum2, weight, &mut z.sum2, Write::Overwrite);
+    tensor::matmul(h.rows(), fan_in, out, h.data(), weight, z.data_mut(), Write::Overwrite);
+    for row in z.primal_mut().chunks_exact_mut(out) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v += *b);
+    }
 }
 
-/// Backward of [`collapsed_affine_forward`].
+/// Backward of [`collapsed_affine_forward`] (one product for the weight gradient, one for the
+/// input cotangents).
 pub fn collapsed_affine_backward<T: Real>(
     h: &CollapsedJet<T>,
     zbar: &CollapsedJet<T>,
@@ -243,40 +294,12 @@ pub fn collapsed_affine_backward<T: Real>(
     hbar: &mut CollapsedJet<T>,
 ) {
     let (fan_in, out) = (h.width, zbar.width);
-    let (p_n, rows) = (h.points, h.points * h.dirs);
-    tensor::matmul_tn(
-        p_n,
-        fan_in,
-        out,
-        &h.primal,
-        &zbar.primal,
-        weight_grad,
-        Write::Accumulate,
-    );
-    tensor::matmul_tn(rows, fan_in, out, &h.first, &zbar.first, weight_grad, Write::Accumulate);
-    tensor::matmul_tn(p_n, fan_in, out, &h.sum2, &zbar.sum2, weight_grad, Write::Accumulate);
-    tensor::add_column_sums(out, &zbar.primal, bias_grad);
+    let rows = h.rows();
+    tensor::matmul_tn(rows, fan_in, out, h.data(), zbar.data(), weight_grad, Write::Accumulate);
+    tensor::add_column_sums(out, zbar.primal(), bias_grad);
     hbar.reshape(h.points, h.dirs, fan_in);
     hbar.summed = h.summed;
-    tensor::matmul_nt(
-        p_n,
-        out,
-        fan_in,
-        &zbar.primal,
-        weight,
-        &mut hbar.primal,
-        Write::Overwrite,
-    );
-    tensor::matmul_nt(
-        rows,
-        out,
-        fan_in,
-        &zbar.first,
-        weight,
-        &mut hbar.first,
-        Write::Overwrite,
-    );
-    tensor::matmul_nt(p_n, out, fan_in, &zbar.sum2, weight, &mut hbar.sum2, Write::Overwrite);
+    tensor::matmul_nt(rows, out, fan_in, zbar.data(), weight, hbar.data_mut(), Write::Overwrite);
 }
 
 #[cfg(test)]

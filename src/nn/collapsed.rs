@@ -26,7 +26,7 @@ impl<T: Real> CollapsedTape<T> {
     pub fn bytes(&self) -> usize {
         let jets = self.z.iter().chain(&self.h).chain([&self.bar_z, &self.bar_h]);
         let n: usize = jets
-            .map(|j| j.primal.capacity() + j.first.capacity() + j.sum2.capacity())
+            .map(|j| j.data().len())
             .sum();
         (n + self.local.iter().map(Vec::capacity).sum::<usize>()) * std::mem::size_of::<T>()
     }
@@ -91,6 +91,7 @@ impl<T: Real> Mlp<T> {
         let z0 = &mut tape.z[0];
         z0.reshape(input.points(), input.dirs(), first.fan_out);
         z0.summed = summed;
+        let (z0_primal, z0_first, z0_sum2) = z0.parts_mut();
         tensor::affine(
             input.points(),
             input.dim(),
@@ -98,10 +99,10 @@ impl<T: Real> Mlp<T> {
             input.primal(),
             w0,
             &p[first.bias..first.bias + first.fan_out],
-            &mut z0.primal,
+            z0_primal,
         );
-        input_tangent_forward(input, w0, first.fan_out, &mut z0.first);
-        z0.sum2.iter_mut().for_each(|x| *x = T::zero());
+        input_tangent_forward(input, w0, first.fan_out, z0_first);
+        z0_sum2.fill(T::zero());
         let act = self.architecture().activation.rule();
         for l in 1..n {
             collapsed_activation_forward(act, &tape.z[l - 1], &mut tape.h[l - 1], &mut tape.local[l - 1]);
@@ -135,7 +136,7 @@ impl<T: Real> Mlp<T> {
         let layers = self.affine_layers().to_vec();
         let n = layers.len();
         let out = tape.z.get(n - 1).ok_or(NnError::CotangentShape)?;
-        if cotangent.primal.len() != out.primal.len() || cotangent.first.len() != out.first.len() {
+        if cotangent.points != out.points || cotangent.dirs != out.dirs || cotangent.width != out.width {
             return Err(NnError::CotangentShape);
         }
         let p = self.params();
@@ -150,7 +151,7 @@ impl<T: Real> Mlp<T> {
             collapsed_activation_backward(&tape.z[l - 1], &tape.local[l - 1], &bar_h, &mut bar_z);
         }
         // first layer: its second-order input is zero, so only the primal and c₁ parts carry gradient
-        let zbar = if n == 1 { cotangent.clone() } else { bar_z.clone() };
+        let zbar = if n == 1 { cotangent } else { &bar_z };
         let first = layers[0];
         let as_jet = Jet {
             order: 2,
@@ -158,8 +159,8 @@ impl<T: Real> Mlp<T> {
             dirs: zbar.dirs,
             width: zbar.width,
             support: Support::from_orders(&[1]),
-            primal: zbar.primal,
-            tangents: zbar.first,
+            primal: zbar.primal().to_vec(),
+            tangents: zbar.first().to_vec(),
         };
         let (wg, rest) = grad[first.weight..].split_at_mut(first.fan_in * first.fan_out);
         let w0 = &p[first.weight..first.weight + first.fan_in * first.fan_out];

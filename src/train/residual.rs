@@ -500,9 +500,9 @@ fn collapsed_loss<T: Real>(
     let mut xv = Vec::with_capacity(ns);
     for p in 0..n {
         let x = &input.primal()[p * d..(p + 1) * d];
-        let first = &out.first[p * dirs..(p + 1) * dirs];
-        let sum2 = 2.0 * out.sum2[p].as_f64();
-        let n0 = out.primal[p].as_f64();
+        let first = &out.first()[p * dirs..(p + 1) * dirs];
+        let sum2 = 2.0 * out.sum2()[p].as_f64();
+        let n0 = out.primal()[p].as_f64();
         let psi0 = if unit_ball { work.psi[p] } else { 1.0 };
         let (mut vv_sum, mut cross) = (0.0, 0.0);
         xv.clear();
@@ -527,15 +527,15 @@ fn collapsed_loss<T: Real>(
         loss += r * r * inv_n;
         let dr = 2.0 * r * inv_n * weight;
         // ∂L/∂sum2 (normalised) = 2·∂L/∂(Σ y₂)
-        cot.sum2[p] = T::c(2.0 * dr * w * psi0);
-        let cf = &mut cot.first[p * dirs..(p + 1) * dirs];
+        cot.sum2_mut()[p] = T::c(2.0 * dr * w * psi0);
+        let cf = &mut cot.first_mut()[p * dirs..(p + 1) * dirs];
         for j in 0..ns {
             cf[j] = T::c(if unit_ball { dr * w * -4.0 * xv[j] } else { 0.0 });
         }
         for (e, &(_, we)) in plan.first.iter().enumerate() {
             cf[ns + e] = T::c(dr * we * psi0);
         }
-        cot.primal[p] = T::c(dr * (dn0 + dfu * psi0));
+        cot.primal_mut()[p] = T::c(dr * (dn0 + dfu * psi0));
     }
     net.backward_collapsed(&input, &mut work.collapsed_tape, &cot, grad)?;
     work.collapsed_cotangent = cot;
