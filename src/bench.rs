@@ -255,7 +255,7 @@ pub struct MachineRates {
     /// Memory bandwidth of a parallel copy of 256 MiB (bytes read + written per second; far
     /// beyond the caches).
     pub bytes_s: f64,
-    /// Sine–cosine pairs per second (`pde::vecmath::sin_cos_slice`, parallel).
+    /// Sine–cosine pairs per second (`pde::vecmath::sin_cos_slice`, or `sin_cos_slice_f32` for f32 steps; parallel).
     pub sin_cos_s: f64,
     /// Gaussian coordinates per second (the ball sampler, parallel).
     pub normals_s: f64,
@@ -297,8 +297,9 @@ impl StepBound {
     }
 }
 
-/// Measures [`MachineRates`] in the current thread pool (a few seconds).
-pub fn measure_rates() -> MachineRates {
+/// Measures [`MachineRates`] in the current thread pool (a few seconds); `f32_lanes` times the
+/// sine–cosine kernel of f32 training (else the f64 one).
+pub fn measure_rates(f32_lanes: bool) -> MachineRates {
     use rayon::prelude::*;
     // products: the step's shapes, rows × 128 × 128 in f32
     let mut gemm_flop_s: f64 = 0.0;
@@ -328,15 +329,24 @@ pub fn measure_rates() -> MachineRates {
         9,
     );
     let bytes_s = 2.0 * (len * 4) as f64 / t.median_s;
-    // sine–cosine pairs
+    // sine–cosine pairs, in the kernel of the step's precision (f32 lanes for f32 training)
     let n = 1 << 21;
-    let x: Vec<f64> = (0..n).map(|i| (i as f64) * 1e-3 - 1000.0).collect();
+    // arguments in [−900, 987]: inside the f32 kernel's fast range, as the sources' are
+    let x: Vec<f64> = (0..n).map(|i| (i as f64) * 9e-4 - 900.0).collect();
     let (mut sn, mut cs) = (vec![0.0; n], vec![0.0; n]);
+    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let (mut sn32, mut cs32) = (vec![0.0f32; n], vec![0.0f32; n]);
     let t = time(
         || {
-            x.par_chunks(1 << 14)
-                .zip(sn.par_chunks_mut(1 << 14).zip(cs.par_chunks_mut(1 << 14)))
-                .for_each(|(x, (s, c))| crate::pde::vecmath::sin_cos_slice(x, s, c))
+            if f32_lanes {
+                x32.par_chunks(1 << 14)
+                    .zip(sn32.par_chunks_mut(1 << 14).zip(cs32.par_chunks_mut(1 << 14)))
+                    .for_each(|(x, (s, c))| crate::pde::vecmath::sin_cos_slice_f32_widest(x, s, c))
+            } else {
+                x.par_chunks(1 << 14)
+                    .zip(sn.par_chunks_mut(1 << 14).zip(cs.par_chunks_mut(1 << 14)))
+                    .for_each(|(x, (s, c))| crate::pde::vecmath::sin_cos_slice(x, s, c))
+            }
         },
         2,
         9,
@@ -399,7 +409,7 @@ pub fn step(cfg: &crate::train::TrainConfig, warmup: usize, steps: usize) -> Res
         .num_threads(threads)
         .build()
         .map_err(|e| e.to_string())?
-        .install(measure_rates);
+        .install(|| measure_rates(cfg.precision != "f64"));
     let problem = cfg.problem();
     let din = problem.input_dim();
     let point_values: usize = problem.conditions.iter().map(|c| c.points * din).sum();

@@ -50,12 +50,12 @@ fn exact_series(p: &BallProblem, x: &[f64], k: usize) -> S {
             let z = xs[i]
                 .add(&xs[i + 1].un(Unary::Cos), 1.0)
                 .add(&xs[i + 1].mul(&xs[i].un(Unary::Cos)), 1.0);
-            phi = phi.add(&z.un(Unary::Sin), p.coeffs[i]);
+            phi = phi.add(&z.un(Unary::Sin), p.coeffs()[i]);
         }
     } else {
         for i in 0..d - 2 {
             let prod = xs[i].mul(&xs[i + 1]).mul(&xs[i + 2]);
-            phi = phi.add(&prod.un(Unary::Exp), p.coeffs[i]);
+            phi = phi.add(&prod.un(Unary::Exp), p.coeffs()[i]);
         }
     }
     psi.mul(&phi)
@@ -95,7 +95,7 @@ fn source_terms_equal_engine_laplacians() {
                 if name.ends_with("three-body") {
                     assert_eq!(f32v, f64v, "{name} d={d}: f32 source");
                 } else {
-                    let bound = 2.0 * d as f64 * p.coeffs.iter().map(|c| c.abs()).sum::<f64>();
+                    let bound = 2.0 * d as f64 * p.coeffs().iter().map(|c| c.abs()).sum::<f64>();
                     assert!((f32v - f64v).abs() <= 1e-6 * bound, "{name} d={d}: {f32v} vs {f64v}");
                 }
             }
@@ -273,7 +273,9 @@ fn gradient_norms_are_logged_and_clipping_applies() {
     let min = free.iter().map(|(_, g)| *g).fold(f64::INFINITY, f64::min);
     let clipped = run(0.1 * min);
     assert_eq!(clipped[0], free[0], "the first loss comes before any update");
-    assert_ne!(clipped[1].0, free[1].0, "a clipped update changes the next loss");
+    // Adam's first update is invariant to a constant scale of the gradient (up to ε), so a
+    // clip shows from the second update on, where the clipped steps' factors differ
+    assert_ne!(clipped[2..], free[2..], "clipped updates change the later losses");
 }
 
 /// A trainer variant: its name and the change to the base configuration.
@@ -340,7 +342,7 @@ fn the_f32_source_equals_the_f64_source() {
     for d in [10usize, 1000, 100_000] {
         for name in ["poisson-two-body", "allen-cahn-two-body", "sine-gordon-two-body"] {
             let eq = BallProblem::from_name(name, d, 3).unwrap();
-            let scale: f64 = 2.0 * d as f64 * eq.coeffs.iter().map(|c| c.abs()).sum::<f64>();
+            let scale: f64 = 2.0 * d as f64 * eq.coeffs().iter().map(|c| c.abs()).sum::<f64>();
             let sampler = BallSampler {
                 kind: SamplerKind::RadiusUniform,
                 dim: d,

@@ -299,7 +299,15 @@ pub fn collapsed_affine_backward<T: Real>(
     tensor::add_column_sums(out, zbar.primal(), bias_grad);
     hbar.reshape(h.points, h.dirs, fan_in);
     hbar.summed = h.summed;
-    tensor::matmul_nt(rows, out, fan_in, zbar.data(), weight, hbar.data_mut(), Write::Overwrite);
+    tensor::matmul_nt(
+        rows,
+        out,
+        fan_in,
+        zbar.data(),
+        weight,
+        hbar.data_mut(),
+        Write::Overwrite,
+    );
 }
 
 #[cfg(test)]

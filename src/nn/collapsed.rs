@@ -25,9 +25,7 @@ impl<T: Real> CollapsedTape<T> {
     /// Bytes held by the tape's buffers.
     pub fn bytes(&self) -> usize {
         let jets = self.z.iter().chain(&self.h).chain([&self.bar_z, &self.bar_h]);
-        let n: usize = jets
-            .map(|j| j.data().len())
-            .sum();
+        let n: usize = jets.map(|j| j.data().len()).sum();
         (n + self.local.iter().map(Vec::capacity).sum::<usize>()) * std::mem::size_of::<T>()
     }
 }

@@ -34,7 +34,9 @@ pub struct BallProblem {
     /// Exact solution family.
     pub solution: Solution,
     /// Coefficients `c_1..c_d` (the last one or two unused).
-    pub coeffs: Vec<f64>,
+    coeffs: Vec<f64>,
+    /// The same in f32, for the f32 source.
+    coeffs_f32: Vec<f32>,
     /// Use the published code's (wrong) three-body Laplacian in the source, for parity with Table 6.
     pub compat_three_body_source: bool,
 }
@@ -56,13 +58,19 @@ impl BallProblem {
             _ => return None,
         };
         let mut rng = StdRng::seed_from_u64(problem_seed);
-        let coeffs = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
+        let coeffs: Vec<f64> = (0..dim).map(|_| StandardNormal.sample(&mut rng)).collect();
         Some(BallProblem {
             nonlinearity,
             solution: sol,
+            coeffs_f32: coeffs.iter().map(|&c| c as f32).collect(),
             coeffs,
             compat_three_body_source: false,
         })
+    }
+
+    /// The coefficients `c_1..c_d` (the last one or two unused).
+    pub fn coeffs(&self) -> &[f64] {
+        &self.coeffs
     }
 
     /// `(φ, Δφ, x·∇φ)` of the sum without the `ψ` factor, at `x`.
@@ -133,44 +141,57 @@ impl BallProblem {
     /// cosines by [`vecmath::sin_cos_slice_f32`], the terms in f32, each chunk's sums widened to
     /// f64 (the training source; evaluation keeps the f64 path). Relative error about 1e-6 of the
     /// terms' magnitude (tested against the f64 path).
-    fn two_body_parts_f32(&self, x: &[f32]) -> (f64, f64, f64) {
-        const CH: usize = 256;
-        let d = x.len();
-        let (mut phi, mut lap, mut radial) = (0.0, 0.0, 0.0);
-        let (mut sx, mut cx) = ([0.0f32; CH + 1], [0.0f32; CH + 1]);
-        let (mut z, mut sz, mut cz) = ([0.0f32; CH], [0.0f32; CH], [0.0f32; CH]);
-        let (mut tp, mut tl, mut tr, mut cc) = ([0.0f32; CH], [0.0f32; CH], [0.0f32; CH], [0.0f32; CH]);
-        let terms = d.saturating_sub(1);
-        let mut i0 = 0;
-        while i0 < terms {
-            let m = CH.min(terms - i0);
-            let xs = &x[i0..i0 + m + 1];
-            for (a, &b) in cc[..m].iter_mut().zip(&self.coeffs[i0..i0 + m]) {
-                *a = b as f32;
-            }
-            vecmath::sin_cos_slice_f32(xs, &mut sx[..m + 1], &mut cx[..m + 1]);
-            for j in 0..m {
-                z[j] = xs[j] + cx[j + 1] + xs[j + 1] * cx[j];
-            }
-            vecmath::sin_cos_slice_f32(&z[..m], &mut sz[..m], &mut cz[..m]);
-            for j in 0..m {
-                let (xi, xj, c) = (xs[j], xs[j + 1], cc[j]);
-                let a = 1.0 - xj * sx[j];
-                let b = cx[j] - sx[j + 1];
-                let a2 = -xj * cx[j];
-                let b2 = -cx[j + 1];
-                tp[j] = c * sz[j];
-                tl[j] = c * (-sz[j] * (a * a + b * b) + cz[j] * (a2 + b2));
-                tr[j] = c * cz[j] * (xi * a + xj * b);
-            }
-            phi += vecmath::sum8_f32(&tp[..m]);
-            lap += vecmath::sum8_f32(&tl[..m]);
-            radial += vecmath::sum8_f32(&tr[..m]);
-            i0 += m;
-        }
-        (phi, lap, radial)
+    fn two_body_parts_f32(&self, x: &[f32]) -> (f64, f64, f64, f64) {
+        crate::widest_fn! { fn parts(c: &[f32], x: &[f32]) -> (f64, f64, f64, f64) = two_body_parts_f32_lanes }
+        parts(&self.coeffs_f32, x)
     }
+}
 
+/// The body of [`BallProblem::two_body_parts_f32`] with the f32 coefficients `coeffs`
+/// (inlined into a [`crate::widest_fn!`] function); also returns `‖x‖²` (f32 squares, chunk
+/// sums in f64).
+#[inline(always)]
+fn two_body_parts_f32_lanes(coeffs: &[f32], x: &[f32]) -> (f64, f64, f64, f64) {
+    const CH: usize = 256;
+    let d = x.len();
+    let (mut phi, mut lap, mut radial, mut norm2) = (0.0, 0.0, 0.0, 0.0);
+    let (mut sx, mut cx) = ([0.0f32; CH + 1], [0.0f32; CH + 1]);
+    let (mut z, mut sz, mut cz) = ([0.0f32; CH], [0.0f32; CH], [0.0f32; CH]);
+    let (mut tp, mut tl, mut tr, mut sq) = ([0.0f32; CH], [0.0f32; CH], [0.0f32; CH], [0.0f32; CH]);
+    let terms = d.saturating_sub(1);
+    let mut i0 = 0;
+    while i0 < terms {
+        let m = CH.min(terms - i0);
+        let xs = &x[i0..i0 + m + 1];
+        let cc = &coeffs[i0..i0 + m];
+        vecmath::sin_cos_slice_f32(xs, &mut sx[..m + 1], &mut cx[..m + 1]);
+        for j in 0..m {
+            z[j] = xs[j] + cx[j + 1] + xs[j + 1] * cx[j];
+        }
+        vecmath::sin_cos_slice_f32(&z[..m], &mut sz[..m], &mut cz[..m]);
+        for j in 0..m {
+            let (xi, xj, c) = (xs[j], xs[j + 1], cc[j]);
+            let a = 1.0 - xj * sx[j];
+            let b = cx[j] - sx[j + 1];
+            let a2 = -xj * cx[j];
+            let b2 = -cx[j + 1];
+            tp[j] = c * sz[j];
+            tl[j] = c * (-sz[j] * (a * a + b * b) + cz[j] * (a2 + b2));
+            tr[j] = c * cz[j] * (xi * a + xj * b);
+            sq[j] = xi * xi;
+        }
+        phi += vecmath::sum32_f32(&tp[..m]);
+        lap += vecmath::sum32_f32(&tl[..m]);
+        radial += vecmath::sum32_f32(&tr[..m]);
+        norm2 += vecmath::sum32_f32(&sq[..m]);
+        i0 += m;
+    }
+    // the last coordinate is in no term's first slot
+    norm2 += x[terms..].iter().map(|&v| (v * v) as f64).sum::<f64>();
+    (phi, lap, radial, norm2)
+}
+
+impl BallProblem {
     /// `Δu*` with `u* = ψ φ`: `ψ Δφ − 4 x·∇φ − 2d φ` (spec equations §5.3).
     pub fn exact_laplacian(&self, x: &[f64]) -> f64 {
         self.solution_and_laplacian(x).1
@@ -343,8 +364,8 @@ impl Equation for BallProblem {
             let (u, lap) = self.solution_and_laplacian(x);
             return lap + self.nonlinearity(u).0;
         }
-        let psi = 1.0 - vecmath::sum_squares4(x);
-        let (phi, lap, radial) = self.two_body_parts_f32(x);
+        let (phi, lap, radial, norm2) = self.two_body_parts_f32(x);
+        let psi = 1.0 - norm2;
         let (u, lap) = (psi * phi, psi * lap - 4.0 * radial - 2.0 * x.len() as f64 * phi);
         lap + self.nonlinearity(u).0
     }

@@ -61,15 +61,13 @@ impl BallSampler {
         });
     }
 
-    /// One point from `rng` into `x` (length `d`); `rng` continues after it.
+    /// One point from `rng` into `x` (length `d`); `rng` continues after it. The direction's
+    /// Gaussians come from [`NormalLanes`] seeded by `rng` (vectorised; since issue #10 — the
+    /// scalar Ziggurat drew them before, so runs made earlier used other points).
     pub fn point<T: crate::Real>(&self, rng: &mut Xoshiro256PlusPlus, x: &mut [T]) {
         let d = self.dim;
-        let mut norm2 = 0.0f64;
-        for v in x.iter_mut() {
-            let g: f64 = StandardNormal.sample(rng);
-            norm2 += g * g;
-            *v = T::c(g);
-        }
+        let mut lanes = NormalLanes::new(rng);
+        let norm2 = lanes.fill_widest(x);
         let u: f64 = rng.random();
         let rho = match self.kind {
             SamplerKind::RadiusUniform => u,
@@ -90,6 +88,107 @@ impl BallSampler {
         }
         let scale = T::c(1.0 / norm2.sqrt().max(f64::MIN_POSITIVE));
         x.iter_mut().for_each(|v| *v *= scale);
+    }
+}
+
+/// Generators in the vector lanes.
+const LANES: usize = 16;
+
+/// Standard normals drawn in vector lanes: sixteen xoshiro128++ generators side by side (seeded
+/// from one point's stream), and the Box–Muller transform in f32 lanes — `r = √(−2 ln u₁)` with
+/// `u₁ ∈ (0, 1]`, `(r cos 2πu₂, r sin 2πu₂)` — sixteen pairs per block. The uniforms have 24
+/// bits, so `|g| ≤ √(48 ln 2) ≈ 5.77` (the tail beyond has probability 8·10⁻⁹) and values lie
+/// on f32's grid; the logarithm and the sine–cosine are accurate to about 1e-7 (tested). Several
+/// times the rate of the scalar Ziggurat (`stde bench step`).
+#[derive(Clone, Debug)]
+pub struct NormalLanes {
+    s: [[u32; LANES]; 4],
+}
+
+impl NormalLanes {
+    /// Seeds the sixteen generators from `rng` (32 draws; `rng` continues after them).
+    pub fn new(rng: &mut Xoshiro256PlusPlus) -> NormalLanes {
+        let mut s = [[0u32; LANES]; 4];
+        for j in 0..LANES {
+            for w in 0..2 {
+                let v: u64 = rng.random();
+                s[2 * w][j] = v as u32;
+                s[2 * w + 1][j] = (v >> 32) as u32;
+            }
+            if (0..4).all(|i| s[i][j] == 0) {
+                s[0][j] = 1; // xoshiro's one forbidden state
+            }
+        }
+        NormalLanes { s }
+    }
+
+    /// The next output of every lane (xoshiro128++).
+    #[inline(always)]
+    fn next(&mut self) -> [u32; LANES] {
+        let [s0, s1, s2, s3] = &mut self.s;
+        let mut out = [0u32; LANES];
+        for j in 0..LANES {
+            out[j] = s0[j].wrapping_add(s3[j]).rotate_left(7).wrapping_add(s0[j]);
+            let t = s1[j] << 9;
+            s2[j] ^= s0[j];
+            s3[j] ^= s1[j];
+            s1[j] ^= s2[j];
+            s0[j] ^= s3[j];
+            s2[j] ^= t;
+            s3[j] = s3[j].rotate_left(11);
+        }
+        out
+    }
+
+    /// 32 standard normals: the cosine halves of sixteen Box–Muller pairs, then the sine halves.
+    #[inline(always)]
+    pub fn block(&mut self, out: &mut [f32; 2 * LANES]) {
+        const UNIT: f32 = 1.0 / (1u32 << 24) as f32;
+        let (a, b) = (self.next(), self.next());
+        let (mut r, mut angle) = ([0.0f32; LANES], [0.0f32; LANES]);
+        for j in 0..LANES {
+            let u1 = ((a[j] >> 8) + 1) as f32 * UNIT;
+            r[j] = (-2.0 * crate::pde::vecmath::ln_f32(u1)).sqrt();
+            angle[j] = (b[j] >> 8) as f32 * (std::f32::consts::TAU * UNIT);
+        }
+        let (mut sin, mut cos) = ([0.0f32; LANES], [0.0f32; LANES]);
+        crate::pde::vecmath::sin_cos_lanes_f32(&angle, &mut sin, &mut cos);
+        for j in 0..LANES {
+            out[j] = r[j] * cos[j];
+            out[LANES + j] = r[j] * sin[j];
+        }
+    }
+
+    /// [`NormalLanes::fill`] in the widest vector registers this CPU has (the same bits).
+    pub fn fill_widest<T: crate::Real>(&mut self, x: &mut [T]) -> f64 {
+        crate::widest_fn! { fn fill<T: crate::Real>(l: &mut NormalLanes, x: &mut [T]) -> f64 = NormalLanes::fill }
+        fill(self, x)
+    }
+
+    /// Fills `x` with standard normals (blocks in order; the last one cut) and returns `Σ x_i²`
+    /// (f32 block sums widened to f64).
+    #[inline(always)]
+    pub fn fill<T: crate::Real>(&mut self, x: &mut [T]) -> f64 {
+        let mut block = [0.0f32; 2 * LANES];
+        // one f64 accumulator per block position: no serial chain of additions
+        let mut acc = [0.0f64; 2 * LANES];
+        let mut chunks = x.chunks_exact_mut(2 * LANES);
+        for chunk in &mut chunks {
+            self.block(&mut block);
+            for j in 0..2 * LANES {
+                chunk[j] = T::c(block[j] as f64);
+                acc[j] += (block[j] * block[j]) as f64;
+            }
+        }
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
+            self.block(&mut block);
+            for (j, v) in tail.iter_mut().enumerate() {
+                *v = T::c(block[j] as f64);
+                acc[j] += (block[j] * block[j]) as f64;
+            }
+        }
+        acc.iter().sum()
     }
 }
 
@@ -121,6 +220,109 @@ mod tests {
             s.fill_from(1, 0, 13, &mut part);
             assert_eq!(part, x[13 * d..20 * d], "fill_from matches fill");
         }
+    }
+}
+
+#[cfg(test)]
+mod normal_tests {
+    use super::*;
+
+    /// `Φ` on the grid `−6 + 0.01k` by composite Simpson integration of the density from −9
+    /// (independent of the sampler's maths; error far below the test's tolerance).
+    fn normal_cdf_grid() -> Vec<(f64, f64)> {
+        let density = |x: f64| (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        let simpson = |a: f64, b: f64| {
+            let n = 64;
+            let h = (b - a) / n as f64;
+            let mut s = density(a) + density(b);
+            for i in 1..n {
+                s += density(a + i as f64 * h) * if i % 2 == 1 { 4.0 } else { 2.0 };
+            }
+            s * h / 3.0
+        };
+        let mut cdf = simpson(-9.0, -6.0);
+        let mut out = vec![(-6.0, cdf)];
+        for k in 1..=1200 {
+            let (a, b) = (-6.0 + 0.01 * (k - 1) as f64, -6.0 + 0.01 * k as f64);
+            cdf += simpson(a, b);
+            out.push((b, cdf));
+        }
+        out
+    }
+
+    /// 2·10⁶ draws (fixed seed): the empirical CDF is within the Kolmogorov–Smirnov bound
+    /// `1.95/√N` (α = 0.001) of `Φ` on a 0.01 grid over [−6, 6]; mean, variance and fourth
+    /// moment within 5 standard errors; every draw within the Box–Muller range `|g| ≤ 5.78`.
+    #[test]
+    fn the_lanes_draw_standard_normals() {
+        let n = 2_000_000;
+        let mut rng = stream(3, 1, 4);
+        let mut lanes = NormalLanes::new(&mut rng);
+        let mut g = vec![0.0f32; n];
+        let norm2 = lanes.fill_widest(&mut g);
+        let mut v: Vec<f64> = g.iter().map(|&x| x as f64).collect();
+        let exact: f64 = v.iter().map(|x| x * x).sum();
+        assert!(
+            (norm2 - exact).abs() <= 1e-9 * exact,
+            "returned Σ g² {norm2} vs {exact}"
+        );
+        let m = n as f64;
+        let mean = v.iter().sum::<f64>() / m;
+        let var = v.iter().map(|x| x * x).sum::<f64>() / m;
+        let m4 = v.iter().map(|x| x.powi(4)).sum::<f64>() / m;
+        assert!(mean.abs() < 5.0 / m.sqrt(), "mean {mean}");
+        assert!((var - 1.0).abs() < 5.0 * 2f64.sqrt() / m.sqrt(), "variance {var}");
+        assert!((m4 - 3.0).abs() < 5.0 * 96f64.sqrt() / m.sqrt(), "fourth moment {m4}");
+        assert!(v.iter().all(|x| x.abs() <= 5.78));
+        v.sort_by(f64::total_cmp);
+        let mut worst = 0.0f64;
+        for (x, phi) in normal_cdf_grid() {
+            let below = v.partition_point(|&g| g <= x) as f64 / m;
+            worst = worst.max((below - phi).abs());
+        }
+        assert!(worst < 1.95 / m.sqrt(), "KS distance {worst}");
+    }
+
+    /// The AVX-512 build (where present) draws the same bits as the x86-64-v3 build, and a
+    /// point's coordinates do not depend on how many there are (blocks in order, the last cut).
+    #[test]
+    fn the_lanes_are_reproducible() {
+        let draw = |n: usize, wide: bool| {
+            let mut rng = stream(9, 2, 7);
+            let mut lanes = NormalLanes::new(&mut rng);
+            let mut x = vec![0.0f32; n];
+            let s = if wide {
+                lanes.fill_widest(&mut x)
+            } else {
+                lanes.fill(&mut x)
+            };
+            (x, s)
+        };
+        let (a, sa) = draw(1001, false);
+        let (b, sb) = draw(1001, true);
+        assert_eq!(
+            a.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            b.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        assert_eq!(sa.to_bits(), sb.to_bits());
+        let (c, _) = draw(1040, true);
+        assert_eq!(a[..], c[..1001]);
+    }
+
+    /// `ln_f32` against f64 over the sampler's whole range `[2⁻²⁴, 1]`: relative error ≤ 3e-7.
+    #[test]
+    fn ln_f32_is_accurate() {
+        let mut u = 1.0f32 / (1u32 << 24) as f32;
+        while u <= 1.0 {
+            let want = (u as f64).ln();
+            let got = crate::pde::vecmath::ln_f32(u) as f64;
+            assert!(
+                (got - want).abs() <= 3e-7 * want.abs().max(1e-30) + 1e-12,
+                "ln {u}: {got} vs {want}"
+            );
+            u = f32::from_bits(u.to_bits() + 997);
+        }
+        assert_eq!(crate::pde::vecmath::ln_f32(1.0), 0.0);
     }
 }
 

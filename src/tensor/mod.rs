@@ -225,10 +225,42 @@ unsafe fn gemm_raw<T: Real>(
     // row blocks of C, or reduction chunks writing C (first) and private partials (the others).
     match split(m, n, k) {
         Split::None => unsafe {
-            gemm_seq(m, n, k, c, c_rs, c_cs, a, a_rs, a_cs, b, b_rs, b_cs, write, scale, Par::Seq)
+            gemm_seq(
+                m,
+                n,
+                k,
+                c,
+                c_rs,
+                c_cs,
+                a,
+                a_rs,
+                a_cs,
+                b,
+                b_rs,
+                b_cs,
+                write,
+                scale,
+                Par::Seq,
+            )
         },
         Split::Faer => unsafe {
-            gemm_seq(m, n, k, c, c_rs, c_cs, a, a_rs, a_cs, b, b_rs, b_cs, write, scale, Par::rayon(0))
+            gemm_seq(
+                m,
+                n,
+                k,
+                c,
+                c_rs,
+                c_cs,
+                a,
+                a_rs,
+                a_cs,
+                b,
+                b_rs,
+                b_cs,
+                write,
+                scale,
+                Par::rayon(0),
+            )
         },
         Split::Rows(parts) => {
             let (cp, ap, bp) = (SendPtr(c), SendPtr(a), SendPtr(b));
@@ -590,7 +622,12 @@ mod tests {
                 });
                 let tol = 1e-12 * k as f64;
                 for i in 0..m * n {
-                    assert!((c[i] - want[i]).abs() < tol, "{m}×{k}×{n} on {threads}: {} vs {}", c[i], want[i]);
+                    assert!(
+                        (c[i] - want[i]).abs() < tol,
+                        "{m}×{k}×{n} on {threads}: {} vs {}",
+                        c[i],
+                        want[i]
+                    );
                     assert!((c_acc[i] - 1.0 - want[i]).abs() < tol);
                     assert!((tn[i] - want[i]).abs() < tol);
                 }

@@ -21,7 +21,7 @@ use crate::jet::{InputJets, Jet, Tangent};
 use crate::nn::{Ansatz, CollapsedTape, Mlp, NnError, Tape};
 use crate::operator::{EvalError, MultiPlan, PlanBuilder, PlanPass, ProbeDirection, ProbePlan};
 use crate::pde::formula::Formula;
-use crate::pde::vecmath::sum_squares4;
+use crate::pde::vecmath::sum_squares;
 use crate::pde::{Condition, Equation, FormulaResidual, Problem, Target, Term};
 use crate::real::{Real, Slice};
 use rayon::prelude::*;
@@ -390,7 +390,7 @@ fn residual_loss<T: Real>(
                 };
             }
             if unit_ball {
-                *psi = 1.0 - sum_squares4(x);
+                *psi = 1.0 - sum_squares(x);
             }
         });
     work.source_s += t_source.elapsed().as_secs_f64();
@@ -672,7 +672,7 @@ pub fn predict<T: Real>(
             let x = &points[p * d..(p + 1) * d];
             let n = out.derivative(0, p, 0).as_f64();
             let psi = match ansatz {
-                Ansatz::UnitBall => 1.0 - sum_squares4(x),
+                Ansatz::UnitBall => 1.0 - sum_squares(x),
                 other => other.value(x),
             };
             let phi = offset.map_or(0.0, |f| {
