@@ -192,6 +192,43 @@ pub struct SharedGrads<'a, T> {
     pub bias: &'a mut [T],
 }
 
+/// `Σ a_i b_i` with sixteen independent accumulators added pairwise (no serial chain of
+/// additions; the order differs from a sequential sum only by rounding).
+#[inline]
+fn dot16<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let mut tail = T::zero();
+    for (x, y) in ca.remainder().iter().zip(cb.remainder()) {
+        tail += *x * *y;
+    }
+    for (x, y) in ca.zip(cb) {
+        let (x, y): (&[T; 16], &[T; 16]) = (x.try_into().unwrap(), y.try_into().unwrap());
+        for j in 0..16 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    for half in [8, 4, 2, 1] {
+        for j in 0..half {
+            acc[j] = acc[j] + acc[j + half];
+        }
+    }
+    acc[0] + tail
+}
+
+/// `φ(pre)` and `φ'(pre)` of a row: tanh through the vectorised [`Real::tanh_slice`]
+/// (`φ' = 1 − φ²`), other activations through the rule table.
+fn activate_row<T: Real>(act: Unary, pre: &[T], phi: &mut [T], g: &mut [T]) {
+    if act == Unary::Tanh {
+        T::tanh_slice(pre, phi);
+        g.iter_mut().zip(phi.iter()).for_each(|(g, &y)| *g = T::one() - y * y);
+    } else {
+        for ((&v, y), g) in pre.iter().zip(phi.iter_mut()).zip(g.iter_mut()) {
+            (*y, *g) = act.primal(v);
+        }
+    }
+}
+
 fn collect_entries<T: Real>(input: &InputJets<T>, w: &[T], tape: &mut SharedTape<T>) {
     let (b_size, k_max) = (w.len(), input.order());
     let stride = k_max + 1;
@@ -249,17 +286,9 @@ pub fn shared_forward<T: Real>(
         .for_each(|(pt, ((pre, phi), g))| {
             let x = &input.primal()[pt * d..(pt + 1) * d];
             for b in 0..blocks {
-                let v = p.beta
-                    + x[b * b_size..(b + 1) * b_size]
-                        .iter()
-                        .zip(p.w)
-                        .map(|(a, c)| *a * *c)
-                        .sum::<T>();
-                let (y0, g0) = act.primal(v);
-                pre[b] = v;
-                phi[b] = y0;
-                g[b] = g0;
+                pre[b] = p.beta + dot16(&x[b * b_size..(b + 1) * b_size], p.w);
             }
+            activate_row(act, pre, phi, g);
         });
     collect_entries(input, p.w, tape);
     let in_sup = input.support();
@@ -375,29 +404,36 @@ pub fn shared_backward<T: Real>(
             u_bar[e * stride..(e + 1) * stride].copy_from_slice(&ub[..stride]);
         }
     }
-    // shared block map: primal part
-    for pt in 0..points {
-        let x = &input.primal()[pt * d..(pt + 1) * d];
-        for b in 0..blocks {
-            let a = pre0_bar[pt * blocks + b];
-            *grads.beta += a;
-            grads
-                .w
-                .iter_mut()
-                .zip(&x[b * b_size..(b + 1) * b_size])
-                .for_each(|(g, xv)| *g += a * *xv);
-        }
+    // shared block map: primal part, parallel over fixed chunks of points whose partial sums
+    // are added in chunk order (the same sums on any thread count)
+    const POINTS_PER_CHUNK: usize = 4;
+    let x_all = input.primal();
+    let partials: Vec<(Vec<T>, T)> = pre0_bar
+        .par_chunks(POINTS_PER_CHUNK * blocks)
+        .zip(x_all.par_chunks(POINTS_PER_CHUNK * d))
+        .map(|(abar, x)| {
+            let (mut gw, mut gb) = (vec![T::zero(); b_size], T::zero());
+            for (a_pt, x_pt) in abar.chunks_exact(blocks).zip(x.chunks_exact(d)) {
+                for (&a, xb) in a_pt.iter().zip(x_pt.chunks_exact(b_size)) {
+                    gb += a;
+                    gw.iter_mut().zip(xb).for_each(|(g, xv)| *g += a * *xv);
+                }
+            }
+            (gw, gb)
+        })
+        .collect();
+    for (gw, gb) in partials {
+        *grads.beta += gb;
+        grads.w.iter_mut().zip(&gw).for_each(|(g, v)| *g += *v);
     }
     if let Some(xbar) = xbar {
-        for pt in 0..points {
-            for b in 0..blocks {
-                let a = pre0_bar[pt * blocks + b];
-                xbar[pt * d + b * b_size..pt * d + (b + 1) * b_size]
-                    .iter_mut()
-                    .zip(p.w)
-                    .for_each(|(x, w)| *x += a * *w);
-            }
-        }
+        xbar.par_chunks_mut(d)
+            .zip(pre0_bar.par_chunks(blocks))
+            .for_each(|(xb_pt, a_pt)| {
+                for (xb, &a) in xb_pt.chunks_exact_mut(b_size).zip(a_pt) {
+                    xb.iter_mut().zip(p.w).for_each(|(x, w)| *x += a * *w);
+                }
+            });
     }
     // shared block map: tangent part (entries are found by block within their row)
     for r in 0..input.rows() {

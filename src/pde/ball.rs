@@ -360,14 +360,18 @@ impl Equation for BallProblem {
     }
 
     fn source_f32(&self, x: &[f32]) -> f64 {
+        self.source_f32_and_norm2(x).0
+    }
+
+    fn source_f32_and_norm2(&self, x: &[f32]) -> (f64, f64) {
         if self.solution != Solution::TwoBody {
             let (u, lap) = self.solution_and_laplacian(x);
-            return lap + self.nonlinearity(u).0;
+            return (lap + self.nonlinearity(u).0, vecmath::sum_squares(x));
         }
         let (phi, lap, radial, norm2) = self.two_body_parts_f32(x);
         let psi = 1.0 - norm2;
         let (u, lap) = (psi * phi, psi * lap - 4.0 * radial - 2.0 * x.len() as f64 * phi);
-        lap + self.nonlinearity(u).0
+        (lap + self.nonlinearity(u).0, norm2)
     }
 
     fn exact(&self, x: &[f64]) -> Option<f64> {

@@ -41,6 +41,11 @@ pub trait Equation: Send + Sync {
         let wide: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         self.source(&wide)
     }
+    /// [`Equation::source_f32`] and `‖x‖²` (for the unit-ball ansatz), which an implementation
+    /// that reads every coordinate anyway can return from the same pass over the point.
+    fn source_f32_and_norm2(&self, x: &[f32]) -> (f64, f64) {
+        (self.source_f32(x), vecmath::sum_squares(x))
+    }
     /// The source `f(x)` and its partials `∂_j f(x)` for each `j` of `js` (into `out`), for the
     /// gradient-enhanced loss; `None` if the equation does not provide them.
     fn source_with_partials(&self, _x: &[f64], _js: &[usize], _out: &mut [f64]) -> Option<f64> {

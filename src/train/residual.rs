@@ -384,10 +384,18 @@ fn residual_loss<T: Real>(
                     None => missing.store(true, std::sync::atomic::Ordering::Relaxed),
                 }
             } else {
-                *f = match T::view(x) {
-                    Slice::F32(x) => eq.source_f32(x),
-                    Slice::F64(x) => eq.source(x),
-                };
+                match T::view(x) {
+                    Slice::F32(x) => {
+                        // the source and ‖x‖² in one pass over the point
+                        let (source, norm2) = eq.source_f32_and_norm2(x);
+                        *f = source;
+                        if unit_ball {
+                            *psi = 1.0 - norm2;
+                        }
+                        return;
+                    }
+                    Slice::F64(x) => *f = eq.source(x),
+                }
             }
             if unit_ball {
                 *psi = 1.0 - sum_squares(x);
