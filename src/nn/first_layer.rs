@@ -210,7 +210,7 @@ fn dot16<T: Real>(a: &[T], b: &[T]) -> T {
     }
     for half in [8, 4, 2, 1] {
         for j in 0..half {
-            acc[j] = acc[j] + acc[j + half];
+            acc[j] += acc[j + half];
         }
     }
     acc[0] + tail
