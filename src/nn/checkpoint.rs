@@ -5,7 +5,8 @@
 
 use super::mlp::{Activation, Architecture, Mlp};
 use crate::real::Real;
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, SafeTensors, View, tensor::TensorView};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -74,61 +75,113 @@ fn read_values<T: Real>(path: &Path, name: &str, view: &TensorView) -> Result<Ve
     }
 }
 
+/// A tensor whose bytes are made when the writer asks for them, so that writing a checkpoint
+/// holds at most one tensor's bytes beside the training state (the whole file's bytes and every
+/// tensor's copy were held at once before: ≈ 600 MB at d = 10⁵).
+struct Lazy<'a> {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    make: Box<dyn Fn() -> Vec<u8> + 'a>,
+}
+
+impl View for Lazy<'_> {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Owned((self.make)())
+    }
+    fn data_len(&self) -> usize {
+        let size = if self.dtype == Dtype::F64 { 8 } else { 4 };
+        self.shape.iter().product::<usize>() * size
+    }
+}
+
+/// Extra tensors saved beside the network (e.g. optimiser state), borrowed.
+pub enum Extra<'a, T> {
+    /// Saved as f64.
+    F64(&'a [f64]),
+    /// Saved in the network's precision (f32 moments of an f32 run stay f32: half the bytes).
+    Native(&'a [T]),
+}
+
+fn dtype_of<T: Real>() -> Dtype {
+    if T::NAME == "f32" { Dtype::F32 } else { Dtype::F64 }
+}
+
+/// The network's tensors (weights transposed to `[out, in]`) and the extras, as lazy views.
+fn tensors<'a, T: Real>(net: &'a Mlp<T>, extra: &'a [(String, Extra<'a, T>)]) -> Vec<(String, Lazy<'a>)> {
+    let dtype = dtype_of::<T>();
+    let p = net.params();
+    let lazy = |shape: Vec<usize>, values: &'a [T]| Lazy {
+        dtype,
+        shape,
+        make: Box::new(move || to_le_bytes(values)),
+    };
+    let mut out = Vec::new();
+    for (l, layer) in net.affine_layers().iter().enumerate() {
+        let (fi, fo, at) = (layer.fan_in, layer.fan_out, layer.weight);
+        out.push((
+            format!("layers.{l}.weight"),
+            Lazy {
+                dtype,
+                shape: vec![fo, fi],
+                make: Box::new(move || {
+                    let mut w = vec![T::zero(); fi * fo];
+                    for i in 0..fi {
+                        for o in 0..fo {
+                            w[o * fi + i] = p[at + i * fo + o];
+                        }
+                    }
+                    to_le_bytes(&w)
+                }),
+            },
+        ));
+        out.push((
+            format!("layers.{l}.bias"),
+            lazy(vec![fo], &p[layer.bias..layer.bias + fo]),
+        ));
+    }
+    if let Some(s) = net.shared_layout() {
+        out.push(("shared.weight".into(), lazy(vec![s.block], &p[s.w..s.w + s.block])));
+        out.push(("shared.bias".into(), lazy(vec![1], &p[s.beta..s.beta + 1])));
+    }
+    for (name, values) in extra {
+        let view = match values {
+            Extra::F64(v) => Lazy {
+                dtype: Dtype::F64,
+                shape: vec![v.len()],
+                make: Box::new(move || to_le_bytes(v)),
+            },
+            Extra::Native(v) => lazy(vec![v.len()], v),
+        };
+        out.push((name.clone(), view));
+    }
+    out
+}
+
+fn header<T: Real>(net: &Mlp<T>, metadata: &HashMap<String, String>) -> HashMap<String, String> {
+    let mut meta = metadata.clone();
+    meta.insert("format".into(), "stde-mlp".into());
+    meta.insert("activation".into(), net.architecture().activation.to_string());
+    meta
+}
+
+fn f64_extras<T>(extra: &BTreeMap<String, Vec<f64>>) -> Vec<(String, Extra<'_, T>)> {
+    extra.iter().map(|(n, v)| (n.clone(), Extra::F64(v))).collect()
+}
+
 /// Serialises a network (weights transposed to `[out, in]`) with metadata and extra tensors.
 pub fn to_bytes<T: Real>(
     net: &Mlp<T>,
     metadata: &HashMap<String, String>,
     extra: &BTreeMap<String, Vec<f64>>,
 ) -> Vec<u8> {
-    let dtype = if T::NAME == "f32" { Dtype::F32 } else { Dtype::F64 };
-    let p = net.params();
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
-    for (l, layer) in net.affine_layers().iter().enumerate() {
-        let (fi, fo) = (layer.fan_in, layer.fan_out);
-        let mut w = vec![T::zero(); fi * fo];
-        for i in 0..fi {
-            for o in 0..fo {
-                w[o * fi + i] = p[layer.weight + i * fo + o];
-            }
-        }
-        tensors.push((format!("layers.{l}.weight"), vec![fo, fi], to_le_bytes(&w), dtype));
-        tensors.push((
-            format!("layers.{l}.bias"),
-            vec![fo],
-            to_le_bytes(&p[layer.bias..layer.bias + fo]),
-            dtype,
-        ));
-    }
-    if let Some(s) = net.shared_layout() {
-        tensors.push((
-            "shared.weight".into(),
-            vec![s.block],
-            to_le_bytes(&p[s.w..s.w + s.block]),
-            dtype,
-        ));
-        tensors.push((
-            "shared.bias".into(),
-            vec![1],
-            to_le_bytes(&p[s.beta..s.beta + 1]),
-            dtype,
-        ));
-    }
-    for (name, values) in extra {
-        tensors.push((name.clone(), vec![values.len()], to_le_bytes(values), Dtype::F64));
-    }
-    let mut meta = metadata.clone();
-    meta.insert("format".into(), "stde-mlp".into());
-    meta.insert("activation".into(), net.architecture().activation.to_string());
-    let views: Vec<(String, TensorView)> = tensors
-        .iter()
-        .map(|(n, shape, bytes, dt)| {
-            (
-                n.clone(),
-                TensorView::new(*dt, shape.clone(), bytes).expect("shape matches data"),
-            )
-        })
-        .collect();
-    safetensors::serialize(views, Some(meta)).expect("checkpoint tensors are valid")
+    let extra = f64_extras(extra);
+    safetensors::serialize(tensors(net, &extra), Some(header(net, metadata))).expect("checkpoint tensors are valid")
 }
 
 /// Writes a checkpoint atomically: a temporary file beside `path`, then a rename.
@@ -138,19 +191,31 @@ pub fn save<T: Real>(
     metadata: &HashMap<String, String>,
     extra: &BTreeMap<String, Vec<f64>>,
 ) -> Result<(), CheckpointError> {
-    let bytes = to_bytes(net, metadata, extra);
+    save_with(path, net, metadata, &f64_extras(extra))
+}
+
+/// As [`save`], with borrowed extras ([`Extra`]), streamed to the file one tensor at a time.
+pub fn save_with<T: Real>(
+    path: &Path,
+    net: &Mlp<T>,
+    metadata: &HashMap<String, String>,
+    extra: &[(String, Extra<'_, T>)],
+) -> Result<(), CheckpointError> {
     let io = |source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,
     };
     let tmp = path.with_extension("safetensors.tmp");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        // on disk before the rename makes it visible: a crash leaves the old or the new file
-        f.sync_all().map_err(io)?;
-    }
+    safetensors::serialize_to_file(tensors(net, extra), Some(header(net, metadata)), &tmp).map_err(|e| match e {
+        safetensors::SafeTensorError::IoError(e) => io(e),
+        other => format_err(path, other.to_string()),
+    })?;
+    // on disk before the rename makes it visible: a crash leaves the old or the new file
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)?;
     // the rename itself is durable once the directory is synced (best effort where unsupported)
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())

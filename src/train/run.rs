@@ -21,7 +21,7 @@ use crate::pde::{Condition, Domain, Evaluation, Problem, Term};
 use crate::real::Real;
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -515,12 +515,13 @@ fn save_checkpoint<T: Real>(
     if let Some(phi) = &problem.offset {
         meta.insert("offset".to_string(), phi.text().to_string());
     }
-    let mut extra = BTreeMap::new();
-    let wide = |x: &[T]| x.iter().map(|v| v.as_f64()).collect::<Vec<f64>>();
-    extra.insert("adam.m".to_string(), wide(&adam.m));
-    extra.insert("adam.v".to_string(), wide(&adam.v));
+    // Adam's moments in the training precision, streamed to the file
+    let extra = [
+        ("adam.m".to_string(), checkpoint::Extra::Native(&adam.m[..])),
+        ("adam.v".to_string(), checkpoint::Extra::Native(&adam.v[..])),
+    ];
     let path = dir.join("checkpoint.safetensors");
-    checkpoint::save(&path, net, &meta, &extra).map_err(|e| TrainError::Io(e.to_string()))
+    checkpoint::save_with(&path, net, &meta, &extra).map_err(|e| TrainError::Io(e.to_string()))
 }
 
 /// Memory of the jets a formula residual pushes per step beyond what
