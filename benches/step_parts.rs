@@ -1,13 +1,19 @@
 //! `cargo bench --bench step_parts`: the hot kernels of a training step outside the matrix
 //! products, at the reference step's sizes (100 points, width 128, 16 directions, f32): drawing
 //! the residual points (d = 1000 and 10⁵), the collapsed tanh activation forward and backward,
-//! and the Adam update of 1.3·10⁶ parameters (the d = 10⁴ network).
+//! the Adam update of 1.3·10⁶ parameters (the d = 10⁴ network); the Gaussians of one point
+//! (`NormalLanes`, d = 10⁵) and the f32 two-body source with ψ's ‖x‖² at one point of d = 10⁵; and
+//! the collapsed layer's three products (forward, weight gradient, input cotangents) on the
+//! stacked `1800 × 128` rows through `stde::tensor` against faer's own parallel product and
+//! against the three row groups (100 / 1600 / 100) one by one.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use stde::jet::Unary;
 use stde::jet::collapsed::{CollapsedJet, collapsed_activation_backward, collapsed_activation_forward};
-use stde::pde::{BallSampler, SamplerKind};
+use stde::pde::sampler::{NormalLanes, stream};
+use stde::pde::{BallProblem, BallSampler, Equation, SamplerKind};
+use stde::tensor::{self, Write};
 use stde::train::optim::Adam;
 
 fn sampling(c: &mut Criterion) {
@@ -55,5 +61,68 @@ fn adam(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, sampling, collapsed_activation, adam);
+fn point_work(c: &mut Criterion) {
+    let d = 100_000;
+    let mut group = c.benchmark_group("point_d1e5_f32");
+    group.sample_size(30);
+    let mut x = vec![0.0f32; d];
+    group.bench_function("normal_lanes", |b| {
+        b.iter(|| {
+            let mut rng = stream(1, 2, 3);
+            NormalLanes::new(&mut rng).fill_widest(black_box(&mut x))
+        })
+    });
+    BallSampler {
+        kind: SamplerKind::RadiusUniform,
+        dim: d,
+    }
+    .fill(1, 0, &mut x);
+    let eq = BallProblem::from_name("allen-cahn-two-body", d, 0).unwrap();
+    group.bench_function("two_body_source_and_norm2", |b| {
+        b.iter(|| eq.source_f32_and_norm2(black_box(&x)))
+    });
+}
+
+/// `C = A·B` by faer directly with its own parallelism (the reference for `stde::tensor`).
+fn faer_product(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    use faer::{Accum, MatMut, MatRef, Par};
+    let dst = MatMut::from_row_major_slice_mut(c, m, n);
+    let lhs = MatRef::from_row_major_slice(a, m, k);
+    let rhs = MatRef::from_row_major_slice(b, k, n);
+    let par = if rayon::current_num_threads() > 1 { Par::rayon(0) } else { Par::Seq };
+    faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, par);
+}
+
+fn collapsed_products(c: &mut Criterion) {
+    let (w, groups) = (128usize, [100usize, 1600, 100]);
+    let m: usize = groups.iter().sum();
+    let x: Vec<f32> = (0..m * w).map(|i| (i as f32 * 0.11).cos()).collect();
+    let weight: Vec<f32> = (0..w * w).map(|i| (i as f32 * 0.37).sin()).collect();
+    let (mut y, mut h, mut g) = (vec![0.0f32; m * w], vec![0.0f32; m * w], vec![0.0f32; w * w]);
+    let mut group = c.benchmark_group("collapsed_layer_products_1800x128x128");
+    group.bench_function("stacked_forward", |b| {
+        b.iter(|| tensor::matmul(m, w, w, black_box(&x), &weight, &mut y, Write::Overwrite))
+    });
+    group.bench_function("faer_par_forward", |b| {
+        b.iter(|| faer_product(m, w, w, black_box(&x), &weight, &mut y))
+    });
+    group.bench_function("three_groups_forward", |b| {
+        b.iter(|| {
+            let mut at = 0;
+            for rows in groups {
+                let r = at * w..(at + rows) * w;
+                tensor::matmul(rows, w, w, &x[r.clone()], &weight, &mut y[r], Write::Overwrite);
+                at += rows;
+            }
+        })
+    });
+    group.bench_function("stacked_weight_gradient", |b| {
+        b.iter(|| tensor::matmul_tn(m, w, w, black_box(&x), &y, &mut g, Write::Accumulate))
+    });
+    group.bench_function("stacked_input_cotangent", |b| {
+        b.iter(|| tensor::matmul_nt(m, w, w, black_box(&y), &weight, &mut h, Write::Overwrite))
+    });
+}
+
+criterion_group!(benches, sampling, collapsed_activation, adam, point_work, collapsed_products);
 criterion_main!(benches);
