@@ -89,7 +89,11 @@ fn faer_product(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32
     let dst = MatMut::from_row_major_slice_mut(c, m, n);
     let lhs = MatRef::from_row_major_slice(a, m, k);
     let rhs = MatRef::from_row_major_slice(b, k, n);
-    let par = if rayon::current_num_threads() > 1 { Par::rayon(0) } else { Par::Seq };
+    let par = if rayon::current_num_threads() > 1 {
+        Par::rayon(0)
+    } else {
+        Par::Seq
+    };
     faer::linalg::matmul::matmul(dst, Accum::Replace, lhs, rhs, 1.0f32, par);
 }
 
@@ -124,5 +128,12 @@ fn collapsed_products(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, sampling, collapsed_activation, adam, point_work, collapsed_products);
+criterion_group!(
+    benches,
+    sampling,
+    collapsed_activation,
+    adam,
+    point_work,
+    collapsed_products
+);
 criterion_main!(benches);

@@ -84,10 +84,11 @@ const SPLIT_K_CHUNK: usize = 256;
 /// in cache and cost less to add than the reduction they save).
 const SPLIT_K_MAX_AREA: usize = 256 * 256;
 
-/// How a product is spread over threads. Measured on our shapes (`benches/gemm_shapes.rs`, 2 cores):
-/// faer's own parallel product reaches ≈ 280 GFLOP/s on `1800 × 128 × 128` and ≈ 180 on the
-/// weight-gradient shape `128 × 1800 × 128`; contiguous row blocks on sequential kernels ≈ 350 and
-/// split-K ≈ 270.
+/// How a product is spread over threads. Measured on the collapsed layer's shapes (2 Xeon cores,
+/// `cargo bench --bench step_parts -- collapsed_layer`): `1800 × 128 × 128` in contiguous row
+/// blocks 213 µs (277 GFLOP/s) against 228 µs for faer's own parallel product and 257 µs for the
+/// three row groups one by one; the weight gradient by split-K 253 µs (faer's own: ≈ 330 µs in
+/// a one-off timing, not in the bench).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Split {
     /// One sequential product.
@@ -122,12 +123,39 @@ fn split(m: usize, n: usize, k: usize) -> Split {
     }
 }
 
-/// A raw pointer that may cross to rayon's threads (the chunks it addresses are disjoint).
+/// A strided matrix view by raw pointer (row stride, column stride, in elements); it may cross
+/// to rayon's threads (the chunks of one product it addresses are disjoint).
 #[derive(Clone, Copy)]
-struct SendPtr<P>(P);
+struct Strided<P> {
+    p: P,
+    rs: isize,
+    cs: isize,
+}
 // SAFETY: used only for disjoint chunks of one product, joined before the call returns.
-unsafe impl<P> Send for SendPtr<P> {}
-unsafe impl<P> Sync for SendPtr<P> {}
+unsafe impl<P> Send for Strided<P> {}
+unsafe impl<P> Sync for Strided<P> {}
+
+impl<T> Strided<*const T> {
+    /// The view starting at `(row, col)`.
+    ///
+    /// # Safety
+    /// `(row, col)` must lie inside the matrix.
+    unsafe fn at(self, row: usize, col: usize) -> Self {
+        let p = unsafe { self.p.offset(row as isize * self.rs + col as isize * self.cs) };
+        Strided { p, ..self }
+    }
+}
+
+impl<T> Strided<*mut T> {
+    /// The view starting at `(row, col)`.
+    ///
+    /// # Safety
+    /// `(row, col)` must lie inside the matrix.
+    unsafe fn at(self, row: usize, col: usize) -> Self {
+        let p = unsafe { self.p.offset(row as isize * self.rs + col as isize * self.cs) };
+        Strided { p, ..self }
+    }
+}
 
 /// How the product lands in the destination.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,18 +172,10 @@ pub enum Write {
 /// As [`gemm_raw`].
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_seq<T: Real>(
-    m: usize,
-    n: usize,
-    k: usize,
-    c: *mut T,
-    c_rs: isize,
-    c_cs: isize,
-    a: *const T,
-    a_rs: isize,
-    a_cs: isize,
-    b: *const T,
-    b_rs: isize,
-    b_cs: isize,
+    (m, n, k): (usize, usize, usize),
+    c: Strided<*mut T>,
+    a: Strided<*const T>,
+    b: Strided<*const T>,
     write: Write,
     scale: T,
     par: Par,
@@ -164,7 +184,7 @@ unsafe fn gemm_seq<T: Real>(
         if write == Write::Overwrite {
             for i in 0..m {
                 for j in 0..n {
-                    unsafe { *c.offset(i as isize * c_rs + j as isize * c_cs) = T::zero() };
+                    unsafe { *c.at(i, j).p = T::zero() };
                 }
             }
         }
@@ -179,16 +199,16 @@ unsafe fn gemm_seq<T: Real>(
     // guarantees the pointers address the described strided matrices.
     if TypeId::of::<T>() == TypeId::of::<f32>() {
         unsafe {
-            let dst = MatMut::from_raw_parts_mut(c as *mut f32, m, n, c_rs, c_cs);
-            let lhs = MatRef::from_raw_parts(a as *const f32, m, k, a_rs, a_cs);
-            let rhs = MatRef::from_raw_parts(b as *const f32, k, n, b_rs, b_cs);
+            let dst = MatMut::from_raw_parts_mut(c.p as *mut f32, m, n, c.rs, c.cs);
+            let lhs = MatRef::from_raw_parts(a.p as *const f32, m, k, a.rs, a.cs);
+            let rhs = MatRef::from_raw_parts(b.p as *const f32, k, n, b.rs, b.cs);
             faer_matmul(dst, accum, lhs, rhs, scale.as_f64() as f32, par);
         }
     } else if TypeId::of::<T>() == TypeId::of::<f64>() {
         unsafe {
-            let dst = MatMut::from_raw_parts_mut(c as *mut f64, m, n, c_rs, c_cs);
-            let lhs = MatRef::from_raw_parts(a as *const f64, m, k, a_rs, a_cs);
-            let rhs = MatRef::from_raw_parts(b as *const f64, k, n, b_rs, b_cs);
+            let dst = MatMut::from_raw_parts_mut(c.p as *mut f64, m, n, c.rs, c.cs);
+            let lhs = MatRef::from_raw_parts(a.p as *const f64, m, k, a.rs, a.cs);
+            let rhs = MatRef::from_raw_parts(b.p as *const f64, k, n, b.rs, b.cs);
             faer_matmul(dst, accum, lhs, rhs, scale.as_f64(), par);
         }
     } else {
@@ -221,73 +241,34 @@ unsafe fn gemm_raw<T: Real>(
         return;
     }
     let start = PROFILE.load(Ordering::Relaxed).then(Instant::now);
+    let (c, a, b) = (
+        Strided {
+            p: c,
+            rs: c_rs,
+            cs: c_cs,
+        },
+        Strided {
+            p: a,
+            rs: a_rs,
+            cs: a_cs,
+        },
+        Strided {
+            p: b,
+            rs: b_rs,
+            cs: b_cs,
+        },
+    );
     // SAFETY (every arm): the caller guarantees the strided matrices; the chunks are disjoint
     // row blocks of C, or reduction chunks writing C (first) and private partials (the others).
     match split(m, n, k) {
-        Split::None => unsafe {
-            gemm_seq(
-                m,
-                n,
-                k,
-                c,
-                c_rs,
-                c_cs,
-                a,
-                a_rs,
-                a_cs,
-                b,
-                b_rs,
-                b_cs,
-                write,
-                scale,
-                Par::Seq,
-            )
-        },
-        Split::Faer => unsafe {
-            gemm_seq(
-                m,
-                n,
-                k,
-                c,
-                c_rs,
-                c_cs,
-                a,
-                a_rs,
-                a_cs,
-                b,
-                b_rs,
-                b_cs,
-                write,
-                scale,
-                Par::rayon(0),
-            )
-        },
+        Split::None => unsafe { gemm_seq((m, n, k), c, a, b, write, scale, Par::Seq) },
+        Split::Faer => unsafe { gemm_seq((m, n, k), c, a, b, write, scale, Par::rayon(0)) },
         Split::Rows(parts) => {
-            let (cp, ap, bp) = (SendPtr(c), SendPtr(a), SendPtr(b));
             let block = m.div_ceil(parts);
             (0..parts).into_par_iter().for_each(|i| {
                 let (r0, r1) = (i * block, ((i + 1) * block).min(m));
                 if r0 < r1 {
-                    let (c, a, b) = (cp, ap, bp);
-                    unsafe {
-                        gemm_seq(
-                            r1 - r0,
-                            n,
-                            k,
-                            c.0.offset(r0 as isize * c_rs),
-                            c_rs,
-                            c_cs,
-                            a.0.offset(r0 as isize * a_rs),
-                            a_rs,
-                            a_cs,
-                            b.0,
-                            b_rs,
-                            b_cs,
-                            write,
-                            scale,
-                            Par::Seq,
-                        )
-                    }
+                    unsafe { gemm_seq((r1 - r0, n, k), c.at(r0, 0), a.at(r0, 0), b, write, scale, Par::Seq) }
                 }
             });
         }
@@ -295,40 +276,27 @@ unsafe fn gemm_raw<T: Real>(
             let block = k.div_ceil(parts);
             let area = m * n;
             let mut partial = vec![T::zero(); area * (parts - 1)];
-            let (cp, ap, bp, pp) = (SendPtr(c), SendPtr(a), SendPtr(b), SendPtr(partial.as_mut_ptr()));
+            let pp = Strided {
+                p: partial.as_mut_ptr(),
+                rs: n as isize,
+                cs: 1,
+            };
             (0..parts).into_par_iter().for_each(|i| {
                 let (k0, k1) = (i * block, ((i + 1) * block).min(k));
-                let (c, a, b, p) = (cp, ap, bp, pp);
-                let (dst, rs, cs, w) = if i == 0 {
-                    (c.0, c_rs, c_cs, write)
+                // the first chunk lands in C as asked, the others in their own partials
+                let (dst, w) = if i == 0 {
+                    (c, write)
                 } else {
-                    (unsafe { p.0.add((i - 1) * area) }, n as isize, 1, Write::Overwrite)
+                    (unsafe { pp.at((i - 1) * m, 0) }, Write::Overwrite)
                 };
-                unsafe {
-                    gemm_seq(
-                        m,
-                        n,
-                        k1.saturating_sub(k0),
-                        dst,
-                        rs,
-                        cs,
-                        a.0.offset(k0 as isize * a_cs),
-                        a_rs,
-                        a_cs,
-                        b.0.offset(k0 as isize * b_rs),
-                        b_rs,
-                        b_cs,
-                        w,
-                        scale,
-                        Par::Seq,
-                    )
-                }
+                let shape = (m, n, k1.saturating_sub(k0));
+                unsafe { gemm_seq(shape, dst, a.at(0, k0), b.at(k0, 0), w, scale, Par::Seq) }
             });
             for part in partial.chunks_exact(area) {
                 for i in 0..m {
                     for j in 0..n {
                         // SAFETY: (i, j) is inside C's described shape
-                        unsafe { *c.offset(i as isize * c_rs + j as isize * c_cs) += part[i * n + j] };
+                        unsafe { *c.at(i, j).p += part[i * n + j] };
                     }
                 }
             }

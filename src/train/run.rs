@@ -1068,6 +1068,9 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
 /// chunk sums added in order, so the value does not depend on the thread count.
 fn gradient_norm<T: Real>(grad: &[T]) -> f64 {
     // squares in f64: an f32 square overflows beyond |g| ≈ 1.8·10¹⁹
-    let parts: Vec<f64> = grad.par_chunks(1 << 16).map(crate::pde::vecmath::sum_squares4).collect();
+    let parts: Vec<f64> = grad
+        .par_chunks(1 << 16)
+        .map(crate::pde::vecmath::sum_squares4)
+        .collect();
     parts.iter().sum::<f64>().sqrt()
 }
