@@ -1,6 +1,7 @@
 //! `cargo bench --bench source`: the exact two-body source term at one point of d = 10⁵ (the
 //! `O(d)` cost that dominates a d = 10⁶ training step), against a libm `sin_cos` loop, and the
-//! vectorised `sin_cos_slice` alone; and a formula source (`pde::formula`) summing over the same
+//! vectorised `sin_cos_slice` alone, the f32 kernel as built (x86-64-v3) and in its AVX-512
+//! build where the CPU has it (`sin_cos_slice_f32_widest`); and a formula source (`pde::formula`) summing over the same
 //! 10⁵ coordinates, interpreted.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -23,6 +24,14 @@ fn source(c: &mut Criterion) {
     let (mut s, mut co) = (vec![0.0; d], vec![0.0; d]);
     group.bench_function("sin_cos_slice", |b| {
         b.iter(|| sin_cos_slice(black_box(&x), &mut s, &mut co))
+    });
+    let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
+    let (mut s32, mut c32) = (vec![0.0f32; d], vec![0.0f32; d]);
+    group.bench_function("sin_cos_slice_f32_x86_64_v3", |b| {
+        b.iter(|| stde::pde::vecmath::sin_cos_slice_f32(black_box(&x32), &mut s32, &mut c32))
+    });
+    group.bench_function("sin_cos_slice_f32_widest", |b| {
+        b.iter(|| stde::pde::vecmath::sin_cos_slice_f32_widest(black_box(&x32), &mut s32, &mut c32))
     });
     group.bench_function("libm_sin_cos", |b| {
         b.iter(|| {

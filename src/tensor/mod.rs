@@ -87,8 +87,7 @@ const SPLIT_K_MAX_AREA: usize = 256 * 256;
 /// How a product is spread over threads. Measured on the collapsed layer's shapes (2 Xeon cores,
 /// `cargo bench --bench step_parts -- collapsed_layer`): `1800 × 128 × 128` in contiguous row
 /// blocks 213 µs (277 GFLOP/s) against 228 µs for faer's own parallel product and 257 µs for the
-/// three row groups one by one; the weight gradient by split-K 253 µs (faer's own: ≈ 330 µs in
-/// a one-off timing, not in the bench).
+/// three row groups one by one; the weight gradient by split-K 253 µs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Split {
     /// One sequential product.
