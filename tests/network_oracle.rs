@@ -295,3 +295,47 @@ fn bad_inputs_are_errors_not_panics() {
     assert!(Mlp::<f64>::new(bad, 0).is_err());
     assert!("relu".parse::<Activation>().is_err());
 }
+
+/// Block sums computed where the points are drawn (`Mlp::block_pre_activation`, attached to the
+/// input jets) give the same outputs, bit for bit, as the stage's own; sums made with other
+/// weights are ignored.
+#[test]
+fn drawn_block_sums_give_the_same_bits_and_stale_ones_are_ignored() {
+    let (d, n, dirs) = (12, 3, 2);
+    let mut net = net(d, &[8, 8], Activation::Tanh, Some(4), 5);
+    let x = TestRng::new(4).vec(n * d, 0.7);
+    let jets = |x: &[f64]| {
+        let mut input = InputJets::new(2, d, dirs, x.to_vec()).unwrap();
+        input
+            .set(1, Tangent::OneHot((0..n * dirs).map(|r| (5 * r) % d).collect()))
+            .unwrap();
+        input
+    };
+    let sums = |net: &Mlp<f64>| {
+        let mut values = Vec::new();
+        let mut pre = Vec::new();
+        for p in x.chunks(d) {
+            assert!(net.block_pre_activation(p, &mut pre));
+            assert_eq!(pre.len(), d / 4);
+            values.extend_from_slice(&pre);
+        }
+        net.primal_block_sums(values).unwrap()
+    };
+    let bits = |v: Vec<Vec<f64>>| v.into_iter().flatten().map(f64::to_bits).collect::<Vec<_>>();
+    let plain = bits(engine(&net, &jets(&x)));
+    let mut with = jets(&x);
+    with.set_block_sums(Some(sums(&net)));
+    assert_eq!(bits(engine(&net, &with)), plain, "drawn block sums change the outputs");
+    // sums made before the weights changed are not used
+    let stale = sums(&net);
+    net.params_mut().iter_mut().for_each(|p| *p *= 1.1);
+    let fresh = bits(engine(&net, &jets(&x)));
+    assert_ne!(fresh, plain);
+    let mut with_stale = jets(&x);
+    with_stale.set_block_sums(Some(stale));
+    assert_eq!(bits(engine(&net, &with_stale)), fresh, "stale block sums were used");
+    // no weight sharing: nothing to compute
+    let plain_net = self::net(d, &[8], Activation::Tanh, None, 5);
+    assert!(!plain_net.block_pre_activation(&x[..d], &mut Vec::new()));
+    assert!(plain_net.primal_block_sums(vec![]).is_none());
+}

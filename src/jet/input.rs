@@ -74,6 +74,21 @@ pub struct InputJets<T> {
     dim: usize,
     primal: Vec<T>,
     slots: Vec<Tangent<T>>,
+    block_sums: Option<PrimalBlockSums<T>>,
+}
+
+/// The primal pre-activations `β + w·x_[block b]` of a weight-shared first stage at every point,
+/// computed where the points were drawn (while each was in cache), with the `w` and `β` used:
+/// the stage takes them instead of reading the points again only if its own `w` and `β` are
+/// these.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PrimalBlockSums<T> {
+    /// The shared block weight used.
+    pub w: Vec<T>,
+    /// The shared block bias used.
+    pub beta: T,
+    /// `[points × blocks]`.
+    pub values: Vec<T>,
 }
 
 impl<T: Real> InputJets<T> {
@@ -97,7 +112,18 @@ impl<T: Real> InputJets<T> {
             dim,
             primal,
             slots: vec![Tangent::Zero; order],
+            block_sums: None,
         })
+    }
+
+    /// Attaches the primal block sums of a weight-shared first stage ([`PrimalBlockSums`]).
+    pub fn set_block_sums(&mut self, sums: Option<PrimalBlockSums<T>>) {
+        self.block_sums = sums;
+    }
+
+    /// The attached primal block sums, if any.
+    pub fn block_sums(&self) -> Option<&PrimalBlockSums<T>> {
+        self.block_sums.as_ref()
     }
 
     /// Sets the tangent of slot `k` (1-based, derivative convention), validating shape and indices.

@@ -9,6 +9,6 @@ pub mod rules;
 pub mod support;
 
 pub use batch::Jet;
-pub use input::{InputError, InputJets, Tangent};
+pub use input::{InputError, InputJets, PrimalBlockSums, Tangent};
 pub use rules::Unary;
 pub use support::{MAX_ORDER, Support};

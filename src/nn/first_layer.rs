@@ -216,6 +216,14 @@ fn dot16<T: Real>(a: &[T], b: &[T]) -> T {
     acc[0] + tail
 }
 
+/// The primal pre-activations `pre[b] = β + w·x_[block b]` of one point `x` (blocks of `w.len()`
+/// coordinates) of the weight-shared first stage.
+pub fn block_pre_activation<T: Real>(x: &[T], w: &[T], beta: T, pre: &mut [T]) {
+    for (p, xb) in pre.iter_mut().zip(x.chunks_exact(w.len())) {
+        *p = beta + dot16(xb, w);
+    }
+}
+
 /// `φ(pre)` and `φ'(pre)` of a row: tanh through the vectorised [`Real::tanh_slice`]
 /// (`φ' = 1 − φ²`), other activations through the rule table.
 fn activate_row<T: Real>(act: Unary, pre: &[T], phi: &mut [T], g: &mut [T]) {
@@ -278,15 +286,19 @@ pub fn shared_forward<T: Real>(
     tape.pre0.resize(points * blocks, T::zero());
     tape.phi0.resize(points * blocks, T::zero());
     tape.g0.resize(points * blocks, T::zero());
+    // the block sums computed where the points were drawn, if they are this stage's
+    let drawn = input
+        .block_sums()
+        .filter(|s| s.w == p.w && s.beta == p.beta && s.values.len() == points * blocks);
     tape.pre0
         .par_chunks_mut(blocks)
         .zip(tape.phi0.par_chunks_mut(blocks))
         .zip(tape.g0.par_chunks_mut(blocks))
         .enumerate()
         .for_each(|(pt, ((pre, phi), g))| {
-            let x = &input.primal()[pt * d..(pt + 1) * d];
-            for b in 0..blocks {
-                pre[b] = p.beta + dot16(&x[b * b_size..(b + 1) * b_size], p.w);
+            match drawn {
+                Some(s) => pre.copy_from_slice(&s.values[pt * blocks..(pt + 1) * blocks]),
+                None => block_pre_activation(&input.primal()[pt * d..(pt + 1) * d], p.w, p.beta, pre),
             }
             activate_row(act, pre, phi, g);
         });

@@ -3,7 +3,7 @@
 
 use super::first_layer::{self, SharedGrads, SharedParams, SharedTape};
 use crate::jet::kernels::{activation_backward, activation_forward, affine_backward, affine_forward};
-use crate::jet::{InputJets, Jet, Unary};
+use crate::jet::{InputJets, Jet, PrimalBlockSums, Unary};
 use crate::real::Real;
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use std::fmt;
@@ -290,6 +290,30 @@ impl<T: Real> Mlp<T> {
     /// Layout of the shared block map, if any.
     pub fn shared_layout(&self) -> Option<SharedLayout> {
         self.shared
+    }
+
+    /// The primal pre-activations of the weight-shared first stage at one point `x` (one per
+    /// block, see [`first_layer::block_pre_activation`]), into `pre`; `false` (and `pre` left
+    /// alone) without weight sharing.
+    pub fn block_pre_activation(&self, x: &[T], pre: &mut Vec<T>) -> bool {
+        let Some(s) = &self.shared else { return false };
+        let p = self.shared_params(s);
+        pre.resize(x.len() / s.block, T::zero());
+        first_layer::block_pre_activation(x, p.w, p.beta, pre);
+        true
+    }
+
+    /// [`PrimalBlockSums`] of `values` (`[points × blocks]` from
+    /// [`Mlp::block_pre_activation`]) with this network's shared `w` and `β`; `None` without
+    /// weight sharing.
+    pub fn primal_block_sums(&self, values: Vec<T>) -> Option<PrimalBlockSums<T>> {
+        let s = self.shared.as_ref()?;
+        let p = self.shared_params(s);
+        Some(PrimalBlockSums {
+            w: p.w.to_vec(),
+            beta: p.beta,
+            values,
+        })
     }
 
     /// The same network in another precision.

@@ -9,7 +9,7 @@
 
 use super::eval::{EvalError, set_tangents};
 use super::plan::{MultiPlan, Readout};
-use crate::jet::{InputJets, Jet};
+use crate::jet::{InputJets, Jet, PrimalBlockSums};
 use crate::nn::{Ansatz, Mlp, Tape};
 use crate::pde::formula::{Formula, Workspace};
 use crate::real::{Real, factorial};
@@ -44,6 +44,8 @@ pub struct PlanPass<T> {
     /// `φ` of `u = φ + ψ·N` (initial data), if any.
     offset: Option<Arc<Formula>>,
     offset_ws: Workspace,
+    /// Primal block sums of the next forward's points (weight-shared first stage), if given.
+    block_sums: Option<PrimalBlockSums<T>>,
 }
 
 impl<T: Real> PlanPass<T> {
@@ -51,6 +53,12 @@ impl<T: Real> PlanPass<T> {
     /// parameters): its jets along every probe curve are added to the outputs of `u`.
     pub fn set_offset(&mut self, offset: Option<Arc<Formula>>) {
         self.offset = offset;
+    }
+
+    /// Primal block sums of the points of the next [`PlanPass::forward`] (computed where they
+    /// were drawn; see [`PrimalBlockSums`]); used by that forward only.
+    pub fn set_block_sums(&mut self, sums: Option<PrimalBlockSums<T>>) {
+        self.block_sums = sums;
     }
 
     /// Pushes the plan's jets at `points` (`[n × d]`, moved in; [`PlanPass::backward`] hands them
@@ -95,6 +103,11 @@ impl<T: Real> PlanPass<T> {
                 spare.as_ref().expect("points still here").clone()
             };
             let mut input = InputJets::new(order, dim, dirs, pts)?;
+            input.set_block_sums(if gi + 1 == orders.len() {
+                self.block_sums.take()
+            } else {
+                self.block_sums.clone()
+            });
             set_tangents(&mut input, &plan.probes, &plan.directions, &probes, n)?;
             let group = &mut self.groups[gi];
             group.order = order;

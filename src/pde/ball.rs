@@ -148,47 +148,112 @@ impl BallProblem {
 }
 
 /// The body of [`BallProblem::two_body_parts_f32`] with the f32 coefficients `coeffs`
-/// (inlined into a [`crate::widest_fn!`] function); also returns `‖x‖²` (f32 squares, chunk
-/// sums in f64).
+/// (inlined into a [`crate::widest_fn!`] function); also returns `‖x‖²`. Chunks of 256 terms: the
+/// sine–cosine of the chunk's coordinates into two small buffers, then one loop over the terms
+/// (the sine–cosine of `z` inline) whose four sums go to sixteen f32 lanes, added pairwise and
+/// widened to f64 at the end of the chunk.
 #[inline(always)]
 fn two_body_parts_f32_lanes(coeffs: &[f32], x: &[f32]) -> (f64, f64, f64, f64) {
     const CH: usize = 256;
+    const L: usize = 16;
     let d = x.len();
-    let (mut phi, mut lap, mut radial, mut norm2) = (0.0, 0.0, 0.0, 0.0);
+    let mut sums = [0.0f64; 4];
     let (mut sx, mut cx) = ([0.0f32; CH + 1], [0.0f32; CH + 1]);
-    let (mut z, mut sz, mut cz) = ([0.0f32; CH], [0.0f32; CH], [0.0f32; CH]);
-    let (mut tp, mut tl, mut tr, mut sq) = ([0.0f32; CH], [0.0f32; CH], [0.0f32; CH], [0.0f32; CH]);
+    // sine–cosine pairs: general, small-argument
+    let mut counted = [0usize; 2];
     let terms = d.saturating_sub(1);
     let mut i0 = 0;
     while i0 < terms {
         let m = CH.min(terms - i0);
         let xs = &x[i0..i0 + m + 1];
         let cc = &coeffs[i0..i0 + m];
-        vecmath::sin_cos_slice_f32(xs, &mut sx[..m + 1], &mut cx[..m + 1]);
-        for j in 0..m {
-            z[j] = xs[j] + cx[j + 1] + xs[j + 1] * cx[j];
+        // counted once per point below (a shared counter per chunk would cost more than the chunk)
+        if vecmath::sin_cos_chunk_f32(xs, &mut sx[..m + 1], &mut cx[..m + 1]) {
+            counted[1] += m + 1;
+        } else {
+            counted[0] += m + 1;
         }
-        vecmath::sin_cos_slice_f32(&z[..m], &mut sz[..m], &mut cz[..m]);
-        for j in 0..m {
-            let (xi, xj, c) = (xs[j], xs[j + 1], cc[j]);
-            let a = 1.0 - xj * sx[j];
-            let b = cx[j] - sx[j + 1];
-            let a2 = -xj * cx[j];
-            let b2 = -cx[j + 1];
-            tp[j] = c * sz[j];
-            tl[j] = c * (-sz[j] * (a * a + b * b) + cz[j] * (a2 + b2));
-            tr[j] = c * cz[j] * (xi * a + xj * b);
-            sq[j] = xi * xi;
+        counted[0] += m;
+        let mut acc = [[0.0f32; L]; 4];
+        let mut inexact = [false; L];
+        let full = m - m % L;
+        for b in (0..full).step_by(L) {
+            let lane = |v: &[f32], o: usize| -> [f32; L] { v[b + o..b + o + L].try_into().unwrap() };
+            let (x0, x1, c) = (lane(xs, 0), lane(xs, 1), lane(cc, 0));
+            let (s0, s1, c0, c1) = (lane(&sx, 0), lane(&sx, 1), lane(&cx, 0), lane(&cx, 1));
+            for l in 0..L {
+                let z = x0[l] + c1[l] + x1[l] * c0[l];
+                let (sz, cz) = vecmath::sin_cos_f32(z);
+                inexact[l] |= !vecmath::f32_kernel_exact(z);
+                let t = two_body_term_f32(x0[l], x1[l], c[l], s0[l], c0[l], s1[l], c1[l], sz, cz);
+                for q in 0..4 {
+                    acc[q][l] += t[q];
+                }
+            }
         }
-        phi += vecmath::sum32_f32(&tp[..m]);
-        lap += vecmath::sum32_f32(&tl[..m]);
-        radial += vecmath::sum32_f32(&tr[..m]);
-        norm2 += vecmath::sum32_f32(&sq[..m]);
+        for j in full..m {
+            let z = xs[j] + cx[j + 1] + xs[j + 1] * cx[j];
+            let (sz, cz) = vecmath::sin_cos_f32(z);
+            inexact[j - full] |= !vecmath::f32_kernel_exact(z);
+            let t = two_body_term_f32(xs[j], xs[j + 1], cc[j], sx[j], cx[j], sx[j + 1], cx[j + 1], sz, cz);
+            for q in 0..4 {
+                acc[q][j - full] += t[q];
+            }
+        }
+        if inexact.contains(&true) {
+            // some z outside the f32 kernel's range (or NaN): the chunk again, its sines in f64
+            acc = [[0.0f32; L]; 4];
+            for j in 0..m {
+                let z = xs[j] + cx[j + 1] + xs[j + 1] * cx[j];
+                let (sz, cz) = (z as f64).sin_cos();
+                let t = two_body_term_f32(
+                    xs[j],
+                    xs[j + 1],
+                    cc[j],
+                    sx[j],
+                    cx[j],
+                    sx[j + 1],
+                    cx[j + 1],
+                    sz as f32,
+                    cz as f32,
+                );
+                for q in 0..4 {
+                    acc[q][j % L] += t[q];
+                }
+            }
+        }
+        for (sum, lanes) in sums.iter_mut().zip(&mut acc) {
+            for half in [8, 4, 2, 1] {
+                for j in 0..half {
+                    lanes[j] += lanes[j + half];
+                }
+            }
+            *sum += lanes[0] as f64;
+        }
         i0 += m;
     }
+    crate::tensor::profile_count(crate::tensor::Work::SinCos, counted[0]);
+    crate::tensor::profile_count(crate::tensor::Work::SinCosSmall, counted[1]);
     // the last coordinate is in no term's first slot
-    norm2 += x[terms..].iter().map(|&v| (v * v) as f64).sum::<f64>();
-    (phi, lap, radial, norm2)
+    sums[3] += x[terms..].iter().map(|&v| (v * v) as f64).sum::<f64>();
+    (sums[0], sums[1], sums[2], sums[3])
+}
+
+/// One term's `(c sin z, c Δ sin z, c (p, q)·∇ sin z, p²)` in f32 from `p = x_i`, `q = x_{i+1}`,
+/// their sines and cosines and those of `z = p + cos q + q cos p` (spec §5.3).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn two_body_term_f32(p: f32, q: f32, c: f32, sp: f32, cp: f32, sq: f32, cq: f32, sz: f32, cz: f32) -> [f32; 4] {
+    let a = 1.0 - q * sp;
+    let b = cp - sq;
+    let a2 = -q * cp;
+    let b2 = -cq;
+    [
+        c * sz,
+        c * (-sz * (a * a + b * b) + cz * (a2 + b2)),
+        c * cz * (p * a + q * b),
+        p * p,
+    ]
 }
 
 impl BallProblem {

@@ -11,6 +11,7 @@ use crate::nn::Ansatz;
 use crate::operator::Operator;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 use std::sync::Arc;
 
@@ -74,17 +75,43 @@ impl Domain {
     /// Fills `out` (`[n × input_dim]`) with points `first, first + 1, …` of batch `batch` of
     /// stream `seed` (`d` spatial coordinates; a time coordinate, if any, is last).
     pub fn fill_from<T: crate::Real>(&self, d: usize, seed: u64, batch: u64, first: usize, out: &mut [T]) {
+        self.fill_map(d, seed, batch, first, out, |_| ());
+    }
+
+    /// [`Domain::fill_from`], calling `each` on every point right after it is drawn, in the same
+    /// task (so at large `d` the point is still in cache), and returning the results in point
+    /// order. The points are those of `fill_from`.
+    pub fn fill_map<T, R, F>(&self, d: usize, seed: u64, batch: u64, first: usize, out: &mut [T], each: F) -> Vec<R>
+    where
+        T: crate::Real,
+        R: Send,
+        F: Fn(&[T]) -> R + Sync,
+    {
         if !matches!(self, Domain::Cube | Domain::CubeBoundary) {
             // every other domain draws its d spatial coordinates from Gaussians
             let points = out.len() / (d + usize::from(self.has_time())).max(1);
             crate::tensor::profile_count(crate::tensor::Work::Normals, points * d);
         }
+        let stride = d + usize::from(self.has_time());
+        // draws point `p` into `x` from its own stream, then hands it to `each`
+        let mut per_point = |draw: &(dyn Fn(&mut Xoshiro256PlusPlus, &mut [T]) + Sync)| -> Vec<R> {
+            out.par_chunks_mut(stride.max(1))
+                .enumerate()
+                .map(|(p, x)| {
+                    let mut rng = stream(seed, batch, (first + p) as u64);
+                    draw(&mut rng, x);
+                    each(x)
+                })
+                .collect()
+        };
         match *self {
-            Domain::Ball(kind) => BallSampler { kind, dim: d }.fill_from(seed, batch, first, out),
+            Domain::Ball(kind) => {
+                let ball = BallSampler { kind, dim: d };
+                per_point(&|rng, x| ball.point(rng, x))
+            }
             Domain::Cube | Domain::CubeBoundary => {
                 let boundary = matches!(self, Domain::CubeBoundary);
-                out.par_chunks_mut(d).enumerate().for_each(|(p, x)| {
-                    let mut rng = stream(seed, batch, (first + p) as u64);
+                per_point(&|rng, x| {
                     for v in x.iter_mut() {
                         *v = T::c(rng.random::<f64>());
                     }
@@ -92,27 +119,25 @@ impl Domain {
                         let i = rng.random_range(0..d);
                         x[i] = if rng.random::<bool>() { T::one() } else { T::zero() };
                     }
-                });
+                })
             }
             Domain::BallTime { kind, horizon } | Domain::BallTerminal { kind, horizon } => {
                 let ball = BallSampler { kind, dim: d };
                 let terminal = matches!(self, Domain::BallTerminal { .. });
-                out.par_chunks_mut(d + 1).enumerate().for_each(|(p, x)| {
-                    let mut rng = stream(seed, batch, (first + p) as u64);
-                    ball.point(&mut rng, &mut x[..d]);
+                per_point(&|rng, x| {
+                    ball.point(rng, &mut x[..d]);
                     x[d] = T::c(if terminal {
                         horizon
                     } else {
                         rng.random::<f64>() * horizon
                     });
-                });
+                })
             }
             Domain::GaussianTime { horizon } | Domain::GaussianTerminal { horizon } => {
                 let terminal = matches!(self, Domain::GaussianTerminal { .. });
-                out.par_chunks_mut(d + 1).enumerate().for_each(|(p, x)| {
-                    let mut rng = stream(seed, batch, (first + p) as u64);
+                per_point(&|rng, x| {
                     for v in x[..d].iter_mut() {
-                        let g: f64 = StandardNormal.sample(&mut rng);
+                        let g: f64 = StandardNormal.sample(rng);
                         *v = T::c(g);
                     }
                     x[d] = T::c(if terminal {
@@ -120,25 +145,16 @@ impl Domain {
                     } else {
                         rng.random::<f64>() * horizon
                     });
-                });
+                })
             }
-            Domain::Sphere => {
-                out.par_chunks_mut(d).enumerate().for_each(|(p, x)| {
-                    let mut rng = stream(seed, batch, (first + p) as u64);
-                    BallSampler::sphere_point(&mut rng, x);
-                });
-            }
-            Domain::SphereTime { horizon } => {
-                out.par_chunks_mut(d + 1).enumerate().for_each(|(p, x)| {
-                    let mut rng = stream(seed, batch, (first + p) as u64);
-                    BallSampler::sphere_point(&mut rng, &mut x[..d]);
-                    x[d] = T::c(rng.random::<f64>() * horizon);
-                });
-            }
+            Domain::Sphere => per_point(&|rng, x| BallSampler::sphere_point(rng, x)),
+            Domain::SphereTime { horizon } => per_point(&|rng, x| {
+                BallSampler::sphere_point(rng, &mut x[..d]);
+                x[d] = T::c(rng.random::<f64>() * horizon);
+            }),
             Domain::ParabolicInterior { horizon } | Domain::ParabolicTerminal { horizon } => {
                 let terminal = matches!(self, Domain::ParabolicTerminal { .. });
-                out.par_chunks_mut(d + 1).enumerate().for_each(|(p, x)| {
-                    let mut rng = stream(seed, batch, (first + p) as u64);
+                per_point(&|rng, x| {
                     let t = if terminal {
                         horizon
                     } else {
@@ -146,11 +162,11 @@ impl Domain {
                     };
                     let scale = (2.0 * t).sqrt();
                     for v in x[..d].iter_mut() {
-                        let g: f64 = StandardNormal.sample(&mut rng);
+                        let g: f64 = StandardNormal.sample(rng);
                         *v = T::c(scale * g);
                     }
                     x[d] = T::c(t);
-                });
+                })
             }
         }
     }

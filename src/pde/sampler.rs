@@ -166,29 +166,34 @@ impl NormalLanes {
     }
 
     /// Fills `x` with standard normals (blocks in order; the last one cut) and returns `Σ x_i²`
-    /// (f32 block sums widened to f64).
+    /// (f32 sums in 32 lanes over runs of 64 blocks, widened to f64 between runs).
     #[inline(always)]
     pub fn fill<T: crate::Real>(&mut self, x: &mut [T]) -> f64 {
+        const RUN: usize = 64 * 2 * LANES;
         let mut block = [0.0f32; 2 * LANES];
-        // one f64 accumulator per block position: no serial chain of additions
-        let mut acc = [0.0f64; 2 * LANES];
-        let mut chunks = x.chunks_exact_mut(2 * LANES);
-        for chunk in &mut chunks {
-            self.block(&mut block);
-            for j in 0..2 * LANES {
-                chunk[j] = T::c(block[j] as f64);
-                acc[j] += (block[j] * block[j]) as f64;
+        let mut total = 0.0f64;
+        for run in x.chunks_mut(RUN) {
+            // one accumulator per block position: no serial chain of additions
+            let mut acc = [0.0f32; 2 * LANES];
+            let mut chunks = run.chunks_exact_mut(2 * LANES);
+            for chunk in &mut chunks {
+                self.block(&mut block);
+                for j in 0..2 * LANES {
+                    chunk[j] = T::c(block[j] as f64);
+                    acc[j] += block[j] * block[j];
+                }
             }
-        }
-        let tail = chunks.into_remainder();
-        if !tail.is_empty() {
-            self.block(&mut block);
-            for (j, v) in tail.iter_mut().enumerate() {
-                *v = T::c(block[j] as f64);
-                acc[j] += (block[j] * block[j]) as f64;
+            let tail = chunks.into_remainder();
+            if !tail.is_empty() {
+                self.block(&mut block);
+                for (j, v) in tail.iter_mut().enumerate() {
+                    *v = T::c(block[j] as f64);
+                    acc[j] += block[j] * block[j];
+                }
             }
+            total += acc.iter().map(|&a| a as f64).sum::<f64>();
         }
-        acc.iter().sum()
+        total
     }
 }
 

@@ -99,15 +99,34 @@ pub fn sin_cos_slice(x: &[f64], sin: &mut [f64], cos: &mut [f64]) {
 /// `|k| < 2¹⁶`), then Cephes' `sinf`/`cosf` polynomials on `|r| ≤ π/4`; about 1e-7 absolute
 /// error (tested against f64). The quadrant is read from the integer bits of the rounded `k` and
 /// applied by swapping and sign-bit flips (no branches, no float compares). Arguments with
-/// `|x| > 2¹⁰` or NaN are recomputed in f64. Inlined, so that inside a [`widest_fn!`] function it
+/// `|x| > 2¹⁰` or NaN are recomputed in f64. A slice whose arguments all lie within
+/// [`SMALL_F32`] (coordinates of points at large d) takes [`sin_cos_small_f32`]. Inlined, so that inside a [`widest_fn!`] function it
 /// runs in the widest vector registers the CPU has ([`sin_cos_slice_f32_widest`]).
 #[inline(always)]
 pub fn sin_cos_slice_f32(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
-    crate::tensor::profile_count(crate::tensor::Work::SinCos, x.len());
+    let work = if sin_cos_chunk_f32(x, sin, cos) {
+        crate::tensor::Work::SinCosSmall
+    } else {
+        crate::tensor::Work::SinCos
+    };
+    crate::tensor::profile_count(work, x.len());
+}
+
+/// [`sin_cos_slice_f32`] without the profile count (for callers that count once for many
+/// chunks); returns whether the slice took the small-argument polynomials.
+#[inline(always)]
+pub fn sin_cos_chunk_f32(x: &[f32], sin: &mut [f32], cos: &mut [f32]) -> bool {
     assert!(
         x.len() == sin.len() && x.len() == cos.len(),
         "sin_cos_slice_f32: lengths differ"
     );
+    if x.iter().fold(0.0f32, |m, v| m.max(v.abs())) <= SMALL_F32 {
+        // all arguments small (coordinates of points at large d): short Taylor polynomials
+        for ((&v, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
+            (*s, *c) = sin_cos_small_f32(v);
+        }
+        return true;
+    }
     if sin_cos_lanes_f32(x, sin, cos) {
         for ((&v, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
             if outside_f32_range(v) {
@@ -116,6 +135,7 @@ pub fn sin_cos_slice_f32(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
             }
         }
     }
+    false
 }
 
 /// Whether the f32 kernel's reduction is not exact for `v` (`|v| > 2¹⁰`, or NaN).
@@ -128,28 +148,57 @@ fn outside_f32_range(v: f32) -> bool {
 /// whether some argument needs the fix-up (`|x| > 2¹⁰` or NaN: those results are wrong).
 #[inline(always)]
 pub fn sin_cos_lanes_f32(x: &[f32], sin: &mut [f32], cos: &mut [f32]) -> bool {
+    let mut slow = false;
+    for ((&v, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
+        (*s, *c) = sin_cos_f32(v);
+        slow |= outside_f32_range(v);
+    }
+    slow
+}
+
+/// One `(sin v, cos v)` of the f32 kernel ([`sin_cos_slice_f32`]), branch-free so that a loop of
+/// them vectorises; wrong where [`f32_kernel_exact`] is false.
+#[inline(always)]
+pub fn sin_cos_f32(v: f32) -> (f32, f32) {
     const TWO_OVER_PI: f32 = std::f32::consts::FRAC_2_PI;
     const P1: f32 = 1.570_312_5;
     const P2: f32 = 4.837_513e-4;
     const P3: f32 = 7.549_79e-8;
     const ROUND32: f32 = 12_582_912.0; // 1.5·2²³: k lands in the low mantissa bits
-    let mut slow = false;
-    for ((&v, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
-        let kr = v * TWO_OVER_PI + ROUND32;
-        // the low bits of kr's mantissa are k mod 2²² (two's complement), so q = k mod 4
-        let q = kr.to_bits();
-        let k = kr - ROUND32;
-        let r = ((v - k * P1) - k * P2) - k * P3;
-        let z = r * r;
-        let sr = r + r * z * (-1.666_665_5e-1 + z * (8.332_161e-3 + z * -1.951_529_6e-4));
-        let cr = 1.0 - 0.5 * z + z * z * (4.166_664_6e-2 + z * (-1.388_731_6e-3 + z * 2.443_315_7e-5));
-        let (sv, cv) = if q & 1 != 0 { (cr, sr) } else { (sr, cr) };
-        // sin is negative in quadrants 2, 3; cos in quadrants 1, 2
-        *s = f32::from_bits(sv.to_bits() ^ ((q & 2) << 30));
-        *c = f32::from_bits(cv.to_bits() ^ ((q.wrapping_add(1) & 2) << 30));
-        slow |= outside_f32_range(v);
-    }
-    slow
+    let kr = v * TWO_OVER_PI + ROUND32;
+    // the low bits of kr's mantissa are k mod 2²² (two's complement), so q = k mod 4
+    let q = kr.to_bits();
+    let k = kr - ROUND32;
+    let r = ((v - k * P1) - k * P2) - k * P3;
+    let z = r * r;
+    let sr = r + r * z * (-1.666_665_5e-1 + z * (8.332_161e-3 + z * -1.951_529_6e-4));
+    let cr = 1.0 - 0.5 * z + z * z * (4.166_664_6e-2 + z * (-1.388_731_6e-3 + z * 2.443_315_7e-5));
+    let (sv, cv) = if q & 1 != 0 { (cr, sr) } else { (sr, cr) };
+    // sin is negative in quadrants 2, 3; cos in quadrants 1, 2
+    (
+        f32::from_bits(sv.to_bits() ^ ((q & 2) << 30)),
+        f32::from_bits(cv.to_bits() ^ ((q.wrapping_add(1) & 2) << 30)),
+    )
+}
+
+/// Below this `|x|` [`sin_cos_small_f32`] is as accurate as the full kernel.
+pub const SMALL_F32: f32 = 0.125;
+
+/// `(sin v, cos v)` for `|v| ≤` [`SMALL_F32`]: `v − v³/6 + v⁵/120` and `1 − v²/2 + v⁴/24`
+/// (truncation below 1e-10 and 6e-9), no reduction.
+#[inline(always)]
+pub fn sin_cos_small_f32(v: f32) -> (f32, f32) {
+    let z = v * v;
+    (
+        v + v * z * (-1.0 / 6.0 + z * (1.0 / 120.0)),
+        1.0 - 0.5 * z + z * z * (1.0 / 24.0),
+    )
+}
+
+/// Whether [`sin_cos_f32`] is accurate at `v` (`|v| ≤ 2¹⁰`, not NaN).
+#[inline(always)]
+pub fn f32_kernel_exact(v: f32) -> bool {
+    !outside_f32_range(v)
 }
 
 /// `ln u` in f32 lanes for normal positive `u` (the sampler's `u ∈ [2⁻²⁴, 1]`): `u = 2ᵉ·m` with
@@ -317,6 +366,19 @@ mod tests {
             let (ws, wc) = (x as f64).sin_cos();
             assert!((s[i] as f64 - ws).abs() <= 2e-7, "sin({x}) = {} vs {ws}", s[i]);
             assert!((c[i] as f64 - wc).abs() <= 2e-7, "cos({x}) = {} vs {wc}", c[i]);
+        }
+        // slices of small arguments take the short polynomials: same tolerance, up to the edge
+        let small: Vec<f32> = (-10_000..=10_000).map(|i| i as f32 * (SMALL_F32 / 10_000.0)).collect();
+        let (mut s, mut c) = (vec![0.0f32; small.len()], vec![0.0f32; small.len()]);
+        sin_cos_slice_f32(&small, &mut s, &mut c);
+        for (i, &x) in small.iter().enumerate() {
+            let (ws, wc) = (x as f64).sin_cos();
+            assert!(
+                (s[i] as f64 - ws).abs() <= 2e-7 * ws.abs().max(1e-3),
+                "sin({x}) = {} vs {ws}",
+                s[i]
+            );
+            assert!((c[i] as f64 - wc).abs() <= 1.2e-7, "cos({x}) = {} vs {wc}", c[i]);
         }
         let (mut s, mut c) = ([0.0f32; 1], [0.0f32; 1]);
         sin_cos_slice_f32(&[f32::NAN], &mut s, &mut c);

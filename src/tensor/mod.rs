@@ -15,6 +15,7 @@ static PROFILE: AtomicBool = AtomicBool::new(false);
 static GEMM_NANOS: AtomicU64 = AtomicU64::new(0);
 static GEMM_FLOPS: AtomicU64 = AtomicU64::new(0);
 static SIN_COS: AtomicU64 = AtomicU64::new(0);
+static SIN_COS_SMALL: AtomicU64 = AtomicU64::new(0);
 static NORMALS: AtomicU64 = AtomicU64::new(0);
 
 /// Non-product work the profile counts (the step bound's transcendental part).
@@ -22,6 +23,9 @@ static NORMALS: AtomicU64 = AtomicU64::new(0);
 pub enum Work {
     /// Sine–cosine pairs of the vectorised sources (`pde::vecmath::sin_cos_slice`).
     SinCos,
+    /// Sine–cosine pairs that took the short polynomials of small arguments
+    /// (`pde::vecmath::sin_cos_small_f32`).
+    SinCosSmall,
     /// Gaussian coordinates drawn by the samplers.
     Normals,
 }
@@ -31,6 +35,7 @@ pub fn profile_count(work: Work, n: usize) {
     if PROFILE.load(Ordering::Relaxed) {
         let c = match work {
             Work::SinCos => &SIN_COS,
+            Work::SinCosSmall => &SIN_COS_SMALL,
             Work::Normals => &NORMALS,
         };
         c.fetch_add(n as u64, Ordering::Relaxed);
@@ -47,6 +52,8 @@ pub struct GemmProfile {
     pub flops: f64,
     /// Sine–cosine pairs counted by [`profile_count`].
     pub sin_cos: f64,
+    /// Small-argument sine–cosine pairs counted by [`profile_count`].
+    pub sin_cos_small: f64,
     /// Gaussian coordinates counted by [`profile_count`].
     pub normals: f64,
 }
@@ -61,6 +68,7 @@ pub fn profile_reset() {
     GEMM_NANOS.store(0, Ordering::Relaxed);
     GEMM_FLOPS.store(0, Ordering::Relaxed);
     SIN_COS.store(0, Ordering::Relaxed);
+    SIN_COS_SMALL.store(0, Ordering::Relaxed);
     NORMALS.store(0, Ordering::Relaxed);
 }
 
@@ -70,6 +78,7 @@ pub fn profile_read() -> GemmProfile {
         seconds: GEMM_NANOS.load(Ordering::Relaxed) as f64 * 1e-9,
         flops: GEMM_FLOPS.load(Ordering::Relaxed) as f64,
         sin_cos: SIN_COS.load(Ordering::Relaxed) as f64,
+        sin_cos_small: SIN_COS_SMALL.load(Ordering::Relaxed) as f64,
         normals: NORMALS.load(Ordering::Relaxed) as f64,
     }
 }

@@ -17,7 +17,7 @@
 //! points, whatever `d`.
 
 use crate::jet::collapsed::CollapsedJet;
-use crate::jet::{InputJets, Jet, Tangent};
+use crate::jet::{InputJets, Jet, PrimalBlockSums, Tangent};
 use crate::nn::{Ansatz, CollapsedTape, Mlp, NnError, Tape};
 use crate::operator::{EvalError, MultiPlan, PlanBuilder, PlanPass, ProbeDirection, ProbePlan};
 use crate::pde::formula::Formula;
@@ -52,7 +52,19 @@ pub struct ResidualWork<T> {
     source: Vec<f64>,
     source_partials: Vec<f64>,
     psi: Vec<f64>,
+    point_sources: Option<Vec<(f64, f64)>>,
+    block_sums: Option<PrimalBlockSums<T>>,
     scratch: Vec<T>,
+}
+
+impl<T> ResidualWork<T> {
+    /// What was computed where the points of the next condition step were drawn: the `(f, ψ)`
+    /// of every point ([`point_source`]) and the primal block sums of a weight-shared first
+    /// stage; used by that step only, and only if there is one entry per point.
+    pub fn set_drawn(&mut self, sources: Vec<(f64, f64)>, block_sums: Option<PrimalBlockSums<T>>) {
+        self.point_sources = Some(sources);
+        self.block_sums = block_sums;
+    }
 }
 
 fn eval_err(e: EvalError) -> NnError {
@@ -172,6 +184,24 @@ pub fn condition_step<T: Real>(
 /// points over the batch's), so that the ranks' losses and gradients add up to the batch's.
 #[allow(clippy::too_many_arguments)]
 pub fn condition_part_step<T: Real>(
+    net: &Mlp<T>,
+    problem: &Problem,
+    cond: &Condition,
+    points: &mut Vec<T>,
+    draw: &ConditionDraw,
+    work: &mut ResidualWork<T>,
+    grad: &mut [T],
+    share: f64,
+) -> Result<f64, NnError> {
+    let loss = condition_loss(net, problem, cond, points, draw, work, grad, share);
+    // what was computed where these points were drawn serves this step only
+    work.point_sources = None;
+    work.block_sums = None;
+    loss
+}
+
+#[allow(clippy::too_many_arguments)]
+fn condition_loss<T: Real>(
     net: &Mlp<T>,
     problem: &Problem,
     cond: &Condition,
@@ -348,6 +378,35 @@ fn formula_loss<T: Real>(
     Ok(weight * loss)
 }
 
+/// `(f(x), ψ(x))` of an equation residual at one point: the source and, for the unit-ball
+/// ansatz, `ψ = 1 − ‖x‖²` (from the same pass over `x` in f32); `psi` is kept otherwise.
+fn source_and_psi<T: Real>(eq: &dyn Equation, unit_ball: bool, x: &[T], psi: f64) -> (f64, f64) {
+    let (f, norm2) = match T::view(x) {
+        // the source and ‖x‖² in one pass over the point
+        Slice::F32(x) => eq.source_f32_and_norm2(x),
+        Slice::F64(x) => (eq.source(x), if unit_ball { sum_squares(x) } else { 0.0 }),
+    };
+    (f, if unit_ball { 1.0 - norm2 } else { psi })
+}
+
+/// The per-point work of condition `cond` that can run where each point is drawn, while the
+/// point is still in cache ([`crate::pde::Domain::fill_map`]): `(f(x), ψ(x))` of an equation
+/// residual without the gPINN term. Hand the results to [`ResidualWork::set_drawn`]
+/// before the condition's step. `None` for every other condition.
+pub fn point_source<'a, T: Real>(
+    problem: &Problem,
+    cond: &'a Condition,
+) -> Option<impl Fn(&[T]) -> (f64, f64) + Sync + 'a> {
+    match &cond.term {
+        Term::Residual { equation, gpinn, .. } if gpinn.unwrap_or(0.0) == 0.0 && problem.offset.is_none() => {
+            let unit_ball = problem.ansatz == Ansatz::UnitBall;
+            let eq = equation.as_ref();
+            Some(move |x: &[T]| source_and_psi(eq, unit_ball, x, 1.0))
+        }
+        _ => None,
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn residual_loss<T: Real>(
     net: &Mlp<T>,
@@ -372,35 +431,34 @@ fn residual_loss<T: Real>(
     let js: Vec<usize> = draw.pairs.iter().map(|&(_, j)| j).collect();
     let unit_ball = ansatz == Ansatz::UnitBall;
     let missing = std::sync::atomic::AtomicBool::new(false);
-    points
-        .par_chunks(d)
-        .zip(work.source.par_iter_mut().zip(work.psi.par_iter_mut()))
-        .zip(work.source_partials.par_chunks_mut(r_pairs.max(1)))
-        .for_each(|((x, (f, psi)), df)| {
-            if r_pairs > 0 {
-                let wide: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
-                match eq.source_with_partials(&wide, &js, df) {
-                    Some(v) => *f = v,
-                    None => missing.store(true, std::sync::atomic::Ordering::Relaxed),
-                }
-            } else {
-                match T::view(x) {
-                    Slice::F32(x) => {
-                        // the source and ‖x‖² in one pass over the point
-                        let (source, norm2) = eq.source_f32_and_norm2(x);
-                        *f = source;
-                        if unit_ball {
-                            *psi = 1.0 - norm2;
-                        }
-                        return;
+    let drawn = work.point_sources.take().filter(|v| v.len() == n && r_pairs == 0);
+    let block_sums = work.block_sums.take();
+    if let Some(drawn) = drawn {
+        work.pass.set_block_sums(block_sums);
+        // computed where the points were drawn (`point_source`)
+        for ((f, psi), (fv, pv)) in work.source.iter_mut().zip(work.psi.iter_mut()).zip(drawn) {
+            (*f, *psi) = (fv, pv);
+        }
+    } else {
+        points
+            .par_chunks(d)
+            .zip(work.source.par_iter_mut().zip(work.psi.par_iter_mut()))
+            .zip(work.source_partials.par_chunks_mut(r_pairs.max(1)))
+            .for_each(|((x, (f, psi)), df)| {
+                if r_pairs > 0 {
+                    let wide: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
+                    match eq.source_with_partials(&wide, &js, df) {
+                        Some(v) => *f = v,
+                        None => missing.store(true, std::sync::atomic::Ordering::Relaxed),
                     }
-                    Slice::F64(x) => *f = eq.source(x),
+                    if unit_ball {
+                        *psi = 1.0 - sum_squares(x);
+                    }
+                } else {
+                    (*f, *psi) = source_and_psi(eq, unit_ball, x, *psi);
                 }
-            }
-            if unit_ball {
-                *psi = 1.0 - sum_squares(x);
-            }
-        });
+            });
+    }
     work.source_s += t_source.elapsed().as_secs_f64();
     if missing.into_inner() {
         return Err(NnError::Architecture(format!(

@@ -10,7 +10,7 @@
 use super::config::TrainConfig;
 use super::optim::{Adam, Schedule};
 use super::plot;
-use super::residual::{ConditionDraw, ResidualWork, condition_part_step, predict};
+use super::residual::{ConditionDraw, ResidualWork, condition_part_step, point_source, predict};
 use crate::dist::Group;
 use crate::nn::checkpoint;
 use crate::nn::{Architecture, Mlp, Tape};
@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Stream purposes (second key of [`stream`]).
@@ -909,9 +909,40 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             let t_sample = Instant::now();
             // condition 0 keeps the stream key the elliptic trainer always used
             let batch = (RESIDUAL ^ ((c as u64) << 4)) ^ ((k as u64) << 8);
-            cond.domain
-                .fill_from(problem.dim, cfg.seed, batch, parts[c].start, &mut points[c]);
-            sample_s += t_sample.elapsed().as_secs_f64();
+            if let Some(source) = point_source::<T>(&problem, cond) {
+                // the source of each point, and the primal block sums of a weight-shared first
+                // layer, right where the point is drawn (still in cache); their time is counted
+                // as source and network time (summed over threads ÷ threads)
+                let (source_ns, sums_ns) = (AtomicU64::new(0), AtomicU64::new(0));
+                let drawn = cond
+                    .domain
+                    .fill_map(problem.dim, cfg.seed, batch, parts[c].start, &mut points[c], |x| {
+                        let t = Instant::now();
+                        let v = source(x);
+                        let t_sums = Instant::now();
+                        source_ns.fetch_add((t_sums - t).as_nanos() as u64, Ordering::Relaxed);
+                        let mut pre = Vec::new();
+                        if net.block_pre_activation(x, &mut pre) {
+                            sums_ns.fetch_add(t_sums.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                        }
+                        (v, pre)
+                    });
+                let per_thread = 1e-9 / rayon::current_num_threads() as f64;
+                let (source_s, sums_s) = (
+                    source_ns.into_inner() as f64 * per_thread,
+                    sums_ns.into_inner() as f64 * per_thread,
+                );
+                let (sources, pre): (Vec<(f64, f64)>, Vec<Vec<T>>) = drawn.into_iter().unzip();
+                let block_sums = net.primal_block_sums(pre.concat());
+                work.set_drawn(sources, block_sums);
+                work.source_s += source_s;
+                work.network_s += sums_s;
+                sample_s += t_sample.elapsed().as_secs_f64() - source_s - sums_s;
+            } else {
+                cond.domain
+                    .fill_from(problem.dim, cfg.seed, batch, parts[c].start, &mut points[c]);
+                sample_s += t_sample.elapsed().as_secs_f64();
+            }
             let draw = if estimators[c].is_empty() {
                 ConditionDraw::default()
             } else {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Tables 7–9 on the paper's protocol (issue #8): semilinear heat, Allen–Cahn and Sine–Gordon
+# (backward time, T = 0.3, width 1024, sparse R = 10, 10 000 steps, reference schedule),
+# d = 10, 100, 1000 (row by row), run seeds 0–2, one run after the other with all cores.
+#
+#   bash scripts/parabolic_seeds.sh [steps] [seeds] [dims]      # defaults: 10000 "0 1 2" "10 100 1000"
+#
+# Interrupted runs are resumed from their last checkpoint (saved every 100 steps); finished ones
+# (summary.json present) are skipped. Folders: runs/parabolic-seeds/<equation>-d<d>-s<seed>;
+# one line per finished run is printed, and `python3 scripts/summarise.py runs/parabolic-seeds/*/`
+# tabulates them. The binary is copied first, so rebuilding meanwhile does not disturb the runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+steps=${1:-10000}
+seeds=${2:-0 1 2}
+dims=${3:-10 100 1000}
+OUT=${OUT:-runs/parabolic-seeds}
+mkdir -p "$OUT"
+bin=$(mktemp -d)/stde
+cargo build --release --quiet
+cp target/release/stde "$bin"
+for d in $dims; do
+  for eq in semilinear-heat allen-cahn-parabolic sine-gordon-parabolic; do
+    for s in $seeds; do
+      dir="$OUT/$eq-d$d-s$s"
+      if [[ -f "$dir/summary.json" ]]; then continue; fi
+      if [[ -f "$dir/checkpoint.safetensors" ]]; then
+        "$bin" train --quiet --resume "$dir" > /dev/null
+      else
+        "$bin" train --quiet --overwrite --out "$dir" --equation "$eq" --dim "$d" --steps "$steps" \
+          --seed "$s" > /dev/null
+      fi
+      python3 -c "import json; s=json.load(open('$dir/summary.json')); print('$eq d=$d seed=$s best %.3e final %.3e it/s %.1f' % (s['best_rel_l1'], s['final_rel_l1'], s['it_per_s']))"
+    done
+  done
+done
