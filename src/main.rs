@@ -180,6 +180,10 @@ struct TrainArgs {
     /// Volume-uniform sampling instead of the reference's radius-uniform scheme.
     #[arg(long)]
     volume_uniform: bool,
+    /// allen-cahn-parabolic: the reference code's terminal target, arctan of the whole batch's
+    /// largest coordinate for every point (compat C7; default: per point).
+    #[arg(long)]
+    compat_batch_max_target: bool,
     /// f64 instead of f32.
     #[arg(long)]
     f64: bool,
@@ -223,6 +227,7 @@ impl TrainArgs {
             (self.unbiased, "--unbiased"),
             (self.per_direction, "--per-direction"),
             (self.volume_uniform, "--volume-uniform"),
+            (self.compat_batch_max_target, "--compat-batch-max-target"),
             (self.f64, "--f64"),
             (self.overwrite, "--overwrite"),
         ] {
@@ -384,6 +389,9 @@ fn prepare_train(
     }
     if a.volume_uniform {
         cfg.sampler = stde::pde::SamplerKind::VolumeUniform;
+    }
+    if a.compat_batch_max_target {
+        cfg.compat_batch_max_target = true;
     }
     if a.f64 {
         cfg.precision = "f64".into();

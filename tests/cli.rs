@@ -447,6 +447,35 @@ fn parabolic_and_gpinn_runs_report_their_scores() {
         "{s}"
     );
     assert!(out.contains("no reference value"), "{out}");
+    // compat C7: the batch-wide terminal target trains another function, and is recorded
+    let (_, c7) = run(
+        "ac7-c7",
+        &[
+            "--equation",
+            "allen-cahn-parabolic",
+            "--dim",
+            "7",
+            "--rand-batch",
+            "5",
+            "--compat-batch-max-target",
+        ],
+    );
+    assert_ne!(c7["final_value"], s["final_value"], "{c7} vs {s}");
+    let toml = std::fs::read_to_string(tmp.path().join("ac7-c7").join("config.toml")).unwrap();
+    assert!(toml.contains("compat_batch_max_target = true"), "{toml}");
+    let (code, _, err) = stde(&[
+        "train",
+        "--equation",
+        "semilinear-heat",
+        "--dim",
+        "10",
+        "--compat-batch-max-target",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--compat-batch-max-target") && err.contains("semilinear-heat"),
+        "{err}"
+    );
     let (_, s) = run(
         "gpinn",
         &[

@@ -336,6 +336,37 @@ fn a_rank_with_bad_input_ends_the_job_with_its_message() {
     assert_eq!(err.matches("error:").count(), 1, "one message, from rank 0: {err}");
 }
 
+/// The batch-wide terminal target (compat C7) needs the whole batch in one process: two ranks
+/// refuse it with one message instead of training on each rank's part.
+#[test]
+fn the_batch_max_target_is_refused_on_several_ranks() {
+    let d = tmp();
+    let out = d.path().join("run");
+    let mut c = mpirun_cmd(2);
+    c.arg(BIN).arg("train").args([
+        "--equation",
+        "allen-cahn-parabolic",
+        "--dim",
+        "10",
+        "--width",
+        "8",
+        "--steps",
+        "3",
+        "--compat-batch-max-target",
+        "--quiet",
+        "--out",
+    ]);
+    c.arg(&out);
+    let o = run(c);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("--compat-batch-max-target needs the whole terminal batch"),
+        "{err}"
+    );
+    assert!(!out.join("metrics.csv").exists(), "nothing written");
+}
+
 /// A two-rank job of a million steps into `out`, returned once its first checkpoint exists.
 fn long_job(out: &Path, stdout: Stdio) -> Child {
     let mut c = mpirun_cmd(2);

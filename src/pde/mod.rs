@@ -60,6 +60,8 @@ pub trait Equation: Send + Sync {
 pub struct ProblemOptions {
     /// Three-body problems: use the published code's (wrong) Laplacian in the source.
     pub compat_three_body_source: bool,
+    /// Parabolic Allen–Cahn: the reference code's batch-wide terminal target (compat C7).
+    pub compat_batch_max_target: bool,
 }
 
 /// One entry of the equation registry: what `stde train --equation NAME` builds. A new PDE is one
@@ -123,7 +125,8 @@ macro_rules! parabolic_entry {
             boundary: false,
             summary: $summary,
             build: |s| {
-                let eq = Parabolic::from_name($name, s.dim).expect("registered parabolic problem");
+                let mut eq = Parabolic::from_name($name, s.dim).expect("registered parabolic problem");
+                eq.batch_max_target = s.options.compat_batch_max_target;
                 Problem::parabolic(
                     eq,
                     s.horizon,

@@ -21,6 +21,10 @@ pub struct Parabolic {
     pub kind: ParabolicKind,
     /// Spatial dimension `d`.
     pub dim: usize,
+    /// Compat C7 (Allen–Cahn only): every terminal point of a batch gets the target
+    /// `arctan(max_{b,i} x_{b,i})` of the whole batch, as the reference code computes it (the
+    /// gradient target stays per point). Default: per point.
+    pub batch_max_target: bool,
 }
 
 /// Reference values of `u(0, 0)` (multilevel Picard, spec §7.2) at d = 10, 100, 1000, 10000; for
@@ -40,7 +44,11 @@ impl Parabolic {
             "sine-gordon-parabolic" => ParabolicKind::SineGordon,
             _ => return None,
         };
-        Some(Parabolic { kind, dim })
+        Some(Parabolic {
+            kind,
+            dim,
+            batch_max_target: false,
+        })
     }
 
     /// Factor between the trained quantity and `u` (`d` for the scaled Sine–Gordon form, else 1).
@@ -129,6 +137,24 @@ impl Equation for Parabolic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pde::Target;
+
+    /// Compat C7: the batch-wide target is `arctan` of the largest spatial entry of the whole
+    /// batch (the time column ignored); per-point targets otherwise.
+    #[test]
+    fn the_batch_max_target_takes_the_whole_batch_maximum() {
+        let mut p = Parabolic::from_name("allen-cahn-parabolic", 3).unwrap();
+        // two points (x, t) with t = 5 larger than every x: it must not count
+        let pts = [0.1, -0.4, 0.2, 5.0, 0.7, 0.3, -0.9, 5.0];
+        assert!(p.batch_value(&pts, 4).is_none(), "per point by default");
+        p.batch_max_target = true;
+        assert_eq!(p.batch_value(&pts, 4), Some(0.7f64.atan()));
+        let heat = Parabolic {
+            batch_max_target: true,
+            ..Parabolic::from_name("semilinear-heat", 3).unwrap()
+        };
+        assert!(heat.batch_value(&pts, 4).is_none(), "only Allen–Cahn has a max target");
+    }
 
     #[test]
     fn nonlinearities_and_terminal_gradients_match_finite_differences() {

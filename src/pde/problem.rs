@@ -191,11 +191,27 @@ pub trait Target: Send + Sync {
     /// `g` at the input point `x` (spatial coordinates, then the time if any) and `∇_x g` over
     /// the spatial coordinates into `grad`.
     fn value_and_gradient(&self, x: &[f64], grad: &mut [f64]) -> f64;
+    /// A value that replaces `g` at every point of a batch, computed from the whole batch's
+    /// points (`[n × din]`, f64), where the target is defined per batch (compat C7); `None`
+    /// (the default): per point.
+    fn batch_value(&self, _points: &[f64], _din: usize) -> Option<f64> {
+        None
+    }
 }
 
 impl Target for Parabolic {
     fn value_and_gradient(&self, x: &[f64], grad: &mut [f64]) -> f64 {
         self.terminal(&x[..self.dim], grad)
+    }
+    fn batch_value(&self, points: &[f64], din: usize) -> Option<f64> {
+        if !(self.batch_max_target && self.kind == super::parabolic::ParabolicKind::AllenCahn) {
+            return None;
+        }
+        let max = points
+            .chunks(din)
+            .flat_map(|x| &x[..self.dim])
+            .fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        Some(max.atan())
     }
 }
 

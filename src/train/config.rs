@@ -52,6 +52,9 @@ pub struct TrainConfig {
     pub unbiased: bool,
     /// Use the published code's three-body source (Table 6 parity) instead of the correct one.
     pub compat_three_body_source: bool,
+    /// Parabolic Allen–Cahn: every terminal point gets `arctan` of the whole batch's largest
+    /// coordinate, as the reference code computes it (compat C7), instead of its own target.
+    pub compat_batch_max_target: bool,
     /// `f32` (default) or `f64`.
     pub precision: String,
     /// Collapsed 2-jet propagation (one summed second-order buffer per point) wherever the step
@@ -114,6 +117,7 @@ impl Default for TrainConfig {
             sampler: SamplerKind::RadiusUniform,
             unbiased: false,
             compat_three_body_source: false,
+            compat_batch_max_target: false,
             precision: "f32".into(),
             collapsed: true,
             gpinn_weight: 0.0,
@@ -311,6 +315,12 @@ impl TrainConfig {
                 );
             }
         }
+        if self.compat_batch_max_target && self.equation != "allen-cahn-parabolic" {
+            return Err(format!(
+                "--compat-batch-max-target is the reference code's terminal target of allen-cahn-parabolic; {} has none",
+                self.equation
+            ));
+        }
         if entry.terminal {
             if !(self.horizon.is_finite() && self.horizon > 0.0) {
                 return Err(format!("--horizon {} must be positive", self.horizon));
@@ -393,6 +403,7 @@ impl TrainConfig {
             problem_seed: self.problem_seed,
             options: ProblemOptions {
                 compat_three_body_source: self.compat_three_body_source,
+                compat_batch_max_target: self.compat_batch_max_target,
             },
             batch: self.batch,
             sampler: self.sampler,

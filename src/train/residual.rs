@@ -636,6 +636,11 @@ fn target_loss<T: Real>(
             let xs: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
             *gv = target.value_and_gradient(&xs, gg);
         });
+    // a target defined per batch (compat C7) replaces the values, not the gradients
+    let wide: Vec<f64> = points.iter().map(|v| v.as_f64()).collect();
+    if let Some(v) = target.batch_value(&wide, din) {
+        g.fill(v);
+    }
     // ∇_x u by one reverse pass (its parameter gradient is discarded)
     let mut a = vec![T::zero(); n * din];
     if c != 0.0 {

@@ -622,6 +622,11 @@ fn train_in_group(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, Train
     same_config_everywhere(group, &cfg)?;
     let ready = (|| {
         cfg.validate().map_err(TrainError::Config)?;
+        if group.size() > 1 && cfg.compat_batch_max_target {
+            return Err(TrainError::Config(
+                "--compat-batch-max-target needs the whole terminal batch in one process; run it without mpirun".into(),
+            ));
+        }
         if group.size() > 1 {
             for c in &cfg.problem().conditions {
                 if c.points < group.size() {
