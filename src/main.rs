@@ -149,6 +149,11 @@ struct TrainArgs {
     /// Weight of the gradient-enhanced (gPINN) term, two-body equations (paper: 0.1, 20000 steps).
     #[arg(long)]
     gpinn_weight: Option<f64>,
+    /// How the gPINN term pairs the Laplacian's coordinates I with the gradient's J: zipped
+    /// (the reference code, default), double-sum (every pair, summed, as the paper prints it) or
+    /// consistent ((d/R)·Σ_I u_iij, unbiased for ∂_j of the residual); the last two push R² jets.
+    #[arg(long)]
+    gpinn_form: Option<String>,
     /// Horizon T of the parabolic equations (default 0.3).
     #[arg(long)]
     horizon: Option<f64>,
@@ -218,7 +223,7 @@ impl TrainArgs {
             rand_batch => "--rand-batch", batch => "--batch", lr => "--lr", schedule => "--schedule",
             width => "--width", depth => "--depth", block_size => "--block-size", seed => "--seed",
             problem_seed => "--problem-seed", eval_every => "--eval-every", test_points => "--test-points",
-            gpinn_weight => "--gpinn-weight", horizon => "--horizon", terminal_batch => "--terminal-batch",
+            gpinn_weight => "--gpinn-weight", gpinn_form => "--gpinn-form", horizon => "--horizon", terminal_batch => "--terminal-batch",
             terminal_weight => "--terminal-weight", terminal_gradient_weight => "--terminal-gradient-weight",
             boundary_batch => "--boundary-batch", boundary_weight => "--boundary-weight",
             clip_grad_norm => "--clip-grad-norm", out => "--out", pde => "--pde",
@@ -369,6 +374,7 @@ fn prepare_train(
         test_points,
         threads,
         gpinn_weight,
+        gpinn_form,
         horizon,
         terminal_batch,
         terminal_weight,

@@ -490,6 +490,31 @@ fn parabolic_and_gpinn_runs_report_their_scores() {
         ],
     );
     assert!(s["best_rel_l2"].as_f64().unwrap().is_finite(), "{s}");
+    // the other gPINN forms train; a form without a gPINN term, or an unknown one, is refused
+    for form in ["double-sum", "consistent"] {
+        let (_, s) = run(
+            &format!("gpinn-{form}"),
+            &[
+                "--dim",
+                "20",
+                "--rand-batch",
+                "3",
+                "--gpinn-weight",
+                "0.1",
+                "--gpinn-form",
+                form,
+                "--test-points",
+                "50",
+            ],
+        );
+        assert!(s["best_rel_l2"].as_f64().unwrap().is_finite(), "{form}: {s}");
+    }
+    let (code, _, err) = stde(&["train", "--dim", "20", "--gpinn-form", "consistent"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("needs a gPINN term"), "{err}");
+    let (code, _, err) = stde(&["train", "--dim", "20", "--gpinn-weight", "0.1", "--gpinn-form", "all"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown --gpinn-form 'all'"), "{err}");
 }
 
 #[test]

@@ -137,6 +137,7 @@ fn planned_partials_of_the_ansatz_match_nested_duals() {
             batch: 4,
             sampler: stde::pde::SamplerKind::RadiusUniform,
             gpinn_weight: 0.0,
+            gpinn_form: Default::default(),
             horizon: 0.3,
             terminal_batch: 20,
             terminal_weight: 20.0,

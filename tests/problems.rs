@@ -8,7 +8,7 @@ use common::*;
 use std::sync::Arc;
 use stde::nn::{Activation, Ansatz, Architecture, Mlp};
 use stde::operator::{Estimator, EstimatorKind, MultiPlan, Operator, PlanBuilder, PlanPass, ProbePlan};
-use stde::pde::{BallProblem, Condition, Domain, Equation, Parabolic, Problem, SamplerKind, Term};
+use stde::pde::{BallProblem, Condition, Domain, Equation, GpinnForm, Parabolic, Problem, SamplerKind, Term};
 use stde::train::residual::{ConditionDraw, ResidualWork, condition_step};
 
 fn net(input: usize, seed: u64) -> Mlp<f64> {
@@ -207,6 +207,7 @@ fn residual_of_a_closed_form_solution_vanishes() {
                 operator: operator.clone(),
                 equation: solution,
                 gpinn: None,
+                gpinn_form: GpinnForm::Zipped,
             },
             ..problem.conditions[0].clone()
         };
@@ -260,45 +261,123 @@ fn source_gradients_match_finite_differences() {
     assert!(p.source_with_partials(&[0.1; 4], &[0], &mut [0.0]).is_none());
 }
 
+/// The gPINN loss in each form against nested duals of `ψN` (u and its partials) and the closed
+/// form of `f`, `∂_j f`; its parameter gradient against finite differences.
 #[test]
 fn gpinn_loss_matches_nested_duals_and_its_gradient() {
     let d = 6;
     for name in ["allen-cahn-two-body", "sine-gordon-two-body", "poisson-two-body"] {
-        let eq = Arc::new(BallProblem::from_name(name, d, 2).unwrap());
-        let problem = Problem::elliptic(eq.clone(), 3, SamplerKind::RadiusUniform, Some(0.1));
-        let net = net(d, 5);
-        // the sampled Laplacian over I = {1, 4} (weight d/R = 3), zipped with J = (2, 4)
+        for form in [GpinnForm::Zipped, GpinnForm::DoubleSum, GpinnForm::Consistent] {
+            let eq = Arc::new(BallProblem::from_name(name, d, 2).unwrap());
+            let problem = Problem::elliptic(eq.clone(), 3, SamplerKind::RadiusUniform, Some(0.1)).with_gpinn_form(form);
+            let net = net(d, 5);
+            // the sampled Laplacian over I = {1, 4} (weight d/R = 3), zipped with J = (2, 4)
+            let draw = ConditionDraw {
+                plans: vec![plan(|b| {
+                    b.add_partial(3.0, &[1, 1]).unwrap();
+                    b.add_partial(3.0, &[4, 4]).unwrap();
+                })],
+                pairs: vec![(1, 2), (4, 4)],
+            };
+            let xs = points(3, d, 0.3, 8);
+            let loss_of = |net: &Mlp<f64>, grad: &mut [f64]| {
+                let mut work = ResidualWork::default();
+                let mut pts = xs.clone();
+                condition_step(net, &problem, &problem.conditions[0], &mut pts, &draw, &mut work, grad).unwrap()
+            };
+            let mut grad = vec![0.0; net.num_params()];
+            let loss = loss_of(&net, &mut grad);
+            // independent: u and its partials by nested duals of ψN; f and ∂_j f from the closed form
+            let mut want = 0.0;
+            for p in 0..3 {
+                let x = &xs[p * d..(p + 1) * d];
+                let part = |i: &[usize]| mixed_partial_ball(&net, x, i);
+                let u = part(&[]);
+                let (fu, dfu, _) = eq.nonlinearity(u);
+                let mut df = [0.0; 2];
+                let f = eq.source_with_partials(x, &[2, 4], &mut df).unwrap();
+                let r = 3.0 * (part(&[1, 1]) + part(&[4, 4])) + fu - f;
+                // g for (i, j) with j = J[b]
+                let g = |i: usize, b: usize| {
+                    let j = [2, 4][b];
+                    part(&[i, i, j]) + dfu * part(&[j]) - df[b]
+                };
+                let gpinn = match form {
+                    GpinnForm::Zipped => (g(1, 0).powi(2) + g(4, 1).powi(2)) / 2.0,
+                    GpinnForm::DoubleSum => [1, 4]
+                        .iter()
+                        .flat_map(|&i| [0, 1].map(|b| g(i, b).powi(2)))
+                        .sum::<f64>(),
+                    GpinnForm::Consistent => {
+                        let hat = |b: usize| {
+                            let j = [2, 4][b];
+                            3.0 * (part(&[1, 1, j]) + part(&[4, 4, j])) + dfu * part(&[j]) - df[b]
+                        };
+                        (hat(0).powi(2) + hat(1).powi(2)) / 2.0
+                    }
+                };
+                want += (r * r + 0.1 * gpinn) / 3.0;
+            }
+            assert!(
+                rel_err(loss, want, 1e-12) < 1e-9,
+                "{name} {form:?}: gPINN loss {loss} vs {want}"
+            );
+            check_gradient(&net, &grad, |n| loss_of(n, &mut vec![0.0; n.num_params()]), name);
+        }
+    }
+}
+
+/// The consistent form with I = every coordinate: each term is `∂_j R` of the network's own
+/// residual `R(x) = Δu + F(u) − f`, checked against central differences of `R` (its partials by
+/// nested duals, `f` in closed form).
+#[test]
+fn the_consistent_gpinn_term_is_the_residual_gradient_when_i_is_every_coordinate() {
+    let d = 4;
+    for name in ["allen-cahn-two-body", "sine-gordon-two-body"] {
+        let eq = Arc::new(BallProblem::from_name(name, d, 3).unwrap());
+        let problem = Problem::elliptic(eq.clone(), 1, SamplerKind::RadiusUniform, Some(1.0))
+            .with_gpinn_form(GpinnForm::Consistent);
+        let net = net(d, 7);
+        // I = every coordinate (weight d/R = 1), J a permutation of them
+        let js = [2, 0, 3, 1];
         let draw = ConditionDraw {
             plans: vec![plan(|b| {
-                b.add_partial(3.0, &[1, 1]).unwrap();
-                b.add_partial(3.0, &[4, 4]).unwrap();
+                for i in 0..d {
+                    b.add_partial(1.0, &[i, i]).unwrap();
+                }
             })],
-            pairs: vec![(1, 2), (4, 4)],
+            pairs: (0..d).map(|i| (i, js[i])).collect(),
         };
-        let xs = points(3, d, 0.3, 8);
-        let loss_of = |net: &Mlp<f64>, grad: &mut [f64]| {
-            let mut work = ResidualWork::default();
-            let mut pts = xs.clone();
-            condition_step(net, &problem, &problem.conditions[0], &mut pts, &draw, &mut work, grad).unwrap()
-        };
+        let x = points(1, d, 0.3, 5);
+        let mut pts = x.clone();
         let mut grad = vec![0.0; net.num_params()];
-        let loss = loss_of(&net, &mut grad);
-        // independent: u and its partials by nested duals of ψN; f and ∂_j f from the closed form
-        let mut want = 0.0;
-        for p in 0..3 {
-            let x = &xs[p * d..(p + 1) * d];
-            let part = |i: &[usize]| mixed_partial_ball(&net, x, i);
-            let u = part(&[]);
-            let (fu, dfu, _) = eq.nonlinearity(u);
-            let mut df = [0.0; 2];
-            let f = eq.source_with_partials(x, &[2, 4], &mut df).unwrap();
-            let r = 3.0 * (part(&[1, 1]) + part(&[4, 4])) + fu - f;
-            let g1 = part(&[1, 1, 2]) + dfu * part(&[2]) - df[0];
-            let g2 = part(&[4, 4, 4]) + dfu * part(&[4]) - df[1];
-            want += (r * r + 0.1 * (g1 * g1 + g2 * g2) / 2.0) / 3.0;
+        let mut work = ResidualWork::default();
+        let loss = condition_step(
+            &net,
+            &problem,
+            &problem.conditions[0],
+            &mut pts,
+            &draw,
+            &mut work,
+            &mut grad,
+        )
+        .unwrap();
+        let residual = |y: &[f64]| {
+            let lap: f64 = (0..d).map(|i| mixed_partial_ball(&net, y, &[i, i])).sum();
+            lap + eq.nonlinearity(mixed_partial_ball(&net, y, &[])).0 - eq.source(y)
+        };
+        let h = 1e-4;
+        let mut want = residual(&x).powi(2);
+        let mut terms = 0.0;
+        for &j in &js {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[j] += h;
+            xm[j] -= h;
+            terms += ((residual(&xp) - residual(&xm)) / (2.0 * h)).powi(2);
         }
-        assert!(rel_err(loss, want, 1e-12) < 1e-9, "{name}: gPINN loss {loss} vs {want}");
-        check_gradient(&net, &grad, |n| loss_of(n, &mut vec![0.0; n.num_params()]), name);
+        want += terms / d as f64;
+        // central differences: O(h²) ≈ 1e-8 relative
+        assert!(rel_err(loss, want, 1e-9) < 1e-6, "{name}: {loss} vs {want}");
     }
 }
 

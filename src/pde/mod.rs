@@ -19,8 +19,8 @@ pub mod vecmath;
 pub use ball::{BallProblem, Nonlinearity, Solution};
 pub use parabolic::{Parabolic, ParabolicKind};
 pub use problem::{
-    Condition, CubePoisson, Domain, EquationSolution, Evaluation, ExactValue, FormulaResidual, FormulaValue, Problem,
-    ProblemSettings, Target, Term,
+    Condition, CubePoisson, Domain, EquationSolution, Evaluation, ExactValue, FormulaResidual, FormulaValue, GpinnForm,
+    Problem, ProblemSettings, Target, Term,
 };
 pub use sampler::{BallSampler, SamplerKind};
 
@@ -106,7 +106,7 @@ macro_rules! ball_entry {
                 let mut p = BallProblem::from_name($name, s.dim, s.problem_seed).expect("registered ball problem");
                 p.compat_three_body_source = s.options.compat_three_body_source;
                 let gpinn = (s.gpinn_weight > 0.0).then_some(s.gpinn_weight);
-                Problem::elliptic(std::sync::Arc::new(p), s.batch, s.sampler, gpinn)
+                Problem::elliptic(std::sync::Arc::new(p), s.batch, s.sampler, gpinn).with_gpinn_form(s.gpinn_form)
             },
         }
     };

@@ -275,6 +275,32 @@ pub struct FormulaResidual {
     pub weight: f64,
 }
 
+/// How the gPINN term combines the Laplacian's index set `I` and the independent gradient set
+/// `J` (`|I| = |J| = R`; spec §6.2), with `g_ij = u_iij + F'(u)u_j − ∂_j f`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GpinnForm {
+    /// `c·mean_k g_{i_k j_k}²` over the zipped pairs (the reference code; default).
+    #[default]
+    Zipped,
+    /// `c·Σ_{j∈J} Σ_{i∈I} g_ij²`: the paper's printed double sum, without normalisation (R² jets).
+    DoubleSum,
+    /// `c·mean_{j∈J} ĝ_j²` with `ĝ_j = (d/R) Σ_{i∈I} u_iij + F'(u)u_j − ∂_j f`, unbiased for
+    /// `∂_j R` (so it vanishes at the exact solution in expectation; R² jets).
+    Consistent,
+}
+
+impl GpinnForm {
+    /// `zipped`, `double-sum` or `consistent`.
+    pub fn parse(name: &str) -> Option<GpinnForm> {
+        match name {
+            "zipped" => Some(GpinnForm::Zipped),
+            "double-sum" => Some(GpinnForm::DoubleSum),
+            "consistent" => Some(GpinnForm::Consistent),
+            _ => None,
+        }
+    }
+}
+
 /// What must vanish on a condition's points.
 #[derive(Clone)]
 pub enum Term {
@@ -287,6 +313,8 @@ pub enum Term {
         equation: Arc<dyn Equation>,
         /// The amortised gPINN term (spec §6.2): its weight `c_gPINN`, or `None`.
         gpinn: Option<f64>,
+        /// How the gPINN term combines its index sets.
+        gpinn_form: GpinnForm,
     },
     /// `mean (u − g)² + gradient_weight · mean over points and coordinates of (∂_i u − ∂_i g)²`
     /// over the `d` spatial coordinates (the parabolic terminal loss, spec §7.4, with the exact
@@ -385,6 +413,7 @@ impl Problem {
                     operator: Operator::laplacian(),
                     equation: equation.clone(),
                     gpinn,
+                    gpinn_form: GpinnForm::Zipped,
                 },
             }],
             offset: None,
@@ -393,6 +422,16 @@ impl Problem {
                 solution: Arc::new(EquationSolution(equation)),
             },
         }
+    }
+
+    /// The same problem with its gPINN terms in `form`.
+    pub fn with_gpinn_form(mut self, form: GpinnForm) -> Problem {
+        for c in &mut self.conditions {
+            if let Term::Residual { gpinn_form, .. } = &mut c.term {
+                *gpinn_form = form;
+            }
+        }
+        self
     }
 
     /// A semilinear parabolic problem (spec §7): `∂_t u + Δ_x u + F(u) = 0` on `batch` interior
@@ -429,6 +468,7 @@ impl Problem {
                         operator,
                         equation: eq.clone(),
                         gpinn: None,
+                        gpinn_form: GpinnForm::Zipped,
                     },
                 },
                 Condition {
@@ -513,6 +553,7 @@ impl Problem {
                         operator: Operator::laplacian(),
                         equation: eq.clone(),
                         gpinn: None,
+                        gpinn_form: GpinnForm::Zipped,
                     },
                 },
                 Condition {
@@ -550,6 +591,8 @@ pub struct ProblemSettings {
     pub sampler: SamplerKind,
     /// gPINN weight (0: none).
     pub gpinn_weight: f64,
+    /// How the gPINN term combines its index sets.
+    pub gpinn_form: GpinnForm,
     /// Horizon `T` (parabolic problems).
     pub horizon: f64,
     /// Terminal points per step (parabolic problems).

@@ -1,7 +1,7 @@
 //! Training configuration: defaults (the paper's protocol), TOML files, validation.
 
 use crate::pde::custom::PdeSpec;
-use crate::pde::{Problem, ProblemOptions, ProblemSettings, SamplerKind, equation_names, lookup};
+use crate::pde::{GpinnForm, Problem, ProblemOptions, ProblemSettings, SamplerKind, equation_names, lookup};
 use crate::train::optim::Schedule;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +64,8 @@ pub struct TrainConfig {
     /// Weight `c_gPINN` of the gradient-enhanced term (two-body equations; 0 = none; the paper
     /// uses 0.1 with 20 000 steps).
     pub gpinn_weight: f64,
+    /// How the gPINN term combines its index sets: `zipped` (default), `double-sum`, `consistent`.
+    pub gpinn_form: String,
     /// Horizon `T` of the parabolic problems.
     pub horizon: f64,
     /// Terminal points per step (parabolic problems).
@@ -121,6 +123,7 @@ impl Default for TrainConfig {
             precision: "f32".into(),
             collapsed: true,
             gpinn_weight: 0.0,
+            gpinn_form: "zipped".into(),
             horizon: 0.3,
             terminal_batch: 20,
             terminal_weight: 20.0,
@@ -296,6 +299,22 @@ impl TrainConfig {
                 self.gpinn_weight
             ));
         }
+        match GpinnForm::parse(&self.gpinn_form) {
+            None => {
+                return Err(format!(
+                    "unknown --gpinn-form '{}' (expected zipped, double-sum or consistent)",
+                    self.gpinn_form
+                ));
+            }
+            Some(GpinnForm::Zipped) => {}
+            Some(_) if self.gpinn_weight == 0.0 => {
+                return Err(format!(
+                    "--gpinn-form {} needs a gPINN term (--gpinn-weight > 0)",
+                    self.gpinn_form
+                ));
+            }
+            Some(_) => {}
+        }
         if self.gpinn_weight > 0.0 {
             if !entry.gradient_term {
                 return Err(format!(
@@ -408,6 +427,7 @@ impl TrainConfig {
             batch: self.batch,
             sampler: self.sampler,
             gpinn_weight: self.gpinn_weight,
+            gpinn_form: GpinnForm::parse(&self.gpinn_form).unwrap_or_default(),
             horizon: self.horizon,
             terminal_batch: self.terminal_batch,
             terminal_weight: self.terminal_weight,
@@ -432,8 +452,14 @@ impl TrainConfig {
         let dirs = if self.method == "exact" {
             d
         } else if self.gpinn_weight > 0.0 {
-            // 7-jets: the orders count like 3.5 second-order directions each
-            self.rand_batch as f64 * 4.0
+            // 7-jets: the orders count like 3.5 second-order directions each; R² of them for the
+            // forms over all of I × J
+            let pairs = if self.gpinn_form == "zipped" {
+                1.0
+            } else {
+                self.rand_batch as f64
+            };
+            self.rand_batch as f64 * pairs * 4.0
         } else {
             self.rand_batch as f64 * if self.unbiased { 2.0 } else { 1.0 }
         };

@@ -22,7 +22,7 @@ use crate::nn::{Ansatz, CollapsedTape, Mlp, NnError, Tape};
 use crate::operator::{EvalError, MultiPlan, PlanBuilder, PlanPass, ProbeDirection, ProbePlan};
 use crate::pde::formula::Formula;
 use crate::pde::vecmath::sum_squares;
-use crate::pde::{Condition, Equation, FormulaResidual, Problem, Target, Term};
+use crate::pde::{Condition, Equation, FormulaResidual, GpinnForm, Problem, Target, Term};
 use crate::real::{Real, Slice};
 use rayon::prelude::*;
 
@@ -214,7 +214,12 @@ fn condition_loss<T: Real>(
     let ansatz = problem.ansatz;
     let weight = cond.weight * share;
     match &cond.term {
-        Term::Residual { equation, gpinn, .. } => {
+        Term::Residual {
+            equation,
+            gpinn,
+            gpinn_form,
+            ..
+        } => {
             if problem.offset.is_some() {
                 return Err(NnError::Architecture(
                     "an equation residual does not support an offset; write the problem's residuals as formulas".into(),
@@ -224,7 +229,7 @@ fn condition_loss<T: Real>(
                 net,
                 ansatz,
                 equation.as_ref(),
-                gpinn.unwrap_or(0.0),
+                (gpinn.unwrap_or(0.0), *gpinn_form),
                 weight,
                 points,
                 draw,
@@ -378,6 +383,69 @@ fn formula_loss<T: Real>(
     Ok(weight * loss)
 }
 
+/// The gPINN terms of one step (spec §6.2), each `g = Σ_t a_t·u_{i_t i_t j} + F'(u)u_j − ∂_j f`
+/// for one pair's `j`, over the pairs `(i_k, j_k)` (the Laplacian's `I` zipped with `J`).
+struct GpinnTerms {
+    /// The `(i, j)` of every third-order partial read.
+    third: Vec<(usize, usize)>,
+    /// The terms.
+    list: Vec<GpinnTerm>,
+    /// The weight of each `g²` in the loss besides `c_gPINN` and the mean over points.
+    weight: f64,
+}
+
+struct GpinnTerm {
+    /// `(index into GpinnTerms::third, coefficient)`.
+    third: Vec<(usize, f64)>,
+    /// The pair whose `j` (and `u_j`, `∂_j f`) the term reads.
+    pair: usize,
+}
+
+impl GpinnTerms {
+    fn new(form: GpinnForm, pairs: &[(usize, usize)], d: usize) -> GpinnTerms {
+        let r = pairs.len();
+        let is = || pairs.iter().map(|&(i, _)| i);
+        match form {
+            GpinnForm::Zipped => GpinnTerms {
+                third: pairs.to_vec(),
+                list: (0..r)
+                    .map(|k| GpinnTerm {
+                        third: vec![(k, 1.0)],
+                        pair: k,
+                    })
+                    .collect(),
+                weight: 1.0 / r.max(1) as f64,
+            },
+            GpinnForm::DoubleSum | GpinnForm::Consistent => {
+                // every (i, j) of I × J: entry b·R + a for i = i_a, j = j_b
+                let third = pairs.iter().flat_map(|&(_, j)| is().map(move |i| (i, j))).collect();
+                let list = if form == GpinnForm::DoubleSum {
+                    (0..r * r)
+                        .map(|t| GpinnTerm {
+                            third: vec![(t, 1.0)],
+                            pair: t / r,
+                        })
+                        .collect()
+                } else {
+                    let scale = d as f64 / r.max(1) as f64;
+                    (0..r)
+                        .map(|b| GpinnTerm {
+                            third: (0..r).map(|a| (b * r + a, scale)).collect(),
+                            pair: b,
+                        })
+                        .collect()
+                };
+                let weight = if form == GpinnForm::DoubleSum {
+                    1.0
+                } else {
+                    1.0 / r.max(1) as f64
+                };
+                GpinnTerms { third, list, weight }
+            }
+        }
+    }
+}
+
 /// `(f(x), ψ(x))` of an equation residual at one point: the source and, for the unit-ball
 /// ansatz, `ψ = 1 − ‖x‖²` (from the same pass over `x` in f32); `psi` is kept otherwise.
 fn source_and_psi<T: Real>(eq: &dyn Equation, unit_ball: bool, x: &[T], psi: f64) -> (f64, f64) {
@@ -412,7 +480,7 @@ fn residual_loss<T: Real>(
     net: &Mlp<T>,
     ansatz: Ansatz,
     eq: &dyn Equation,
-    gpinn: f64,
+    (gpinn, form): (f64, GpinnForm),
     weight: f64,
     points: &mut Vec<T>,
     draw: &ConditionDraw,
@@ -477,17 +545,23 @@ fn residual_loss<T: Real>(
         work.network_s += t_network.elapsed().as_secs_f64();
         return loss;
     }
-    // quantities: the draws of L, then u_{i i j} and u_j per gPINN pair
+    // quantities: the draws of L, then the third-order partials u_{i i j} of the gPINN terms,
+    // then u_j per pair (its j is the source partial's)
+    let terms = GpinnTerms::new(form, &draw.pairs, d);
     let mut plans = draw.plans.clone();
-    for extra in [0, 1] {
-        for &(i, j) in &draw.pairs {
-            let mut b = PlanBuilder::new();
-            let index = if extra == 0 { vec![i, i, j] } else { vec![j] };
-            b.add_partial(1.0, &index)
-                .map_err(|e| NnError::Architecture(e.to_string()))?;
-            plans.push(b.finish());
-        }
+    let partial = |index: &[usize]| -> Result<ProbePlan, NnError> {
+        let mut b = PlanBuilder::new();
+        b.add_partial(1.0, index)
+            .map_err(|e| NnError::Architecture(e.to_string()))?;
+        Ok(b.finish())
+    };
+    for &(i, j) in &terms.third {
+        plans.push(partial(&[i, i, j])?);
     }
+    for &(_, j) in &draw.pairs {
+        plans.push(partial(&[j])?);
+    }
+    let n_third = terms.third.len();
     let plan = MultiPlan::new(plans);
     let q = plan.quantities.len();
     work.pass
@@ -500,7 +574,7 @@ fn residual_loss<T: Real>(
         )
         .map_err(eval_err)?;
     let inv_n = 1.0 / n as f64;
-    let c_g = gpinn / r_pairs.max(1) as f64;
+    let c_g = gpinn;
     let mut cot = vec![0.0; n * q];
     let mut cot_u = vec![0.0; n];
     let mut loss = 0.0;
@@ -522,13 +596,16 @@ fn residual_loss<T: Real>(
             c[1] = r[0] * inv_n;
             cot_u[p] = (r[0] + r[1]) * dfu * inv_n;
         }
-        for k in 0..r_pairs {
-            let (third, first) = (draws + k, draws + r_pairs + k);
-            let (u3, u1) = (work.pass.value(p, third), work.pass.value(p, first));
-            let gk = u3 + dfu * u1 - work.source_partials[p * r_pairs + k];
-            loss += c_g * gk * gk * inv_n;
-            let dg = 2.0 * c_g * gk * inv_n;
-            c[third] += dg;
+        for term in &terms.list {
+            let first = draws + n_third + term.pair;
+            let u1 = work.pass.value(p, first);
+            let u3: f64 = term.third.iter().map(|&(t, a)| a * work.pass.value(p, draws + t)).sum();
+            let g = u3 + dfu * u1 - work.source_partials[p * r_pairs + term.pair];
+            loss += c_g * terms.weight * g * g * inv_n;
+            let dg = 2.0 * c_g * terms.weight * g * inv_n;
+            for &(t, a) in &term.third {
+                c[draws + t] += dg * a;
+            }
             c[first] += dg * dfu;
             cot_u[p] += dg * ddfu * u1;
         }
