@@ -60,7 +60,8 @@ pub struct ResidualWork<T> {
 impl<T> ResidualWork<T> {
     /// What was computed where the points of the next condition step were drawn: the `(f, ψ)`
     /// of every point ([`point_source`]) and the primal block sums of a weight-shared first
-    /// stage; used by that step only, and only if there is one entry per point.
+    /// stage; taken by that step (an equation residual's), and used only if there is one entry
+    /// per point.
     pub fn set_drawn(&mut self, sources: Vec<(f64, f64)>, block_sums: Option<PrimalBlockSums<T>>) {
         self.point_sources = Some(sources);
         self.block_sums = block_sums;
@@ -184,24 +185,6 @@ pub fn condition_step<T: Real>(
 /// points over the batch's), so that the ranks' losses and gradients add up to the batch's.
 #[allow(clippy::too_many_arguments)]
 pub fn condition_part_step<T: Real>(
-    net: &Mlp<T>,
-    problem: &Problem,
-    cond: &Condition,
-    points: &mut Vec<T>,
-    draw: &ConditionDraw,
-    work: &mut ResidualWork<T>,
-    grad: &mut [T],
-    share: f64,
-) -> Result<f64, NnError> {
-    let loss = condition_loss(net, problem, cond, points, draw, work, grad, share);
-    // what was computed where these points were drawn serves this step only
-    work.point_sources = None;
-    work.block_sums = None;
-    loss
-}
-
-#[allow(clippy::too_many_arguments)]
-fn condition_loss<T: Real>(
     net: &Mlp<T>,
     problem: &Problem,
     cond: &Condition,
