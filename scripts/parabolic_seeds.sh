@@ -6,7 +6,8 @@
 #   bash scripts/parabolic_seeds.sh [steps] [seeds] [dims]      # defaults: 10000 "0 1 2" "10 100 1000"
 #
 # Interrupted runs are resumed from their last checkpoint (saved every 100 steps); finished ones
-# (summary.json present) are skipped. Folders: runs/parabolic-seeds/<equation>-d<d>-s<seed>;
+# (summary.json present here or in docs/runs/parabolic-seeds/, where each finished run's files but
+# the checkpoint are copied) are skipped. Folders: runs/parabolic-seeds/<equation>-d<d>-s<seed>;
 # one line per finished run is printed, and `python3 scripts/summarise.py runs/parabolic-seeds/*/`
 # tabulates them. The binary is copied first, so rebuilding meanwhile does not disturb the runs.
 set -euo pipefail
@@ -23,13 +24,16 @@ for d in $dims; do
   for eq in semilinear-heat allen-cahn-parabolic sine-gordon-parabolic; do
     for s in $seeds; do
       dir="$OUT/$eq-d$d-s$s"
-      if [[ -f "$dir/summary.json" ]]; then continue; fi
+      kept="docs/runs/parabolic-seeds/$eq-d$d-s$s"
+      if [[ -f "$dir/summary.json" || -f "$kept/summary.json" ]]; then continue; fi
       if [[ -f "$dir/checkpoint.safetensors" ]]; then
         "$bin" train --quiet --resume "$dir" > /dev/null
       else
         "$bin" train --quiet --overwrite --out "$dir" --equation "$eq" --dim "$d" --steps "$steps" \
           --seed "$s" > /dev/null
       fi
+      # the finished run's files without the checkpoint, kept in the repository
+      mkdir -p "$kept" && cp "$dir"/{summary.json,config.toml,metrics.csv,curves.png} "$kept/"
       python3 -c "import json; s=json.load(open('$dir/summary.json')); print('$eq d=$d seed=$s best %.3e final %.3e it/s %.1f' % (s['best_rel_l1'], s['final_rel_l1'], s['it_per_s']))"
     done
   done
