@@ -154,6 +154,11 @@ struct TrainArgs {
     /// consistent ((d/R)·Σ_I u_iij, unbiased for ∂_j of the residual); the last two push R² jets.
     #[arg(long)]
     gpinn_form: Option<String>,
+    /// Parabolic interior points: uniform (times t ~ U[0, T), default) or trajectory (all points
+    /// of discretised paths with 20 time steps, the reference code's option; --batch a multiple
+    /// of 20, e.g. 2000 = 100 paths).
+    #[arg(long)]
+    parabolic_sampler: Option<String>,
     /// Horizon T of the parabolic equations (default 0.3).
     #[arg(long)]
     horizon: Option<f64>,
@@ -223,7 +228,8 @@ impl TrainArgs {
             rand_batch => "--rand-batch", batch => "--batch", lr => "--lr", schedule => "--schedule",
             width => "--width", depth => "--depth", block_size => "--block-size", seed => "--seed",
             problem_seed => "--problem-seed", eval_every => "--eval-every", test_points => "--test-points",
-            gpinn_weight => "--gpinn-weight", gpinn_form => "--gpinn-form", horizon => "--horizon", terminal_batch => "--terminal-batch",
+            gpinn_weight => "--gpinn-weight", gpinn_form => "--gpinn-form",
+            parabolic_sampler => "--parabolic-sampler", horizon => "--horizon", terminal_batch => "--terminal-batch",
             terminal_weight => "--terminal-weight", terminal_gradient_weight => "--terminal-gradient-weight",
             boundary_batch => "--boundary-batch", boundary_weight => "--boundary-weight",
             clip_grad_norm => "--clip-grad-norm", out => "--out", pde => "--pde",
@@ -375,6 +381,7 @@ fn prepare_train(
         threads,
         gpinn_weight,
         gpinn_form,
+        parabolic_sampler,
         horizon,
         terminal_batch,
         terminal_weight,

@@ -138,6 +138,7 @@ fn planned_partials_of_the_ansatz_match_nested_duals() {
             sampler: stde::pde::SamplerKind::RadiusUniform,
             gpinn_weight: 0.0,
             gpinn_form: Default::default(),
+            path_steps: None,
             horizon: 0.3,
             terminal_batch: 20,
             terminal_weight: 20.0,

@@ -675,3 +675,52 @@ fn the_time_derivative_is_never_sampled_away() {
         assert!(p.probes.iter().any(|pr| pr.slots == [(1, ProbeDirection::Coord(d))]));
     }
 }
+
+/// The trajectory sampler: paths start at (0, 0), times lie on the grid mΔt, increments are
+/// N(0, 2Δt) per coordinate (moments within 5 standard errors, fixed seed), and a part of the
+/// batch that does not start at a path's beginning (another rank's share) gets the same bits as
+/// the whole batch.
+#[test]
+fn trajectory_points_follow_their_paths() {
+    let (d, steps, horizon) = (30usize, 20usize, 0.3);
+    let domain = Domain::ParabolicPaths { horizon, steps };
+    let stride = d + 1;
+    let paths = 200;
+    let n = paths * steps;
+    let mut all = vec![0.0f64; n * stride];
+    domain.fill_from(d, 9, 4, 0, &mut all);
+    let dt = horizon / steps as f64;
+    let (mut sum, mut sum2, mut count) = (0.0, 0.0, 0.0);
+    for q in 0..paths {
+        for m in 0..steps {
+            let x = &all[(q * steps + m) * stride..(q * steps + m + 1) * stride];
+            assert!((x[d] - m as f64 * dt).abs() < 1e-15, "time of point {m} of path {q}");
+            if m == 0 {
+                assert!(x[..d].iter().all(|&v| v == 0.0), "paths start at 0");
+            } else {
+                let prev = &all[(q * steps + m - 1) * stride..];
+                for i in 0..d {
+                    let inc = x[i] - prev[i];
+                    sum += inc;
+                    sum2 += inc * inc;
+                    count += 1.0;
+                }
+            }
+        }
+    }
+    let var = 2.0 * dt;
+    let mean = sum / count;
+    let second = sum2 / count;
+    // SE of the mean √(var/N); of the second moment √(2var²/N) for a normal
+    assert!(mean.abs() < 5.0 * (var / count).sqrt(), "mean {mean}");
+    assert!(
+        (second - var).abs() < 5.0 * (2.0 * var * var / count).sqrt(),
+        "variance {second} vs {var}"
+    );
+    // a part starting mid-path (and ending mid-path) has the whole batch's points
+    let (first, len) = (13usize, 50usize);
+    let mut part = vec![0.0f64; len * stride];
+    domain.fill_from(d, 9, 4, first, &mut part);
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&part), bits(&all[first * stride..(first + len) * stride]));
+}

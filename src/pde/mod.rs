@@ -135,6 +135,7 @@ macro_rules! parabolic_entry {
                     s.terminal_weight,
                     s.terminal_gradient_weight,
                 )
+                .with_path_sampler_if(s.path_steps)
             },
         }
     };

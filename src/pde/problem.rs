@@ -26,6 +26,16 @@ pub enum Domain {
         /// The horizon `T`.
         horizon: f64,
     },
+    /// Points of discretised paths (the reference code's trajectory sampler, spec §7.3 option):
+    /// `x_0 = 0`, `x_m = x_{m−1} + √(2Δt)·ξ_m`, `Δt = T/steps`; point `p` of a batch is
+    /// `(x_m, mΔt)` with `m = p mod steps` on path `⌊p/steps⌋` (each path its own stream), so
+    /// a batch of `P·steps` points holds `P` whole paths up to, not including, `t = T`.
+    ParabolicPaths {
+        /// The horizon `T`.
+        horizon: f64,
+        /// Time steps per path `n_t`.
+        steps: usize,
+    },
     /// `(x, T)` with `x = √(2T)·ξ` (spec §7.3).
     ParabolicTerminal {
         /// The horizon `T`.
@@ -93,6 +103,9 @@ impl Domain {
             crate::tensor::profile_count(crate::tensor::Work::Normals, points * d);
         }
         let stride = d + usize::from(self.has_time());
+        if let Domain::ParabolicPaths { horizon, steps } = *self {
+            return fill_paths(d, horizon, steps, (seed, batch, first), out, each);
+        }
         // draws point `p` into `x` from its own stream, then hands it to `each`
         let mut per_point = |draw: &(dyn Fn(&mut Xoshiro256PlusPlus, &mut [T]) + Sync)| -> Vec<R> {
             out.par_chunks_mut(stride.max(1))
@@ -152,6 +165,7 @@ impl Domain {
                 BallSampler::sphere_point(rng, &mut x[..d]);
                 x[d] = T::c(rng.random::<f64>() * horizon);
             }),
+            Domain::ParabolicPaths { .. } => unreachable!("drawn by fill_paths above"),
             Domain::ParabolicInterior { horizon } | Domain::ParabolicTerminal { horizon } => {
                 let terminal = matches!(self, Domain::ParabolicTerminal { .. });
                 per_point(&|rng, x| {
@@ -176,6 +190,7 @@ impl Domain {
         matches!(
             self,
             Domain::ParabolicInterior { .. }
+                | Domain::ParabolicPaths { .. }
                 | Domain::ParabolicTerminal { .. }
                 | Domain::BallTime { .. }
                 | Domain::BallTerminal { .. }
@@ -184,6 +199,68 @@ impl Domain {
                 | Domain::GaussianTerminal { .. }
         )
     }
+}
+
+/// [`Domain::ParabolicPaths`]: whole paths in parallel where the batch part holds whole paths
+/// (`first` and the length multiples of `steps`), else each point from its path's prefix (the
+/// same draws, the same additions, so the same bits).
+fn fill_paths<T, R, F>(d: usize, horizon: f64, steps: usize, key: (u64, u64, usize), out: &mut [T], each: F) -> Vec<R>
+where
+    T: crate::Real,
+    R: Send,
+    F: Fn(&[T]) -> R + Sync,
+{
+    let (seed, batch, first) = key;
+    let (stride, steps) = (d + 1, steps.max(1));
+    let dt = horizon / steps as f64;
+    let sd = (2.0 * dt).sqrt();
+    let step = |rng: &mut Xoshiro256PlusPlus, x: &mut [T]| {
+        for v in x[..d].iter_mut() {
+            let g: f64 = StandardNormal.sample(rng);
+            *v += T::c(sd * g);
+        }
+    };
+    let whole = first.is_multiple_of(steps) && (out.len() / stride).is_multiple_of(steps);
+    if whole {
+        let per_path: Vec<Vec<R>> = out
+            .par_chunks_mut(stride * steps)
+            .enumerate()
+            .map(|(q, path)| {
+                let mut rng = stream(seed, batch, (first / steps + q) as u64);
+                let mut results = Vec::with_capacity(steps);
+                let mut prev: Option<usize> = None;
+                for m in 0..steps {
+                    let (done, rest) = path.split_at_mut(m * stride);
+                    let x = &mut rest[..stride];
+                    match prev {
+                        None => x.fill(T::zero()),
+                        Some(p) => {
+                            x.copy_from_slice(&done[p * stride..(p + 1) * stride]);
+                            step(&mut rng, x);
+                        }
+                    }
+                    prev = Some(m);
+                    x[d] = T::c(m as f64 * dt);
+                    results.push(each(x));
+                }
+                results
+            })
+            .collect();
+        return per_path.into_iter().flatten().collect();
+    }
+    out.par_chunks_mut(stride)
+        .enumerate()
+        .map(|(p, x)| {
+            let g = first + p;
+            let mut rng = stream(seed, batch, (g / steps) as u64);
+            x.fill(T::zero());
+            for _ in 0..g % steps {
+                step(&mut rng, x);
+            }
+            x[d] = T::c((g % steps) as f64 * dt);
+            each(x)
+        })
+        .collect()
 }
 
 /// A terminal (or boundary) target `g` and its spatial gradient.
@@ -424,6 +501,25 @@ impl Problem {
         }
     }
 
+    /// The same problem with its time-dependent interior points drawn along discretised paths
+    /// of `steps` time steps ([`Domain::ParabolicPaths`]) instead of at uniform times.
+    pub fn with_path_sampler(mut self, steps: usize) -> Problem {
+        for c in &mut self.conditions {
+            if let Domain::ParabolicInterior { horizon } = c.domain {
+                c.domain = Domain::ParabolicPaths { horizon, steps };
+            }
+        }
+        self
+    }
+
+    /// [`Problem::with_path_sampler`] when `steps` is given, else the problem as it is.
+    pub fn with_path_sampler_if(self, steps: Option<usize>) -> Problem {
+        match steps {
+            Some(n) => self.with_path_sampler(n),
+            None => self,
+        }
+    }
+
     /// The same problem with its gPINN terms in `form`.
     pub fn with_gpinn_form(mut self, form: GpinnForm) -> Problem {
         for c in &mut self.conditions {
@@ -593,6 +689,9 @@ pub struct ProblemSettings {
     pub gpinn_weight: f64,
     /// How the gPINN term combines its index sets.
     pub gpinn_form: GpinnForm,
+    /// Parabolic problems: interior points along discretised paths of this many time steps
+    /// (`None`: at uniform times).
+    pub path_steps: Option<usize>,
     /// Horizon `T` (parabolic problems).
     pub horizon: f64,
     /// Terminal points per step (parabolic problems).

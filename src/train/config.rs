@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 /// The most worker threads a run may ask for (each has its own stack; far beyond any core count).
 pub const MAX_THREADS: usize = 4096;
 
+/// Time steps per path of the trajectory sampler (the reference code's `n_t`, spec §7.3).
+pub const PATH_STEPS: usize = 20;
+
 /// Everything that defines a training run (written resolved to `config.toml` in the run folder).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -66,6 +69,9 @@ pub struct TrainConfig {
     pub gpinn_weight: f64,
     /// How the gPINN term combines its index sets: `zipped` (default), `double-sum`, `consistent`.
     pub gpinn_form: String,
+    /// Parabolic interior points: `uniform` times (default) or `trajectory`, along discretised
+    /// paths of 20 time steps (the reference code's option; `--batch` a multiple of 20).
+    pub parabolic_sampler: String,
     /// Horizon `T` of the parabolic problems.
     pub horizon: f64,
     /// Terminal points per step (parabolic problems).
@@ -124,6 +130,7 @@ impl Default for TrainConfig {
             collapsed: true,
             gpinn_weight: 0.0,
             gpinn_form: "zipped".into(),
+            parabolic_sampler: "uniform".into(),
             horizon: 0.3,
             terminal_batch: 20,
             terminal_weight: 20.0,
@@ -334,6 +341,27 @@ impl TrainConfig {
                 );
             }
         }
+        match self.parabolic_sampler.as_str() {
+            "uniform" => {}
+            "trajectory" if !entry.terminal => {
+                return Err(format!(
+                    "--parabolic-sampler trajectory draws the interior points of a parabolic equation; {} is not one",
+                    self.equation
+                ));
+            }
+            "trajectory" if !self.batch.is_multiple_of(PATH_STEPS) => {
+                return Err(format!(
+                    "--parabolic-sampler trajectory draws whole paths of {PATH_STEPS} points: --batch {} is not a multiple of {PATH_STEPS}",
+                    self.batch
+                ));
+            }
+            "trajectory" => {}
+            other => {
+                return Err(format!(
+                    "unknown --parabolic-sampler '{other}' (expected uniform or trajectory)"
+                ));
+            }
+        }
         if self.compat_batch_max_target && self.equation != "allen-cahn-parabolic" {
             return Err(format!(
                 "--compat-batch-max-target is the reference code's terminal target of allen-cahn-parabolic; {} has none",
@@ -428,6 +456,7 @@ impl TrainConfig {
             sampler: self.sampler,
             gpinn_weight: self.gpinn_weight,
             gpinn_form: GpinnForm::parse(&self.gpinn_form).unwrap_or_default(),
+            path_steps: (self.parabolic_sampler == "trajectory").then_some(PATH_STEPS),
             horizon: self.horizon,
             terminal_batch: self.terminal_batch,
             terminal_weight: self.terminal_weight,
