@@ -450,8 +450,17 @@ fn a_write_failure_on_rank_0_ends_the_job_without_a_hang() {
     let d = tmp();
     let out = d.path().join("run");
     let child = long_job(&out, Stdio::null());
-    // a directory where the next checkpoint's temporary file must go: its write fails
-    std::fs::create_dir(out.join("checkpoint.safetensors.tmp")).unwrap();
+    // a directory where the next checkpoint's temporary file must go: its write fails (while a
+    // checkpoint is being written its temporary file is there: wait until it has been renamed)
+    let blocker = out.join("checkpoint.safetensors.tmp");
+    let start = Instant::now();
+    while let Err(e) = std::fs::create_dir(&blocker) {
+        assert!(
+            e.kind() == std::io::ErrorKind::AlreadyExists && start.elapsed() < Duration::from_secs(20),
+            "{e}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
     let (o, took) = wait_within(child, Duration::from_secs(60));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
