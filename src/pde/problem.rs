@@ -228,18 +228,16 @@ where
             .map(|(q, path)| {
                 let mut rng = stream(seed, batch, (first / steps + q) as u64);
                 let mut results = Vec::with_capacity(steps);
-                let mut prev: Option<usize> = None;
                 for m in 0..steps {
+                    // point m starts from point m − 1 (the origin for m = 0)
                     let (done, rest) = path.split_at_mut(m * stride);
                     let x = &mut rest[..stride];
-                    match prev {
-                        None => x.fill(T::zero()),
-                        Some(p) => {
-                            x.copy_from_slice(&done[p * stride..(p + 1) * stride]);
-                            step(&mut rng, x);
-                        }
+                    if m == 0 {
+                        x.fill(T::zero());
+                    } else {
+                        x.copy_from_slice(&done[(m - 1) * stride..]);
+                        step(&mut rng, x);
                     }
-                    prev = Some(m);
                     x[d] = T::c(m as f64 * dt);
                     results.push(each(x));
                 }
