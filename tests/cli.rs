@@ -1147,3 +1147,50 @@ fn a_second_ctrl_c_ends_the_process_at_once() {
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert!(t.elapsed().as_secs() < 60);
 }
+
+/// A batch cut into slices (120 points: three slices of 40) trains to the same bits on one and on
+/// two threads: the cut depends on the batch alone and the slices are added in order.
+#[test]
+fn sliced_steps_give_the_same_run_on_one_and_two_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |threads: &str| {
+        let out = path(&tmp.path().join(format!("t{threads}")));
+        let args = [
+            "train",
+            "--quiet",
+            "--out",
+            &out,
+            "--dim",
+            "20",
+            "--batch",
+            "120",
+            "--width",
+            "16",
+            "--steps",
+            "12",
+            "--eval-every",
+            "4",
+            "--test-points",
+            "50",
+            "--threads",
+            threads,
+        ];
+        let (code, _, err) = stde(&args);
+        assert_eq!(code, 0, "{err}");
+        // every column but the wall clock
+        std::fs::read_to_string(std::path::Path::new(&out).join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                l.split(',')
+                    .enumerate()
+                    .filter(|(i, _)| *i != 5)
+                    .map(|(_, f)| f.to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert_eq!(one.len(), 13);
+    assert_eq!(one, two);
+}

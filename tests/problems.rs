@@ -9,7 +9,8 @@ use std::sync::Arc;
 use stde::nn::{Activation, Ansatz, Architecture, Mlp};
 use stde::operator::{Estimator, EstimatorKind, MultiPlan, Operator, PlanBuilder, PlanPass, ProbePlan};
 use stde::pde::{BallProblem, Condition, Domain, Equation, GpinnForm, Parabolic, Problem, SamplerKind, Term};
-use stde::train::residual::{ConditionDraw, ResidualWork, condition_step};
+use stde::train::residual::{ConditionDraw, ResidualWork, condition_step, point_source};
+use stde::train::slices::{Drawn, Slices};
 
 fn net(input: usize, seed: u64) -> Mlp<f64> {
     let arch = Architecture {
@@ -723,4 +724,112 @@ fn trajectory_points_follow_their_paths() {
     domain.fill_from(d, 9, 4, first, &mut part);
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&part), bits(&all[first * stride..(first + len) * stride]));
+}
+
+/// A batch cut into slices ([`Slices`]) gives the loss and the gradient of the whole batch in one
+/// step, for an elliptic residual (per-direction and collapsed, with the sources drawn beforehand,
+/// a weight-shared first layer, and the gPINN term), and for both conditions of a parabolic problem.
+#[test]
+fn sliced_steps_equal_the_whole_batch() {
+    let d = 6;
+    let ac = Arc::new(BallProblem::from_name("allen-cahn-two-body", d, 2).unwrap());
+    let heat = Parabolic::from_name("semilinear-heat", d).unwrap();
+    let cases: Vec<(&str, Problem, Option<usize>)> = vec![
+        (
+            "elliptic",
+            Problem::elliptic(ac.clone(), 7, SamplerKind::RadiusUniform, None),
+            None,
+        ),
+        (
+            "weight-shared",
+            Problem::elliptic(ac.clone(), 7, SamplerKind::RadiusUniform, None),
+            Some(2),
+        ),
+        (
+            "gpinn",
+            Problem::elliptic(ac.clone(), 7, SamplerKind::RadiusUniform, Some(0.1)),
+            None,
+        ),
+        ("parabolic", Problem::parabolic(heat, 0.3, 7, 7, 20.0, 0.05), None),
+    ];
+    let ranges = [0..3, 3..5, 5..7];
+    for (what, problem, block) in cases {
+        let din = problem.input_dim();
+        let arch = Architecture {
+            input_dim: din,
+            hidden: vec![12, 12],
+            output_dim: 1,
+            activation: Activation::Tanh,
+            block_size: block,
+        };
+        let net = Mlp::<f64>::new(arch, 4).unwrap();
+        for (c, cond) in problem.conditions.iter().enumerate() {
+            let draw = match &cond.term {
+                Term::Residual { operator, gpinn, .. } => {
+                    let mut est = Estimator::new(
+                        operator,
+                        din,
+                        EstimatorKind::Sparse(stde::operator::Sampling::Uniform),
+                        3,
+                    )
+                    .unwrap();
+                    let plans = vec![est.draw(&mut stde::pde::sampler::stream(1, 2, 3)).unwrap()];
+                    let pairs = if gpinn.is_some() {
+                        vec![(0, 1), (2, 2), (5, 3)]
+                    } else {
+                        vec![]
+                    };
+                    ConditionDraw { plans, pairs }
+                }
+                _ => ConditionDraw::default(),
+            };
+            let xs = points(7, din, 0.3, 11 + c as u64);
+            for collapsed in [false, true] {
+                let mut whole = ResidualWork::default();
+                whole.collapsed = collapsed;
+                let mut want = vec![0.0; net.num_params()];
+                let loss = condition_step(&net, &problem, cond, &mut xs.clone(), &draw, &mut whole, &mut want).unwrap();
+                // the sliced step, with whatever is computed at draw time
+                let drawn = point_source::<f64>(&problem, cond).map(|source| {
+                    let mut pre = vec![Vec::new(); 7];
+                    let sources = xs
+                        .chunks_exact(din)
+                        .zip(&mut pre)
+                        .map(|(x, p)| {
+                            net.block_pre_activation(x, p);
+                            source(x)
+                        })
+                        .collect();
+                    Drawn { sources, pre }
+                });
+                let mut work = ResidualWork::default();
+                work.collapsed = collapsed;
+                // a gradient that already holds another condition's part keeps it
+                let mut got = vec![0.5; net.num_params()];
+                let mut slices = Slices::default();
+                let sliced = slices
+                    .step(
+                        &net,
+                        &problem,
+                        cond,
+                        (&xs, &ranges, 7),
+                        drawn,
+                        &draw,
+                        &mut work,
+                        &mut got,
+                    )
+                    .unwrap();
+                let tag = format!("{what} condition {c} collapsed {collapsed}");
+                assert!(rel_err(sliced, loss, 1e-12) < 1e-12, "{tag}: loss {sliced} vs {loss}");
+                let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - 0.5 - w).abs() <= 1e-12 * scale,
+                        "{tag}: ∂/∂θ[{i}] {} vs {w}",
+                        g - 0.5
+                    );
+                }
+            }
+        }
+    }
 }

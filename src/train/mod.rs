@@ -6,6 +6,7 @@ pub mod optim;
 pub mod plot;
 pub mod residual;
 pub mod run;
+pub mod slices;
 
 pub use config::TrainConfig;
 pub use run::{PhaseTimes, RunOptions, Summary, TrainError, train};

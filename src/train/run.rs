@@ -11,6 +11,7 @@ use super::config::TrainConfig;
 use super::optim::{Adam, Schedule};
 use super::plot;
 use super::residual::{ConditionDraw, ResidualWork, condition_part_step, point_source, predict};
+use super::slices::{Drawn, Slices, slice_ranges};
 use crate::dist::Group;
 use crate::nn::checkpoint;
 use crate::nn::{Architecture, Mlp, Tape};
@@ -876,6 +877,12 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     // this rank's part of each condition's batch, and its share of the batch's mean
     let parts: Vec<std::ops::Range<usize>> = problem.conditions.iter().map(|c| group.share(c.points)).collect();
     let mut points: Vec<Vec<T>> = parts.iter().map(|r| vec![T::zero(); r.len() * din]).collect();
+    // each part cut into slices that run side by side where that pays (small networks)
+    let slices: Vec<Vec<std::ops::Range<usize>>> = parts
+        .iter()
+        .map(|r| slice_ranges(r.len(), din, net.num_params()))
+        .collect();
+    let mut sliced = Slices::default();
     let quiet = opts.quiet || !group.is_root();
     let silent = opts.silent || !group.is_root();
     if !quiet && let Evaluation::PointValue { reference: None, .. } = problem.evaluation {
@@ -912,6 +919,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         let mut loss = 0.0;
         for (c, cond) in problem.conditions.iter().enumerate() {
             let t_sample = Instant::now();
+            let mut sliced_drawn = None;
             // condition 0 keeps the stream key the elliptic trainer always used
             let batch = (RESIDUAL ^ ((c as u64) << 4)) ^ ((k as u64) << 8);
             if let Some(source) = point_source::<T>(&problem, cond) {
@@ -938,8 +946,12 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
                     sums_ns.into_inner() as f64 * per_thread,
                 );
                 let (sources, pre): (Vec<(f64, f64)>, Vec<Vec<T>>) = drawn.into_iter().unzip();
-                let block_sums = net.primal_block_sums(pre.concat());
-                work.set_drawn(sources, block_sums);
+                if slices[c].len() > 1 {
+                    sliced_drawn = Some(Drawn { sources, pre });
+                } else {
+                    let block_sums = net.primal_block_sums(pre.concat());
+                    work.set_drawn(sources, block_sums);
+                }
                 work.source_s += source_s;
                 work.network_s += sums_s;
                 sample_s += t_sample.elapsed().as_secs_f64() - source_s - sums_s;
@@ -953,8 +965,13 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             } else {
                 local(group, draw_condition(cfg, cond, &mut estimators[c], c, k))?
             };
-            let share = parts[c].len() as f64 / cond.points as f64;
-            let part = condition_part_step(&net, &problem, cond, &mut points[c], &draw, &mut work, &mut grad, share);
+            let part = if slices[c].len() > 1 {
+                let cut = (&points[c][..], &slices[c][..], cond.points);
+                sliced.step(&net, &problem, cond, cut, sliced_drawn, &draw, &mut work, &mut grad)
+            } else {
+                let share = parts[c].len() as f64 / cond.points as f64;
+                condition_part_step(&net, &problem, cond, &mut points[c], &draw, &mut work, &mut grad, share)
+            };
             loss += local(group, part.map_err(TrainError::from))?;
         }
         // every rank's gradient and loss summed (in rank order), and whether any rank was
