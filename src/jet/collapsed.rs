@@ -179,24 +179,43 @@ pub fn collapsed_activation_forward<T: Real>(
             || vec![T::zero(); w],
             |sumsq, (p, (((yp, y1), ys), ((g0, h2), h3)))| {
                 local_row(rule, &z_primal[p * w..(p + 1) * w], yp, g0, h2, h3);
-                sumsq.fill(T::zero());
                 let zf = &z_first[p * dirs * w..(p + 1) * dirs * w];
-                for (d, (u, out)) in zf.chunks_exact(w).zip(y1.chunks_exact_mut(w)).enumerate() {
-                    for f in 0..w {
-                        out[f] = g0[f] * u[f];
-                    }
-                    if d < summed {
-                        for f in 0..w {
-                            sumsq[f] += u[f] * u[f];
-                        }
-                    }
-                }
                 let zs = &z_sum2[p * w..(p + 1) * w];
-                for f in 0..w {
-                    ys[f] = g0[f] * zs[f] + h2[f] * sumsq[f];
-                }
+                forward_point((g0, h2), (zf, zs), (y1, ys), sumsq, summed);
             },
         );
+}
+
+/// One point's rows of [`collapsed_activation_forward`]: `y₁,d = g₀ u₁,d` and
+/// `sum2_y = g₀ sum2_u + h₂ Σ_{d < summed} u₁,d²` (`sumsq`: scratch of one row).
+#[inline(always)]
+fn forward_point_lanes<T: Real>(
+    (g0, h2): (&[T], &[T]),
+    (zf, zs): (&[T], &[T]),
+    (y1, ys): (&mut [T], &mut [T]),
+    sumsq: &mut [T],
+    summed: usize,
+) {
+    let w = g0.len();
+    sumsq.fill(T::zero());
+    for (d, (u, out)) in zf.chunks_exact(w).zip(y1.chunks_exact_mut(w)).enumerate() {
+        for ((o, &g), &v) in out.iter_mut().zip(g0).zip(u) {
+            *o = g * v;
+        }
+        if d < summed {
+            for (q, &v) in sumsq.iter_mut().zip(u) {
+                *q += v * v;
+            }
+        }
+    }
+    for (((y, &g), &z), (&h, &q)) in ys.iter_mut().zip(g0).zip(zs).zip(h2.iter().zip(sumsq.iter())) {
+        *y = g * z + h * q;
+    }
+}
+
+crate::widest_fn! {
+    /// [`forward_point_lanes`] in the widest vector registers this CPU has (the same bits).
+    fn forward_point<T: Real>(g: (&[T], &[T]), z: (&[T], &[T]), y: (&mut [T], &mut [T]), sumsq: &mut [T], summed: usize) -> () = forward_point_lanes
 }
 
 /// Backward of [`collapsed_activation_forward`] (row loops likewise).
@@ -212,7 +231,6 @@ pub fn collapsed_activation_backward<T: Real>(
     let summed = z.summed.min(dirs);
     let (lg, rest) = local.split_at(p_n * w);
     let (lh2, lh3) = rest.split_at(p_n * w);
-    let (two, three) = (T::c(2.0), T::c(3.0));
     let (zb_primal, zb_first, zb_sum2) = zbar.parts_mut();
     let (z_first, z_sum2) = (z.first(), z.sum2());
     let (yb_primal, yb_first, yb_sum2) = (ybar.primal(), ybar.first(), ybar.sum2());
@@ -224,46 +242,87 @@ pub fn collapsed_activation_backward<T: Real>(
         .for_each_init(
             || vec![T::zero(); 3 * w],
             |buf, (p, ((zp, z1), zs))| {
-                let (sumsq, rest) = buf.split_at_mut(w);
-                let (cross, twoh2s) = rest.split_at_mut(w);
                 let at = p * w..(p + 1) * w;
-                let (g, h2, h3) = (&lg[at.clone()], &lh2[at.clone()], &lh3[at.clone()]);
-                let s2bar = &yb_sum2[at.clone()];
-                sumsq.fill(T::zero());
-                cross.fill(T::zero());
-                for f in 0..w {
-                    twoh2s[f] = two * h2[f] * s2bar[f];
-                }
+                let local = (&lg[at.clone()], &lh2[at.clone()], &lh3[at.clone()]);
                 let rows = p * dirs * w..(p + 1) * dirs * w;
-                let (zf, yf) = (&z_first[rows.clone()], &yb_first[rows]);
-                for (d, ((u, yb), out)) in zf
-                    .chunks_exact(w)
-                    .zip(yf.chunks_exact(w))
-                    .zip(z1.chunks_exact_mut(w))
-                    .enumerate()
-                {
-                    if d < summed {
-                        for f in 0..w {
-                            out[f] = g[f] * yb[f] + twoh2s[f] * u[f];
-                            sumsq[f] += u[f] * u[f];
-                            cross[f] += yb[f] * u[f];
-                        }
-                    } else {
-                        for f in 0..w {
-                            out[f] = g[f] * yb[f];
-                            cross[f] += yb[f] * u[f];
-                        }
-                    }
-                }
-                let (yp, zs2) = (&yb_primal[at.clone()], &z_sum2[at]);
-                for f in 0..w {
-                    zs[f] = g[f] * s2bar[f];
-                    zp[f] = g[f] * yp[f]
-                        + two * h2[f] * cross[f]
-                        + s2bar[f] * (two * h2[f] * zs2[f] + three * h3[f] * sumsq[f]);
-                }
+                let z_in = (&z_first[rows.clone()], &z_sum2[at.clone()]);
+                let y_bar = (&yb_primal[at.clone()], &yb_first[rows], &yb_sum2[at]);
+                backward_point(local, z_in, y_bar, (zp, z1, zs), buf, summed);
             },
         );
+}
+
+/// One point's rows of [`collapsed_activation_backward`] (`buf`: scratch of three rows).
+#[inline(always)]
+fn backward_point_lanes<T: Real>(
+    (g, h2, h3): (&[T], &[T], &[T]),
+    (zf, zs2): (&[T], &[T]),
+    (yp, yf, s2bar): (&[T], &[T], &[T]),
+    (zp, z1, zs): (&mut [T], &mut [T], &mut [T]),
+    buf: &mut [T],
+    summed: usize,
+) {
+    let w = g.len();
+    let (two, three) = (T::c(2.0), T::c(3.0));
+    let (sumsq, rest) = buf.split_at_mut(w);
+    let (cross, twoh2s) = rest.split_at_mut(w);
+    sumsq.fill(T::zero());
+    cross.fill(T::zero());
+    for ((t, &h), &s) in twoh2s.iter_mut().zip(h2).zip(s2bar) {
+        *t = two * h * s;
+    }
+    for (d, ((u, yb), out)) in zf
+        .chunks_exact(w)
+        .zip(yf.chunks_exact(w))
+        .zip(z1.chunks_exact_mut(w))
+        .enumerate()
+    {
+        if d < summed {
+            let lanes = out
+                .iter_mut()
+                .zip(g)
+                .zip(yb)
+                .zip(u)
+                .zip(twoh2s.iter())
+                .zip(sumsq.iter_mut());
+            for ((((((o, &gf), &b), &v), &t), q), c) in lanes.zip(cross.iter_mut()) {
+                *o = gf * b + t * v;
+                *q += v * v;
+                *c += b * v;
+            }
+        } else {
+            for (((o, &gf), &b), (&v, c)) in out.iter_mut().zip(g).zip(yb).zip(u.iter().zip(cross.iter_mut())) {
+                *o = gf * b;
+                *c += b * v;
+            }
+        }
+    }
+    // one length for every row: no bounds checks in the loop
+    let (zs, zp, yp, s2bar, cross, sumsq) = (
+        &mut zs[..w],
+        &mut zp[..w],
+        &yp[..w],
+        &s2bar[..w],
+        &cross[..w],
+        &sumsq[..w],
+    );
+    let (h2, h3, zs2) = (&h2[..w], &h3[..w], &zs2[..w]);
+    for f in 0..w {
+        zs[f] = g[f] * s2bar[f];
+        zp[f] = g[f] * yp[f] + two * h2[f] * cross[f] + s2bar[f] * (two * h2[f] * zs2[f] + three * h3[f] * sumsq[f]);
+    }
+}
+
+crate::widest_fn! {
+    /// [`backward_point_lanes`] in the widest vector registers this CPU has (the same bits).
+    fn backward_point<T: Real>(
+        local: (&[T], &[T], &[T]),
+        z: (&[T], &[T]),
+        y_bar: (&[T], &[T], &[T]),
+        z_bar: (&mut [T], &mut [T], &mut [T]),
+        buf: &mut [T],
+        summed: usize,
+    ) -> () = backward_point_lanes
 }
 
 /// Collapsed affine layer `z = h·W + b`: one product over all rows, the bias on the primal only.
