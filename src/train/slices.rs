@@ -108,21 +108,30 @@ impl<T: Real> Slices<T> {
             let p = &mut self.points[s];
             p.clear();
             p.extend_from_slice(&points[r.start * din..r.end * din]);
-            self.grads[s].resize(grad.len(), T::zero());
+            if s > 0 {
+                self.grads[s].resize(grad.len(), T::zero());
+            }
         }
         let before: Vec<(f64, f64)> = self.works[..n].iter().map(|w| (w.source_s, w.network_s)).collect();
         let t = Instant::now();
+        // the first slice accumulates into `grad` itself, the others into their own zeroed copies
+        let mut targets: Vec<&mut [T]> = Vec::with_capacity(n);
+        targets.push(&mut *grad);
+        targets.extend(self.grads[1..n].iter_mut().map(|g| g.as_mut_slice()));
         let losses: Vec<Result<f64, NnError>> = self.works[..n]
             .par_iter_mut()
-            .zip(self.grads[..n].par_iter_mut())
+            .zip(targets.par_iter_mut())
             .zip(self.points[..n].par_iter_mut())
-            .zip(ranges.par_iter())
-            .map(|(((w, g), p), r)| {
-                g.fill(T::zero());
+            .zip(ranges.par_iter().enumerate())
+            .map(|(((w, g), p), (s, r))| {
+                if s > 0 {
+                    g.fill(T::zero());
+                }
                 let share = r.len() as f64 / batch as f64;
                 condition_part_step(net, problem, cond, p, draw, w, g, share)
             })
             .collect();
+        drop(targets);
         let wall = t.elapsed().as_secs_f64();
         let (mut source, mut total) = (0.0, 0.0);
         for (w, (s0, n0)) in self.works[..n].iter().zip(&before) {
@@ -132,8 +141,8 @@ impl<T: Real> Slices<T> {
         let source_share = if total > 0.0 { source / total } else { 0.0 };
         work.source_s += wall * source_share;
         work.network_s += wall * (1.0 - source_share);
-        // gradients added in slice order, chunk by chunk in parallel
-        let grads = &self.grads[..n];
+        // the other slices' gradients added in slice order, chunk by chunk in parallel
+        let grads = &self.grads[1..n];
         const CHUNK: usize = 1 << 14;
         grad.par_chunks_mut(CHUNK).enumerate().for_each(|(i, out)| {
             for g in grads {
