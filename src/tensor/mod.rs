@@ -8,6 +8,7 @@ use faer::linalg::matmul::matmul as faer_matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 use std::any::TypeId;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -17,6 +18,29 @@ static GEMM_FLOPS: AtomicU64 = AtomicU64::new(0);
 static SIN_COS: AtomicU64 = AtomicU64::new(0);
 static SIN_COS_SMALL: AtomicU64 = AtomicU64::new(0);
 static NORMALS: AtomicU64 = AtomicU64::new(0);
+/// Products in flight and when the first of them began: products that overlap (slices of a
+/// batch on several threads) count their wall time once.
+static IN_FLIGHT: Mutex<(usize, Option<Instant>)> = Mutex::new((0, None));
+
+/// Marks a product's start while profiling (see [`IN_FLIGHT`]).
+fn product_begins() {
+    let mut f = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+    if f.0 == 0 {
+        f.1 = Some(Instant::now());
+    }
+    f.0 += 1;
+}
+
+/// Marks a product's end: the last one in flight adds the wall time since the first began.
+fn product_ends() {
+    let mut f = IN_FLIGHT.lock().unwrap_or_else(|e| e.into_inner());
+    f.0 = f.0.saturating_sub(1);
+    if f.0 == 0
+        && let Some(start) = f.1.take()
+    {
+        GEMM_NANOS.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+}
 
 /// Non-product work the profile counts (the step bound's transcendental part).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,7 +70,8 @@ pub fn profile_count(work: Work, n: usize) {
 /// since the last [`profile_reset`].
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct GemmProfile {
-    /// Wall time inside products, seconds.
+    /// Wall time with at least one product in flight, seconds (overlapping products, e.g. of
+    /// slices on two threads, count once).
     pub seconds: f64,
     /// Floating-point operations (`2·m·n·k` per product).
     pub flops: f64,
@@ -248,7 +273,10 @@ unsafe fn gemm_raw<T: Real>(
     if m == 0 || n == 0 {
         return;
     }
-    let start = PROFILE.load(Ordering::Relaxed).then(Instant::now);
+    let profiled = PROFILE.load(Ordering::Relaxed);
+    if profiled {
+        product_begins();
+    }
     let (c, a, b) = (
         Strided {
             p: c,
@@ -310,8 +338,8 @@ unsafe fn gemm_raw<T: Real>(
             }
         }
     }
-    if let Some(start) = start {
-        GEMM_NANOS.fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    if profiled {
+        product_ends();
         GEMM_FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
     }
 }
