@@ -877,11 +877,6 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     // this rank's part of each condition's batch, and its share of the batch's mean
     let parts: Vec<std::ops::Range<usize>> = problem.conditions.iter().map(|c| group.share(c.points)).collect();
     let mut points: Vec<Vec<T>> = parts.iter().map(|r| vec![T::zero(); r.len() * din]).collect();
-    // each part cut into slices that run side by side where that pays (small networks)
-    let slices: Vec<Vec<std::ops::Range<usize>>> = parts
-        .iter()
-        .map(|r| slice_ranges(r.len(), din, net.num_params()))
-        .collect();
     let mut sliced = Slices::default();
     let quiet = opts.quiet || !group.is_root();
     let silent = opts.silent || !group.is_root();
@@ -918,6 +913,15 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         grad.par_chunks_mut(1 << 16).for_each(|g| g.fill(T::zero()));
         let mut loss = 0.0;
         for (c, cond) in problem.conditions.iter().enumerate() {
+            // the operator's draw first (its own streams): its jets per point size the slices
+            // that run side by side where that pays (small networks)
+            let draw = if estimators[c].is_empty() {
+                ConditionDraw::default()
+            } else {
+                local(group, draw_condition(cfg, cond, &mut estimators[c], c, k))?
+            };
+            let rows = draw.plans.iter().map(|p| p.probes.len()).sum::<usize>() + 2;
+            let cut = slice_ranges(parts[c].len(), din, net.num_params(), rows);
             let t_sample = Instant::now();
             let mut sliced_drawn = None;
             // condition 0 keeps the stream key the elliptic trainer always used
@@ -946,7 +950,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
                     sums_ns.into_inner() as f64 * per_thread,
                 );
                 let (sources, pre): (Vec<(f64, f64)>, Vec<Vec<T>>) = drawn.into_iter().unzip();
-                if slices[c].len() > 1 {
+                if cut.len() > 1 {
                     sliced_drawn = Some(Drawn { sources, pre });
                 } else {
                     let block_sums = net.primal_block_sums(pre.concat());
@@ -960,14 +964,9 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
                     .fill_from(problem.dim, cfg.seed, batch, parts[c].start, &mut points[c]);
                 sample_s += t_sample.elapsed().as_secs_f64();
             }
-            let draw = if estimators[c].is_empty() {
-                ConditionDraw::default()
-            } else {
-                local(group, draw_condition(cfg, cond, &mut estimators[c], c, k))?
-            };
-            let part = if slices[c].len() > 1 {
-                let cut = (&points[c][..], &slices[c][..], cond.points);
-                sliced.step(&net, &problem, cond, cut, sliced_drawn, &draw, &mut work, &mut grad)
+            let part = if cut.len() > 1 {
+                let parts = (&points[c][..], &cut[..], cond.points);
+                sliced.step(&net, &problem, cond, parts, sliced_drawn, &draw, &mut work, &mut grad)
             } else {
                 let share = parts[c].len() as f64 / cond.points as f64;
                 condition_part_step(&net, &problem, cond, &mut points[c], &draw, &mut work, &mut grad, share)
