@@ -3,7 +3,10 @@
 a Markdown table of best and final relative error as mean ± standard deviation (divisor n, the
 paper's convention), the number of runs, and median it/s. The error is the relative L2 over the
 test set, or for the parabolic problems the relative L1 of u(0, 0) against the reference value
-("metric" says which; "no ref" where none is published).
+("metric" says which; "no ref" where none is published). "loss jumps" counts the runs whose loss
+rose above 1000 times its median over the run's second tenth (a divergence that the best-over-
+evaluations metric hides), with the first step where it did, and "r" if the run recovered (its
+last tenth's median loss within 10 times that median).
 
     python3 scripts/summarise.py runs/*/
 """
@@ -12,6 +15,22 @@ import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+
+def loss_jump(metrics):
+    """The first step whose loss exceeds 1000 × the median loss over the run's second tenth, with
+    "r" appended if the last tenth's median is back within 10 ×; or None."""
+    rows = [l.split(",") for l in metrics.read_text().splitlines()[1:]]
+    losses = [(int(r[0]), float(r[1])) for r in rows if len(r) > 1]
+    n = len(losses)
+    if n < 20:
+        return None
+    base = statistics.median(v for _, v in losses[n // 10:n // 5])
+    step = next((k for k, v in losses[n // 5:] if not v <= 1000 * base), None)
+    if step is None:
+        return None
+    recovered = statistics.median(v for _, v in losses[-(n // 10):]) <= 10 * base
+    return f"{step}{'r' if recovered else ''}"
 
 
 def main(folders):
@@ -32,9 +51,10 @@ def main(folders):
         evals = [float(l.split(",")[col]) for l in (Path(folder) / "metrics.csv").read_text().splitlines()[1:]
                  if len(l.split(",")) > col and l.split(",")[col]]
         s["late_median"] = statistics.median(evals[-10:]) if evals else float("nan")
+        s["jump_step"] = loss_jump(Path(folder) / "metrics.csv")
         groups[key].append(s)
-    print("| equation | d | method | R | B | gPINN | steps | runs | metric | best (mean ± std) | final (mean ± std) | median of last 10 evaluations | it/s (median) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| equation | d | method | R | B | gPINN | steps | runs | metric | best (mean ± std) | final (mean ± std) | median of last 10 evaluations | loss jumps | it/s (median) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key in sorted(groups):
         runs = groups[key]
         point = "final_value" in runs[0] and runs[0]["final_value"] is not None
@@ -51,7 +71,9 @@ def main(folders):
             best = fmt([x[f"best_{field}"] for x in runs])
             final = fmt([x[f"final_{field}"] for x in runs])
             late = fmt([x["late_median"] for x in runs])
-        print(f"| {eq} | {d} | {method} | {r} | {b} | {gpinn:g} | {steps} | {len(runs)} | {metric} | {best} | {final} | {late} | {speed:.1f} |")
+        jumps = [x["jump_step"] for x in runs if x["jump_step"] is not None]
+        jumped = f"{len(jumps)} of {len(runs)}" + (f" (steps {', '.join(map(str, jumps))})" if jumps else "")
+        print(f"| {eq} | {d} | {method} | {r} | {b} | {gpinn:g} | {steps} | {len(runs)} | {metric} | {best} | {final} | {late} | {jumped} | {speed:.1f} |")
 
 
 if __name__ == "__main__":
