@@ -5,7 +5,9 @@
 //! (`NormalLanes`, d = 10⁵) and the f32 two-body source with ψ's ‖x‖² at one point of d = 10⁵; and
 //! the collapsed layer's three products (forward, weight gradient, input cotangents) on the
 //! stacked `1800 × 128` rows through `stde::tensor` against faer's own parallel product and
-//! against the three row groups (100 / 1600 / 100) one by one.
+//! against the three row groups (100 / 1600 / 100) one by one; the parabolic width-1024 layer's
+//! products (`1000 × 1024` rows by `1024 × 1024`): forward and weight gradient `Aᵀ·B` (which
+//! `tensor::matmul_tn` computes on a copy of `Aᵀ`; 2·10⁹ flops each: GFLOP/s = 2.1 / ms).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -128,12 +130,28 @@ fn collapsed_products(c: &mut Criterion) {
     });
 }
 
+fn wide_products(c: &mut Criterion) {
+    let (m, w) = (1000usize, 1024usize);
+    let fill = |n: usize, s: f32| (0..n).map(|i| ((i as f32) * s).sin()).collect::<Vec<f32>>();
+    let (a, weight, g) = (fill(m * w, 0.37), fill(w * w, 0.11), fill(m * w, 0.23));
+    let (mut out, mut wgrad) = (vec![0.0f32; m * w], vec![0.0f32; w * w]);
+    let mut group = c.benchmark_group("parabolic_layer_1000x1024x1024");
+    group.sample_size(20);
+    group.bench_function("forward", |b| {
+        b.iter(|| tensor::matmul(m, w, w, black_box(&a), &weight, &mut out, Write::Overwrite))
+    });
+    group.bench_function("weight_gradient", |b| {
+        b.iter(|| tensor::matmul_tn(m, w, w, black_box(&a), &g, &mut wgrad, Write::Overwrite))
+    });
+}
+
 criterion_group!(
     benches,
     sampling,
     collapsed_activation,
     adam,
     point_work,
-    collapsed_products
+    collapsed_products,
+    wide_products
 );
 criterion_main!(benches);

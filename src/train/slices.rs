@@ -8,8 +8,9 @@
 //!
 //! The cut depends on the number of points and the jet rows of a point alone (never on the
 //! thread count), and the slices' losses and gradients are added in slice order, so a run gives
-//! the same bits on any number of threads. Each slice has its own buffers and (but the first) its own gradient, so slicing is
-//! used only where the gradient is small and the inputs short (see [`slice_ranges`]).
+//! the same bits on any number of threads. Each slice has its own buffers and (but the first)
+//! its own gradient, so slicing is used only where the gradient is small and the inputs short
+//! (see [`slice_ranges`]).
 
 use super::residual::{ConditionDraw, ResidualWork, condition_part_step};
 use crate::nn::{Mlp, NnError};
