@@ -265,7 +265,29 @@ pub struct MachineRates {
     pub sin_cos_small_s: f64,
     /// Gaussian coordinates per second (the ball sampler, parallel).
     pub normals_s: f64,
+    /// The cores' f32 fused multiply-add peak, FLOP/s: independent FMA chains held in the widest
+    /// vector registers, on every thread (what no product can exceed; not part of the bound).
+    #[serde(default)]
+    pub fma_peak_flop_s: f64,
 }
+
+/// `2 · 256 · rounds` FLOP of fused multiply-adds: 256 independent chains (16 AVX-512 or 32 AVX2
+/// registers, more than the FMA units' latency × ports), nothing read from memory.
+#[inline(always)]
+fn fma_chains(rounds: usize, a: f32, b: f32) -> f32 {
+    let mut acc = [0.0f32; 256];
+    for (j, v) in acc.iter_mut().enumerate() {
+        *v = j as f32 * 1e-3;
+    }
+    for _ in 0..rounds {
+        for v in acc.iter_mut() {
+            *v = v.mul_add(a, b);
+        }
+    }
+    acc.iter().sum()
+}
+
+crate::widest_fn! { fn fma_chains_widest(rounds: usize, a: f32, b: f32) -> f32 = fma_chains }
 
 /// A step's lower bound: each kind of work at the machine's rate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -385,12 +407,28 @@ pub fn measure_rates(f32_lanes: bool) -> MachineRates {
     let mut pts = vec![0.0f32; 128 * d];
     let t = time(|| sampler.fill_from(0, 0, 0, &mut pts), 2, 9);
     let normals_s = (128 * d) as f64 / t.median_s;
+    // the FMA peak: the same register-bound chains on every thread
+    const ROUNDS: usize = 1 << 20;
+    let threads = rayon::current_num_threads();
+    let t = time(
+        || {
+            let s: f32 = (0..threads)
+                .into_par_iter()
+                .map(|_| fma_chains_widest(ROUNDS, std::hint::black_box(0.999), std::hint::black_box(1e-3)))
+                .sum();
+            std::hint::black_box(s);
+        },
+        2,
+        9,
+    );
+    let fma_peak_flop_s = (threads * 2 * 256 * ROUNDS) as f64 / t.median_s;
     MachineRates {
         gemm_flop_s,
         bytes_s,
         sin_cos_s,
         sin_cos_small_s,
         normals_s,
+        fma_peak_flop_s,
     }
 }
 
@@ -494,8 +532,8 @@ pub fn sweep_table(rows: &[StepReport], cpu: &str) -> String {
          pairs and Gaussians at their measured rates.\n\n",
         rows.first().map_or(0, |r| r.threads)
     );
-    t += "| d | steps/s (median) | ms/step | p10–p90 ms | in products ms | product GFLOP/s in step | product peak GFLOP/s | bound ms (products / memory / transc.) | % of bound | peak RSS MiB |\n";
-    t += "|---|---|---|---|---|---|---|---|---|---|\n";
+    t += "| d | steps/s (median) | ms/step | p10–p90 ms | in products ms | product GFLOP/s in step | product peak GFLOP/s | FMA peak GFLOP/s | bound ms (products / memory / transc.) | % of bound | peak RSS MiB |\n";
+    t += "|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in rows {
         let d = if r.dim >= 1_000_000 {
             format!("{}M, B = 100", r.dim / 1_000_000)
@@ -505,7 +543,7 @@ pub fn sweep_table(rows: &[StepReport], cpu: &str) -> String {
             r.dim.to_string()
         };
         t += &format!(
-            "| {d} | {:.2} | {:.2} | {:.2}–{:.2} | {:.2} | {:.0} | {:.0} | {:.2} ({:.2} / {:.2} / {:.2}) | {:.0} % | {:.0} |\n",
+            "| {d} | {:.2} | {:.2} | {:.2}–{:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.2} ({:.2} / {:.2} / {:.2}) | {:.0} % | {:.0} |\n",
             r.steps_per_s,
             r.step_s_median * 1e3,
             r.step_s_p10_p90[0] * 1e3,
@@ -513,6 +551,7 @@ pub fn sweep_table(rows: &[StepReport], cpu: &str) -> String {
             r.product_time_s * 1e3,
             r.work.gemm_flops / r.product_time_s.max(1e-12) * 1e-9,
             r.rates.gemm_flop_s * 1e-9,
+            r.rates.fma_peak_flop_s * 1e-9,
             r.bound.bound_s * 1e3,
             r.bound.product_s * 1e3,
             r.bound.memory_s * 1e3,
@@ -569,6 +608,7 @@ mod tests {
             sin_cos_s: 1e9,
             sin_cos_small_s: 4e9,
             normals_s: 5e8,
+            fma_peak_flop_s: 3e11,
         };
         // products 3e8/1.5e11 = 2 ms; memory 2e7/1e10 = 2 ms; 1e6/1e9 + 2e6/4e9 + 1e6/5e8 = 3.5 ms
         let b = StepBound::of(&work, &rates, 4e-3);

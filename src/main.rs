@@ -711,7 +711,7 @@ fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
          median {:.2} steps/s ({:.3} ms/step; p10–p90 {:.3}–{:.3} ms)\n\
          phases: sample {}, source {}, network {}, update {}; peak RSS {:.0} MiB\n\
          work per step: {:.3e} FLOP in products, {:.1} MB to move (model), {:.3e} sin/cos pairs + {:.3e} of small arguments, {:.3e} Gaussians\n\
-         machine ({} thread(s)): products {:.1} GFLOP/s, copy {:.1} GB/s, {:.0} M sin/cos/s ({:.0} M small), {:.0} M Gaussians/s\n\
+         machine ({} thread(s)): products {:.1} GFLOP/s (FMA peak {:.1}), copy {:.1} GB/s, {:.0} M sin/cos/s ({:.0} M small), {:.0} M Gaussians/s\n\
          bound: products {:.3} ms, memory {:.3} ms, transcendentals {:.3} ms -> {:.3} ms; the step runs at {:.0} % of it\n",
         r.equation,
         r.dim,
@@ -736,6 +736,7 @@ fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
         r.work.normals,
         r.threads,
         r.rates.gemm_flop_s / 1e9,
+        r.rates.fma_peak_flop_s / 1e9,
         r.rates.bytes_s / 1e9,
         r.rates.sin_cos_s / 1e6,
         r.rates.sin_cos_small_s / 1e6,
