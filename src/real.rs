@@ -35,6 +35,9 @@ pub trait Real:
             *o = v.tanh();
         }
     }
+    /// This thread's scratch buffer of this type (reused across calls; see
+    /// [`crate::tensor::with_zeroed_scratch`]).
+    fn scratch() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Self>>>;
 }
 
 /// `out[i] = tanh(x[i])` for `f32`, as one vectorisable loop (libm's `tanhf` is a scalar call of
@@ -103,6 +106,10 @@ impl Real for f32 {
     fn tanh_slice(x: &[Self], out: &mut [Self]) {
         tanh_f32_slice(x, out)
     }
+    fn scratch() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Self>>> {
+        thread_local!(static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) });
+        &SCRATCH
+    }
     fn c(x: f64) -> Self {
         x as f32
     }
@@ -115,6 +122,10 @@ impl Real for f32 {
 impl Real for f64 {
     fn view(s: &[Self]) -> Slice<'_> {
         Slice::F64(s)
+    }
+    fn scratch() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Self>>> {
+        thread_local!(static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) });
+        &SCRATCH
     }
     fn c(x: f64) -> Self {
         x

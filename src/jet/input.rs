@@ -95,6 +95,18 @@ impl<T: Real> InputJets<T> {
     /// Jets of order `order` at the points `primal` (`[points × dim]`), `dirs` rows per point,
     /// all tangents zero until set with [`InputJets::set`].
     pub fn new(order: usize, dim: usize, dirs: usize, primal: Vec<T>) -> Result<Self, InputError> {
+        Self::new_reusing(order, dim, dirs, primal, Vec::new())
+    }
+
+    /// [`InputJets::new`] keeping the tangent slots in `slots` (its contents replaced by zeros):
+    /// with the slots of an earlier input ([`InputJets::into_parts`]), nothing is allocated.
+    pub fn new_reusing(
+        order: usize,
+        dim: usize,
+        dirs: usize,
+        primal: Vec<T>,
+        mut slots: Vec<Tangent<T>>,
+    ) -> Result<Self, InputError> {
         if order == 0 || order > MAX_ORDER {
             return Err(InputError::Order(order));
         }
@@ -111,7 +123,11 @@ impl<T: Real> InputJets<T> {
             dirs,
             dim,
             primal,
-            slots: vec![Tangent::Zero; order],
+            slots: {
+                slots.clear();
+                slots.resize(order, Tangent::Zero);
+                slots
+            },
             block_sums: None,
         })
     }
@@ -233,6 +249,11 @@ impl<T: Real> InputJets<T> {
     /// Gives the primal buffer back (to reuse it for the next batch).
     pub fn into_primal(self) -> Vec<T> {
         self.primal
+    }
+
+    /// The primal and the tangent slots (for [`InputJets::new_reusing`]).
+    pub fn into_parts(self) -> (Vec<T>, Vec<Tangent<T>>) {
+        (self.primal, self.slots)
     }
     /// The tangent of slot `k` (1-based).
     pub fn slot(&self, k: usize) -> &Tangent<T> {

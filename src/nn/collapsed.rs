@@ -1,13 +1,13 @@
 //! Collapsed propagation through the MLP: 2-jets `(x; v_d, 0)` whose operator needs only
 //! `Σ_d y₂` (Laplacian, SDGD, Hutchinson, any sum of second-order directional derivatives).
 
-use super::first_layer::{input_affine_backward, input_tangent_forward};
+use super::first_layer::{JetRows, input_affine_backward_rows, input_tangent_forward};
 use super::mlp::{Mlp, NnError};
 use crate::jet::collapsed::{
     CollapsedJet, collapsed_activation_backward, collapsed_activation_forward, collapsed_affine_backward,
     collapsed_affine_forward,
 };
-use crate::jet::{InputJets, Jet, Support, Tangent};
+use crate::jet::{InputJets, Support, Tangent};
 use crate::real::Real;
 use crate::tensor;
 
@@ -78,7 +78,7 @@ impl<T: Real> Mlp<T> {
                 input.dirs()
             )));
         }
-        let layers = self.affine_layers().to_vec();
+        let layers = self.affine_layers();
         let n = layers.len();
         tape.z.resize_with(n, CollapsedJet::default);
         tape.h.resize_with(n - 1, CollapsedJet::default);
@@ -131,7 +131,7 @@ impl<T: Real> Mlp<T> {
                 expected: self.num_params(),
             });
         }
-        let layers = self.affine_layers().to_vec();
+        let layers = self.affine_layers();
         let n = layers.len();
         let out = tape.z.get(n - 1).ok_or(NnError::CotangentShape)?;
         if cotangent.points != out.points || cotangent.dirs != out.dirs || cotangent.width != out.width {
@@ -151,18 +151,15 @@ impl<T: Real> Mlp<T> {
         // first layer: its second-order input is zero, so only the primal and c₁ parts carry gradient
         let zbar = if n == 1 { cotangent } else { &bar_z };
         let first = layers[0];
-        let as_jet = Jet {
-            order: 2,
-            points: zbar.points,
-            dirs: zbar.dirs,
+        let rows = JetRows {
             width: zbar.width,
             support: Support::from_orders(&[1]),
-            primal: zbar.primal().to_vec(),
-            tangents: zbar.first().to_vec(),
+            primal: zbar.primal(),
+            tangents: zbar.first(),
         };
         let (wg, rest) = grad[first.weight..].split_at_mut(first.fan_in * first.fan_out);
         let w0 = &p[first.weight..first.weight + first.fan_in * first.fan_out];
-        input_affine_backward(input, &as_jet, w0, wg, &mut rest[..first.fan_out], None);
+        input_affine_backward_rows(input, rows, w0, wg, &mut rest[..first.fan_out], None);
         tape.bar_z = bar_z;
         tape.bar_h = bar_h;
         Ok(())

@@ -53,16 +53,21 @@ pub fn input_tangent_forward<T: Real>(input: &InputJets<T>, weight: &[T], out: u
             _ => {}
         }
     }
-    let orders: Vec<(usize, usize)> = sup
-        .orders()
-        .enumerate()
-        .filter(|&(_, k)| !matches!(input.slot(k), Tangent::Dense(_) | Tangent::Shared(_)))
-        .collect();
+    // (slot position, order) of the sparse slots, on the stack
+    let mut sparse = [(0usize, 0usize); MAX_ORDER];
+    let mut count = 0;
+    for (s, k) in sup.orders().enumerate() {
+        if !matches!(input.slot(k), Tangent::Dense(_) | Tangent::Shared(_)) {
+            sparse[count] = (s, k);
+            count += 1;
+        }
+    }
+    let orders = &sparse[..count];
     if orders.is_empty() {
         return;
     }
     tangents.par_chunks_mut(ns * out).enumerate().for_each(|(r, zr)| {
-        for &(s, k) in &orders {
+        for &(s, k) in orders {
             let dst = &mut zr[s * out..(s + 1) * out];
             dst.iter_mut().for_each(|x| *x = T::zero());
             input.for_each_entry(k, r, |i, a| {
@@ -83,6 +88,37 @@ pub fn input_affine_backward<T: Real>(
     bias_grad: &mut [T],
     xbar: Option<&mut [T]>,
 ) {
+    let cotangent = JetRows {
+        width: zbar.width,
+        support: zbar.support,
+        primal: &zbar.primal,
+        tangents: &zbar.tangents,
+    };
+    input_affine_backward_rows(input, cotangent, weight, weight_grad, bias_grad, xbar);
+}
+
+/// A jet cotangent's rows, borrowed (e.g. from a collapsed jet's buffer without a copy).
+#[derive(Clone, Copy, Debug)]
+pub struct JetRows<'a, T> {
+    /// Features per row.
+    pub width: usize,
+    /// The orders the tangent rows carry.
+    pub support: Support,
+    /// Primal rows, `[points × width]`.
+    pub primal: &'a [T],
+    /// Tangent rows, `[rows × support.count() × width]`.
+    pub tangents: &'a [T],
+}
+
+/// [`input_affine_backward`] on borrowed cotangent rows.
+pub fn input_affine_backward_rows<T: Real>(
+    input: &InputJets<T>,
+    zbar: JetRows<'_, T>,
+    weight: &[T],
+    weight_grad: &mut [T],
+    bias_grad: &mut [T],
+    xbar: Option<&mut [T]>,
+) {
     let (d, out) = (input.dim(), zbar.width);
     let sup = zbar.support;
     let ns = sup.count();
@@ -91,11 +127,11 @@ pub fn input_affine_backward<T: Real>(
         d,
         out,
         input.primal(),
-        &zbar.primal,
+        zbar.primal,
         weight_grad,
         Write::Accumulate,
     );
-    tensor::add_column_sums(out, &zbar.primal, bias_grad);
+    tensor::add_column_sums(out, zbar.primal, bias_grad);
     for (s, k) in sup.orders().enumerate() {
         let scale = T::one() / T::c(crate::real::factorial(k));
         if let Tangent::Dense(v) = input.slot(k) {
@@ -135,7 +171,7 @@ pub fn input_affine_backward<T: Real>(
         }
     }
     if let Some(xbar) = xbar {
-        tensor::matmul_nt(input.points(), out, d, &zbar.primal, weight, xbar, Write::Accumulate);
+        tensor::matmul_nt(input.points(), out, d, zbar.primal, weight, xbar, Write::Accumulate);
     }
 }
 

@@ -5,7 +5,7 @@
 //! explicit `d[...]` terms are always exact (so `u_t` is never sampled away). An operator without
 //! families randomises over its explicit terms instead.
 
-use super::plan::{PlanBuilder, ProbePlan, RecipeCache};
+use super::plan::{PlanBuilder, ProbePlan};
 use super::{Family, Operator, OperatorError, Term, merge_terms};
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -60,7 +60,11 @@ pub struct Estimator {
     /// Dense: symmetric coefficient matrix of explicit second-order terms, factored as
     /// `C = A₊A₊ᵀ − A₋A₋ᵀ` (columns of `A±` are `√|λ|·u_k`), `[d × d]` row-major each.
     dense_factors: Option<(Vec<f64>, Vec<f64>)>,
-    recipes: RecipeCache,
+    /// Reused across draws (recipes and buffers kept).
+    builder: PlanBuilder,
+    /// Scratch of the uniform sparse draw (Floyd's algorithm).
+    picks: Vec<u64>,
+    seen: HashSet<u64>,
 }
 
 fn family_size(f: &Family, dim: usize) -> u64 {
@@ -79,15 +83,22 @@ fn family_coeff(f: &Family) -> f64 {
 
 /// `R` distinct integers from `0..n` (Floyd's algorithm).
 pub fn sample_distinct<R: Rng>(rng: &mut R, n: u64, r: usize) -> Vec<u64> {
-    let mut chosen = HashSet::with_capacity(r);
     let mut out = Vec::with_capacity(r);
+    sample_distinct_into(rng, n, r, &mut out, &mut HashSet::with_capacity(r));
+    out
+}
+
+/// [`sample_distinct`] into `out` (replaced), with `chosen` as scratch: the same draws, no
+/// allocation once both have room for `r`.
+pub fn sample_distinct_into<R: Rng>(rng: &mut R, n: u64, r: usize, out: &mut Vec<u64>, chosen: &mut HashSet<u64>) {
+    out.clear();
+    chosen.clear();
     for j in (n - r as u64)..n {
         let t = rng.random_range(0..=j);
         let pick = if chosen.contains(&t) { j } else { t };
         chosen.insert(pick);
         out.push(pick);
     }
-    out
 }
 
 impl Estimator {
@@ -107,7 +118,9 @@ impl Estimator {
             pool,
             exact_terms,
             dense_factors: None,
-            recipes: RecipeCache::default(),
+            builder: PlanBuilder::new(),
+            picks: Vec::new(),
+            seen: HashSet::new(),
         };
         if kind == EstimatorKind::Exact {
             return Ok(est);
@@ -234,19 +247,39 @@ impl Estimator {
     /// One draw: a plan whose value is an unbiased estimate of `L u` (the exact value for
     /// [`EstimatorKind::Exact`]).
     pub fn draw<R: Rng>(&mut self, rng: &mut R) -> Result<ProbePlan, OperatorError> {
-        let mut b = PlanBuilder::with_recipes(std::mem::take(&mut self.recipes));
+        let mut plan = ProbePlan::default();
+        self.draw_into(rng, &mut plan)?;
+        Ok(plan)
+    }
+
+    /// [`Estimator::draw`] into `plan`, whose buffers (and the estimator's own) are reused: a
+    /// training step that draws a plan of the same shape as the last allocates nothing here. The
+    /// same random numbers are consumed and the same plan results as with `draw`.
+    pub fn draw_into<R: Rng>(&mut self, rng: &mut R, plan: &mut ProbePlan) -> Result<(), OperatorError> {
+        let mut b = std::mem::take(&mut self.builder);
+        b.reset(std::mem::take(plan));
+        let out = self.add_draw(&mut b, rng);
+        *plan = b.take_plan();
+        self.builder = b;
+        out
+    }
+
+    /// The terms of one draw, added to `b`.
+    fn add_draw<R: Rng>(&mut self, b: &mut PlanBuilder, rng: &mut R) -> Result<(), OperatorError> {
         for t in &self.exact_terms {
             b.add_partial(t.coeff, &t.index)?;
         }
         let r = self.rand_batch;
         match self.kind {
-            EstimatorKind::Exact => self.add_all(&mut b)?,
+            EstimatorKind::Exact => self.add_all(b)?,
             EstimatorKind::Sparse(Sampling::Uniform) => {
                 let n = self.pool_size();
                 let scale = n as f64 / r as f64;
-                for idx in sample_distinct(rng, n, r) {
-                    self.add_term(&mut b, idx, scale)?;
-                }
+                let mut picks = std::mem::take(&mut self.picks);
+                sample_distinct_into(rng, n, r, &mut picks, &mut self.seen);
+                let out = picks.iter().try_for_each(|&idx| self.add_term(b, idx, scale));
+                self.picks = picks;
+                out?;
             }
             EstimatorKind::Sparse(Sampling::Importance) => {
                 let weights: Vec<f64> = match &self.pool {
@@ -270,14 +303,12 @@ impl Estimator {
                     // within the chosen group, terms share |c|: uniform; weight Z/R·sgn(c)/|c| per unit coefficient
                     let (offset, size, coeff) = self.group(g);
                     let idx = offset + rng.random_range(0..size);
-                    self.add_term(&mut b, idx, z / r as f64 / coeff.abs())?;
+                    self.add_term(b, idx, z / r as f64 / coeff.abs())?;
                 }
             }
-            EstimatorKind::Dense(dist) => self.add_dense(&mut b, rng, dist),
+            EstimatorKind::Dense(dist) => self.add_dense(b, rng, dist),
         }
-        let (plan, cache) = b.finish_keep();
-        self.recipes = cache;
-        Ok(plan)
+        Ok(())
     }
 
     /// Group `g` of the pool: its first global index, its size and its coefficient.
@@ -303,7 +334,7 @@ impl Estimator {
                         continue;
                     }
                     return match f {
-                        Family::Diagonal { coeff, order } => b.add_partial(scale * coeff, &vec![idx as usize; *order]),
+                        Family::Diagonal { coeff, order } => b.add_pure_partial(scale * coeff, idx as usize, *order),
                         Family::Biharmonic { coeff } => {
                             let fd = self.family_dim as u64;
                             let (i, j) = ((idx / fd) as usize, (idx % fd) as usize);

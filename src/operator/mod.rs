@@ -13,7 +13,7 @@ pub use estimator::{DenseDistribution, Estimator, EstimatorKind, Sampling};
 pub use eval::{EvalError, evaluate_plan, evaluate_plan_with};
 pub use parse::{ParseError, parse};
 pub use pass::{PlanPass, formula_quantities};
-pub use plan::{MultiPlan, PlanBuilder, Probe, ProbeDirection, ProbePlan, Readout, RecipeCache};
+pub use plan::{MultiPlan, PlanBuilder, Probe, ProbeDirection, ProbePlan, Readout};
 
 /// Errors in building or checking an operator.
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -295,18 +295,66 @@ fn recipe(q: &[usize], cache: &mut HashMap<Vec<usize>, Option<Recipe>>) -> Optio
     out
 }
 
-/// Recipes already worked out, keyed by multiplicity pattern (reused across random plans).
-#[derive(Clone, Debug, Default)]
-pub struct RecipeCache(HashMap<Vec<usize>, Option<Recipe>>);
-
-/// Builds plans term by term, sharing identical jets.
-#[derive(Default)]
+/// Builds plans term by term, sharing identical jets. A builder can be reused
+/// ([`PlanBuilder::reset`]): it keeps the recipes it worked out and its buffers, so that
+/// rebuilding a plan of the same shape (an estimator's draw at each training step) allocates
+/// nothing.
+#[derive(Debug, Default)]
 pub struct PlanBuilder {
     plan: ProbePlan,
-    index: HashMap<Vec<(usize, ProbeDirection)>, usize>,
+    /// Probe lookup: the hash of a probe's slots → the first probe with that hash.
+    heads: HashMap<u64, usize>,
+    /// The next probe with the same slot hash (`usize::MAX`: none), per probe.
+    chain: Vec<usize>,
     recipes: HashMap<Vec<usize>, Option<Recipe>>,
     weights: HashMap<(usize, usize), f64>,
     value_weight: f64,
+    /// Slot lists of recycled probes (emptied), reused by new probes.
+    spare_slots: Vec<Vec<(usize, ProbeDirection)>>,
+    /// Scratch of [`PlanBuilder::add_partial`]: sorted coordinates, distinct ones, multiplicities,
+    /// a recipe's probe indices and one probe's slots.
+    coords: Vec<usize>,
+    vars: Vec<usize>,
+    q: Vec<usize>,
+    map: Vec<usize>,
+    slots: Vec<(usize, ProbeDirection)>,
+}
+
+/// The lookup hash of a probe's slots (deterministic).
+fn slots_hash(slots: &[(usize, ProbeDirection)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    slots.hash(&mut h);
+    h.finish()
+}
+
+/// The index of the probe with `slots` (its order raised to at least `order`), added if new.
+fn probe_index(
+    plan: &mut ProbePlan,
+    heads: &mut HashMap<u64, usize>,
+    chain: &mut Vec<usize>,
+    spare: &mut Vec<Vec<(usize, ProbeDirection)>>,
+    slots: &[(usize, ProbeDirection)],
+    order: usize,
+) -> usize {
+    let h = slots_hash(slots);
+    let head = heads.get(&h).copied();
+    let mut at = head.unwrap_or(usize::MAX);
+    while at != usize::MAX {
+        if plan.probes[at].slots == slots {
+            let p = &mut plan.probes[at];
+            p.order = p.order.max(order);
+            return at;
+        }
+        at = chain[at];
+    }
+    let mut owned = spare.pop().unwrap_or_default();
+    owned.extend_from_slice(slots);
+    plan.probes.push(Probe { order, slots: owned });
+    let i = plan.probes.len() - 1;
+    chain.push(head.unwrap_or(usize::MAX));
+    heads.insert(h, i);
+    i
 }
 
 impl PlanBuilder {
@@ -315,32 +363,38 @@ impl PlanBuilder {
         PlanBuilder::default()
     }
 
-    /// An empty builder reusing the recipes found by an earlier builder (see [`PlanBuilder::finish_keep`]).
-    pub fn with_recipes(recipes: RecipeCache) -> PlanBuilder {
-        PlanBuilder {
-            recipes: recipes.0,
-            ..PlanBuilder::default()
+    /// Starts a new plan, keeping the recipes worked out so far; `recycled` (an earlier plan
+    /// that is no longer needed) lends its buffers to the new one.
+    pub fn reset(&mut self, recycled: ProbePlan) {
+        let ProbePlan {
+            mut probes,
+            mut readout,
+            mut directions,
+        } = recycled;
+        for p in probes.drain(..) {
+            let mut slots = p.slots;
+            slots.clear();
+            self.spare_slots.push(slots);
         }
-    }
-
-    /// Finishes the plan and hands back the recipe cache for the next builder.
-    pub fn finish_keep(mut self) -> (ProbePlan, RecipeCache) {
-        let cache = RecipeCache(std::mem::take(&mut self.recipes));
-        (self.finish(), cache)
-    }
-
-    fn probe(&mut self, slots: Vec<(usize, ProbeDirection)>, order: usize) -> usize {
-        if let Some(&i) = self.index.get(&slots) {
-            let p = &mut self.plan.probes[i];
-            p.order = p.order.max(order);
-            return i;
+        readout.clear();
+        directions.clear();
+        let old = std::mem::replace(
+            &mut self.plan,
+            ProbePlan {
+                probes,
+                readout,
+                directions,
+            },
+        );
+        for p in old.probes {
+            let mut slots = p.slots;
+            slots.clear();
+            self.spare_slots.push(slots);
         }
-        self.plan.probes.push(Probe {
-            order,
-            slots: slots.clone(),
-        });
-        self.index.insert(slots, self.plan.probes.len() - 1);
-        self.plan.probes.len() - 1
+        self.heads.clear();
+        self.chain.clear();
+        self.weights.clear();
+        self.value_weight = 0.0;
     }
 
     fn read(&mut self, probe: usize, n: usize, weight: f64) {
@@ -350,48 +404,86 @@ impl PlanBuilder {
     /// Adds `coeff · ∂^index u` (`index`: one coordinate per differentiation; empty for `u`).
     /// Fails only if no exact recipe fits within the engine's jet order.
     pub fn add_partial(&mut self, coeff: f64, index: &[usize]) -> Result<(), OperatorError> {
-        if index.is_empty() {
+        let mut coords = std::mem::take(&mut self.coords);
+        coords.clear();
+        coords.extend_from_slice(index);
+        let out = self.add_sorted_partial(coeff, &mut coords);
+        self.coords = coords;
+        out
+    }
+
+    /// Adds `coeff · ∂_i^order u` (a pure partial; `order ≥ 1`).
+    pub fn add_pure_partial(&mut self, coeff: f64, i: usize, order: usize) -> Result<(), OperatorError> {
+        let mut coords = std::mem::take(&mut self.coords);
+        coords.clear();
+        coords.resize(order, i);
+        let out = self.add_sorted_partial(coeff, &mut coords);
+        self.coords = coords;
+        out
+    }
+
+    /// [`PlanBuilder::add_partial`] of the coordinates in `coords` (sorted here).
+    fn add_sorted_partial(&mut self, coeff: f64, coords: &mut [usize]) -> Result<(), OperatorError> {
+        if coords.is_empty() {
             self.value_weight += coeff;
             return Ok(());
         }
-        let mut coords: Vec<usize> = index.to_vec();
         coords.sort_unstable();
-        let mut vars: Vec<usize> = coords.clone();
-        vars.dedup();
-        let q: Vec<usize> = vars.iter().map(|v| coords.iter().filter(|c| *c == v).count()).collect();
+        let (vars, q) = (&mut self.vars, &mut self.q);
+        vars.clear();
+        q.clear();
+        for &c in coords.iter() {
+            if vars.last() == Some(&c) {
+                *q.last_mut().expect("a multiplicity per variable") += 1;
+            } else {
+                vars.push(c);
+                q.push(1);
+            }
+        }
         let k: usize = q.iter().sum();
         if q.len() > MAX_SEARCH_VARS && k <= MAX_PLAN_ORDER && (k - 1) as u32 > MAX_RECIPE_JETS.ilog2() {
             return Err(OperatorError::Invalid(format!(
-                "d{index:?} mixes {} coordinates at order {k}: its exact plan needs up to 2^{} jets (polarisation), more than the {MAX_RECIPE_JETS} supported; use a sampled estimator or fewer coordinates",
+                "d{coords:?} mixes {} coordinates at order {k}: its exact plan needs up to 2^{} jets (polarisation), more than the {MAX_RECIPE_JETS} supported; use a sampled estimator or fewer coordinates",
                 q.len(),
                 k - 1
             )));
         }
-        let r = recipe(&q, &mut self.recipes).ok_or_else(|| {
+        if !self.recipes.contains_key(q.as_slice()) {
+            recipe(q, &mut self.recipes);
+        }
+        let PlanBuilder {
+            plan,
+            heads,
+            chain,
+            recipes,
+            weights,
+            spare_slots,
+            vars,
+            q,
+            map,
+            slots,
+            ..
+        } = self;
+        let r = recipes.get(q.as_slice()).and_then(|r| r.as_ref()).ok_or_else(|| {
             OperatorError::Invalid(format!(
-                "no exact jet recipe for d{index:?} within jet order {MAX_PLAN_ORDER}"
+                "no exact jet recipe for d{coords:?} within jet order {MAX_PLAN_ORDER}"
             ))
         })?;
-        let map: Vec<usize> = r
-            .jets
-            .iter()
-            .map(|(slots, order)| {
-                let mut s: Vec<(usize, ProbeDirection)> = slots
-                    .iter()
-                    .map(|(j, dir)| {
-                        let dir = match dir.as_slice() {
-                            [(v, 1)] => ProbeDirection::Coord(vars[*v]),
-                            _ => ProbeDirection::Sparse(dir.iter().map(|&(v, c)| (vars[v], c)).collect()),
-                        };
-                        (*j, dir)
-                    })
-                    .collect();
-                s.sort();
-                self.probe(s, *order)
-            })
-            .collect();
+        map.clear();
+        for (jet_slots, order) in &r.jets {
+            slots.clear();
+            slots.extend(jet_slots.iter().map(|(j, dir)| {
+                let dir = match dir.as_slice() {
+                    [(v, 1)] => ProbeDirection::Coord(vars[*v]),
+                    _ => ProbeDirection::Sparse(dir.iter().map(|&(v, c)| (vars[v], c)).collect()),
+                };
+                (*j, dir)
+            }));
+            slots.sort();
+            map.push(probe_index(plan, heads, chain, spare_slots, slots, *order));
+        }
         for &(jet, n, w) in &r.readout {
-            self.read(map[jet], n, coeff * w);
+            *weights.entry((map[jet], n)).or_insert(0.0) += coeff * w;
         }
         Ok(())
     }
@@ -400,29 +492,50 @@ impl PlanBuilder {
     pub fn add_directional(&mut self, coeff: f64, order: usize, w: &[f64]) {
         self.plan.directions.push(w.to_vec());
         let dir = ProbeDirection::Dense(self.plan.directions.len() - 1);
-        let p = self.probe(vec![(1, dir)], order);
+        let p = probe_index(
+            &mut self.plan,
+            &mut self.heads,
+            &mut self.chain,
+            &mut self.spare_slots,
+            &[(1, dir)],
+            order,
+        );
         self.read(p, order, coeff);
     }
 
     /// Finishes the plan (read-outs merged, zero weights dropped).
     pub fn finish(mut self) -> ProbePlan {
+        self.take_plan()
+    }
+
+    /// Finishes the plan like [`PlanBuilder::finish`] and leaves the builder empty, ready for the
+    /// next plan (its recipes and buffers kept; see [`PlanBuilder::reset`]).
+    pub fn take_plan(&mut self) -> ProbePlan {
         if self.value_weight != 0.0 {
             let p = if self.plan.probes.is_empty() {
-                self.probe(vec![], 1)
+                probe_index(
+                    &mut self.plan,
+                    &mut self.heads,
+                    &mut self.chain,
+                    &mut self.spare_slots,
+                    &[],
+                    1,
+                )
             } else {
                 0
             };
             self.read(p, 0, self.value_weight);
         }
-        let mut readout: Vec<Readout> = self
-            .weights
-            .into_iter()
-            .filter(|(_, w)| *w != 0.0)
-            .map(|((probe, n), weight)| Readout { probe, n, weight })
-            .collect();
-        readout.sort_by_key(|r| (r.probe, r.n));
-        self.plan.readout = readout;
-        self.plan
+        let mut plan = std::mem::take(&mut self.plan);
+        plan.readout.extend(
+            self.weights
+                .drain()
+                .filter(|(_, w)| *w != 0.0)
+                .map(|((probe, n), weight)| Readout { probe, n, weight }),
+        );
+        plan.readout.sort_unstable_by_key(|r| (r.probe, r.n));
+        self.reset(ProbePlan::default());
+        plan
     }
 }
 

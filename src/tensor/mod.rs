@@ -311,37 +311,60 @@ unsafe fn gemm_raw<T: Real>(
         Split::Reduction(parts) => {
             let block = k.div_ceil(parts);
             let area = m * n;
-            let mut partial = vec![T::zero(); area * (parts - 1)];
-            let pp = Strided {
-                p: partial.as_mut_ptr(),
-                rs: n as isize,
-                cs: 1,
-            };
-            (0..parts).into_par_iter().for_each(|i| {
-                let (k0, k1) = (i * block, ((i + 1) * block).min(k));
-                // the first chunk lands in C as asked, the others in their own partials
-                let (dst, w) = if i == 0 {
-                    (c, write)
-                } else {
-                    (unsafe { pp.at((i - 1) * m, 0) }, Write::Overwrite)
+            with_zeroed_scratch(area * (parts - 1), |partial: &mut [T]| {
+                let pp = Strided {
+                    p: partial.as_mut_ptr(),
+                    rs: n as isize,
+                    cs: 1,
                 };
-                let shape = (m, n, k1.saturating_sub(k0));
-                unsafe { gemm_seq(shape, dst, a.at(0, k0), b.at(k0, 0), w, scale, Par::Seq) }
-            });
-            for part in partial.chunks_exact(area) {
-                for i in 0..m {
-                    for j in 0..n {
-                        // SAFETY: (i, j) is inside C's described shape
-                        unsafe { *c.at(i, j).p += part[i * n + j] };
+                (0..parts).into_par_iter().for_each(|i| {
+                    let (k0, k1) = (i * block, ((i + 1) * block).min(k));
+                    // the first chunk lands in C as asked, the others in their own partials
+                    let (dst, w) = if i == 0 {
+                        (c, write)
+                    } else {
+                        (unsafe { pp.at((i - 1) * m, 0) }, Write::Overwrite)
+                    };
+                    let shape = (m, n, k1.saturating_sub(k0));
+                    unsafe { gemm_seq(shape, dst, a.at(0, k0), b.at(k0, 0), w, scale, Par::Seq) }
+                });
+                for part in partial.chunks_exact(area) {
+                    for i in 0..m {
+                        for j in 0..n {
+                            // SAFETY: (i, j) is inside C's described shape
+                            unsafe { *c.at(i, j).p += part[i * n + j] };
+                        }
                     }
                 }
-            }
+            });
         }
     }
     if profiled {
         product_ends();
         GEMM_FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
     }
+}
+
+/// Largest scratch (values) a thread keeps between calls of [`with_zeroed_scratch`]; larger
+/// requests get a buffer of their own.
+const MAX_KEPT_SCRATCH: usize = 1 << 22;
+
+/// Runs `f` on `len` zeros in this thread's reusable scratch buffer ([`Real::scratch`]), so that
+/// a step's repeated products allocate nothing; a fresh buffer when this thread's is already in
+/// use further up its stack (a job stolen while waiting) or when `len` exceeds
+/// [`MAX_KEPT_SCRATCH`].
+pub fn with_zeroed_scratch<T: Real, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
+    if len <= MAX_KEPT_SCRATCH {
+        let kept = T::scratch().with(|cell| cell.try_borrow_mut().ok().map(|mut buf| std::mem::take(&mut *buf)));
+        if let Some(mut buf) = kept {
+            buf.clear();
+            buf.resize(len, T::zero());
+            let out = f(&mut buf);
+            T::scratch().with(|cell| *cell.borrow_mut() = buf);
+            return out;
+        }
+    }
+    f(&mut vec![T::zero(); len])
 }
 
 /// `a·b` for a matrix size; overflow is a caller bug and panics instead of wrapping (a wrapped

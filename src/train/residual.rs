@@ -55,6 +55,11 @@ pub struct ResidualWork<T> {
     point_sources: Option<Vec<(f64, f64)>>,
     block_sums: Option<PrimalBlockSums<T>>,
     scratch: Vec<T>,
+    /// The last collapsible plan's form, the last input's tangent slots and per-point
+    /// `x·v_j`: buffers reused by the next step.
+    collapsible: Collapsible,
+    input_slots: Vec<Tangent<T>>,
+    dots: Vec<f64>,
 }
 
 impl<T> ResidualWork<T> {
@@ -78,51 +83,82 @@ fn eval_err(e: EvalError) -> NnError {
 /// A plan of the form `w·Σ_j D²u[v_j, v_j] + Σ_e w_e ∂_{c_e} u`: second-order directions (all
 /// coordinates or all dense) with one common weight, plus first-order coordinate terms (such as
 /// `∂_t u`) carried to first order only.
+#[derive(Debug)]
 struct Collapsible {
     summed: Directions,
     w: f64,
     /// `(coordinate, weight)` of the first-order terms.
     first: Vec<(usize, f64)>,
+    /// Scratch of [`collapsible`]: the probes read so far.
+    read: Vec<bool>,
 }
 
+impl Default for Collapsible {
+    fn default() -> Self {
+        Collapsible {
+            summed: Directions::Coords(Vec::new()),
+            w: 0.0,
+            first: Vec::new(),
+            read: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
 enum Directions {
     Coords(Vec<usize>),
     Dense(Vec<Vec<f64>>),
 }
 
-fn collapsible(plan: &ProbePlan) -> Option<Collapsible> {
+/// Whether `plan` is [`Collapsible`], and if so its form in `out` (whose buffers are reused).
+fn collapsible(plan: &ProbePlan, out: &mut Collapsible) -> bool {
     if plan.probes.is_empty() || plan.readout.len() != plan.probes.len() {
-        return None;
+        return false;
     }
     let mut w = None;
-    let (mut coords, mut dense, mut first) = (Vec::new(), Vec::new(), Vec::new());
-    let mut read = vec![false; plan.probes.len()];
+    let (mut coords, mut dense) = match std::mem::replace(&mut out.summed, Directions::Coords(Vec::new())) {
+        Directions::Coords(c) => (c, Vec::new()),
+        Directions::Dense(v) => (Vec::new(), v),
+    };
+    coords.clear();
+    dense.clear();
+    out.first.clear();
+    // one read-out per probe: as many as probes, none read twice
+    let read = &mut out.read;
+    read.clear();
+    read.resize(plan.probes.len(), false);
     for r in &plan.readout {
         if read[r.probe] {
-            return None;
+            return false;
         }
         read[r.probe] = true;
         match (plan.probes[r.probe].order, r.n, plan.probes[r.probe].slots.as_slice()) {
             (2, 2, [(1, dir)]) => {
                 if *w.get_or_insert(r.weight) != r.weight {
-                    return None;
+                    return false;
                 }
                 match dir {
                     ProbeDirection::Coord(c) => coords.push(*c),
                     ProbeDirection::Dense(i) => dense.push(plan.directions[*i].clone()),
-                    ProbeDirection::Sparse(_) => return None,
+                    ProbeDirection::Sparse(_) => return false,
                 }
             }
-            (1, 1, [(1, ProbeDirection::Coord(c))]) => first.push((*c, r.weight)),
-            _ => return None,
+            (1, 1, [(1, ProbeDirection::Coord(c))]) => out.first.push((*c, r.weight)),
+            _ => return false,
         }
     }
-    let summed = match (coords.is_empty(), dense.is_empty()) {
+    out.summed = match (coords.is_empty(), dense.is_empty()) {
         (false, true) => Directions::Coords(coords),
         (true, false) => Directions::Dense(dense),
-        _ => return None,
+        _ => return false,
     };
-    Some(Collapsible { summed, w: w?, first })
+    match w {
+        Some(w) => {
+            out.w = w;
+            true
+        }
+        None => false,
+    }
 }
 
 impl Collapsible {
@@ -142,17 +178,24 @@ impl Collapsible {
             ),
         }
     }
-    /// 2-jets `(x; v, 0)`: the summed directions, then the first-order ones.
-    fn input<T: Real>(&self, points: Vec<T>, d: usize) -> Result<InputJets<T>, NnError> {
+    /// 2-jets `(x; v, 0)`: the summed directions, then the first-order ones (`slots`: an earlier
+    /// input's tangent slots, whose buffers are reused).
+    fn input<T: Real>(&self, points: Vec<T>, d: usize, mut slots: Vec<Tangent<T>>) -> Result<InputJets<T>, NnError> {
         let bad = |e: crate::jet::InputError| NnError::Architecture(e.to_string());
         let n = points.len() / d;
         let dirs = self.summed_len() + self.first.len();
-        let mut input = InputJets::new(2, d, dirs, points).map_err(bad)?;
         let extra = self.first.iter().map(|&(c, _)| c);
         let tangent = match &self.summed {
             Directions::Coords(c) => {
-                let row: Vec<usize> = c.iter().copied().chain(extra).collect();
-                Tangent::OneHot((0..n).flat_map(|_| row.iter().copied()).collect())
+                let mut rows = match slots.first_mut().map(|t| std::mem::replace(t, Tangent::Zero)) {
+                    Some(Tangent::OneHot(v)) => v,
+                    _ => Vec::new(),
+                };
+                rows.clear();
+                for _ in 0..n {
+                    rows.extend(c.iter().copied().chain(extra.clone()));
+                }
+                Tangent::OneHot(rows)
             }
             Directions::Dense(v) => {
                 let mut rows: Vec<T> = v.iter().flatten().map(|&x| T::c(x)).collect();
@@ -162,6 +205,7 @@ impl Collapsible {
                 Tangent::Shared(rows)
             }
         };
+        let mut input = InputJets::new_reusing(2, d, dirs, points, slots).map_err(bad)?;
         input.set(1, tangent).map_err(bad)?;
         Ok(input)
     }
@@ -522,9 +566,11 @@ fn residual_loss<T: Real>(
         && draws == 1
         && r_pairs == 0
         && net.shared_layout().is_none()
-        && let Some(plan) = collapsible(&draw.plans[0])
+        && collapsible(&draw.plans[0], &mut work.collapsible)
     {
+        let plan = std::mem::take(&mut work.collapsible);
         let loss = collapsed_loss(net, eq, unit_ball, &plan, weight, points, work, grad);
+        work.collapsible = plan;
         work.network_s += t_network.elapsed().as_secs_f64();
         return loss;
     }
@@ -614,7 +660,7 @@ fn collapsed_loss<T: Real>(
     grad: &mut [T],
 ) -> Result<f64, NnError> {
     let d = net.architecture().input_dim;
-    let input = plan.input(std::mem::take(points), d)?;
+    let input = plan.input(std::mem::take(points), d, std::mem::take(&mut work.input_slots))?;
     let (n, dirs, ns) = (input.points(), input.dirs(), plan.summed_len());
     let w = plan.w;
     let out = net.forward_collapsed_partly(&input, ns, &mut work.collapsed_tape)?;
@@ -623,7 +669,7 @@ fn collapsed_loss<T: Real>(
     cot.reshape(out.points, out.dirs, out.width);
     let inv_n = 1.0 / n as f64;
     let mut loss = 0.0;
-    let mut xv = Vec::with_capacity(ns);
+    let mut xv = std::mem::take(&mut work.dots);
     for p in 0..n {
         let x = &input.primal()[p * d..(p + 1) * d];
         let first = &out.first()[p * dirs..(p + 1) * dirs];
@@ -665,7 +711,8 @@ fn collapsed_loss<T: Real>(
     }
     net.backward_collapsed(&input, &mut work.collapsed_tape, &cot, grad)?;
     work.collapsed_cotangent = cot;
-    *points = input.into_primal();
+    work.dots = xv;
+    (*points, work.input_slots) = input.into_parts();
     Ok(weight * loss)
 }
 

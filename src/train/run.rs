@@ -16,7 +16,7 @@ use crate::dist::Group;
 use crate::nn::checkpoint;
 use crate::nn::{Architecture, Mlp, Tape};
 use crate::operator::estimator::sample_distinct;
-use crate::operator::{Estimator, EstimatorKind, Operator, ProbeDirection, Sampling};
+use crate::operator::{Estimator, EstimatorKind, Operator, ProbeDirection, ProbePlan, Sampling};
 use crate::pde::sampler::stream;
 use crate::pde::{Condition, Domain, Evaluation, Problem, Term};
 use crate::real::Real;
@@ -325,34 +325,34 @@ fn draw_condition(
     estimators: &mut [Estimator],
     c: usize,
     k: usize,
-) -> Result<ConditionDraw, TrainError> {
+    draw: &mut ConditionDraw,
+) -> Result<(), TrainError> {
     let purpose = INDICES ^ ((c as u64) << 4);
-    if let Term::Formula { .. } = cond.term {
-        // one draw per residual, each from its own stream
-        let plans = estimators
-            .iter_mut()
-            .enumerate()
-            .map(|(r, est)| {
-                let mut rng = stream(cfg.seed, purpose ^ ((r as u64) << 32), (k as u64) << 1);
-                est.draw(&mut rng).map_err(|e| TrainError::Config(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok(ConditionDraw {
-            plans,
-            pairs: Vec::new(),
-        });
+    draw.pairs.clear();
+    // one plan per residual (formula terms) or per draw of L (two for the unbiased loss), each
+    // from its own stream; the previous step's plans lend their buffers
+    let (n, per_residual) = match cond.term {
+        Term::Formula { .. } => (estimators.len(), true),
+        _ => (if cfg.unbiased { 2 } else { 1 }, false),
+    };
+    draw.plans.resize_with(n, ProbePlan::default);
+    for (g, plan) in draw.plans.iter_mut().enumerate() {
+        let (est, mut rng) = if per_residual {
+            (
+                &mut estimators[g],
+                stream(cfg.seed, purpose ^ ((g as u64) << 32), (k as u64) << 1),
+            )
+        } else {
+            (
+                &mut estimators[0],
+                stream(cfg.seed, purpose, ((k as u64) << 1) | g as u64),
+            )
+        };
+        est.draw_into(&mut rng, plan)
+            .map_err(|e| TrainError::Config(e.to_string()))?;
     }
-    let estimator = &mut estimators[0];
-    let n = if cfg.unbiased { 2 } else { 1 };
-    let plans = (0..n)
-        .map(|g| {
-            let mut rng = stream(cfg.seed, purpose, ((k as u64) << 1) | g as u64);
-            estimator.draw(&mut rng).map_err(|e| TrainError::Config(e.to_string()))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut pairs = Vec::new();
     if let Term::Residual { gpinn: Some(_), .. } = cond.term {
-        let is: Vec<usize> = plans[0]
+        let is: Vec<usize> = draw.plans[0]
             .probes
             .iter()
             .filter_map(|p| match p.slots.as_slice() {
@@ -362,9 +362,9 @@ fn draw_condition(
             .collect();
         let mut rng = stream(cfg.seed, GPINN ^ ((c as u64) << 4), k as u64);
         let js = sample_distinct(&mut rng, cfg.dim as u64, is.len());
-        pairs = is.into_iter().zip(js.into_iter().map(|j| j as usize)).collect();
+        draw.pairs = is.into_iter().zip(js.into_iter().map(|j| j as usize)).collect();
     }
-    Ok(ConditionDraw { plans, pairs })
+    Ok(())
 }
 
 /// One evaluation: relative L2 and L1 errors (L2 is NaN for a point evaluation) and, for a point
@@ -908,6 +908,9 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     let (mut sample_s, mut update_s, mut reduce_s) = (0.0, 0.0, 0.0);
     let mut reduced: Vec<f64> = Vec::new();
     let mut step_times_s = Vec::with_capacity(cfg.steps.saturating_sub(start_step).min(1 << 16));
+    // each condition's draw, rebuilt in place at every step, and the gradient norm's partial sums
+    let mut norm_parts = Vec::new();
+    let mut draws: Vec<ConditionDraw> = problem.conditions.iter().map(|_| ConditionDraw::default()).collect();
     for k in start_step..cfg.steps {
         let t0 = Instant::now();
         grad.par_chunks_mut(1 << 16).for_each(|g| g.fill(T::zero()));
@@ -915,11 +918,14 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         for (c, cond) in problem.conditions.iter().enumerate() {
             // the operator's draw first (its own streams): its jets per point size the slices
             // that run side by side where that pays (small networks)
-            let draw = if estimators[c].is_empty() {
-                ConditionDraw::default()
+            let draw = &mut draws[c];
+            if estimators[c].is_empty() {
+                draw.plans.clear();
+                draw.pairs.clear();
             } else {
-                local(group, draw_condition(cfg, cond, &mut estimators[c], c, k))?
-            };
+                local(group, draw_condition(cfg, cond, &mut estimators[c], c, k, draw))?;
+            }
+            let draw = &*draw;
             let rows = draw.plans.iter().map(|p| p.probes.len()).sum::<usize>() + 2;
             let cut = slice_ranges(parts[c].len(), din, net.num_params(), rows);
             let t_sample = Instant::now();
@@ -966,10 +972,10 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             }
             let part = if cut.len() > 1 {
                 let parts = (&points[c][..], &cut[..], cond.points);
-                sliced.step(&net, &problem, cond, parts, sliced_drawn, &draw, &mut work, &mut grad)
+                sliced.step(&net, &problem, cond, parts, sliced_drawn, draw, &mut work, &mut grad)
             } else {
                 let share = parts[c].len() as f64 / cond.points as f64;
-                condition_part_step(&net, &problem, cond, &mut points[c], &draw, &mut work, &mut grad, share)
+                condition_part_step(&net, &problem, cond, &mut points[c], draw, &mut work, &mut grad, share)
             };
             loss += local(group, part.map_err(TrainError::from))?;
         }
@@ -992,7 +998,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             reduce_s += t_reduce.elapsed().as_secs_f64();
         }
         // the global gradient norm (logged): a non-finite gradient makes it non-finite
-        let grad_norm = gradient_norm(&grad);
+        let grad_norm = gradient_norm(&grad, &mut norm_parts);
         if !loss.is_finite() || (!grad_norm.is_finite() && grad.iter().any(|g| !g.as_f64().is_finite())) {
             bar.abandon();
             return Err(TrainError::Diverged {
@@ -1050,7 +1056,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
                 );
             }
             bar.set_message(format!("loss {loss:.3e} {score}"));
-        } else if st.step % 20 == 0 {
+        } else if st.step % 20 == 0 && !bar.is_hidden() {
             bar.set_message(format!("loss {loss:.3e}"));
         }
         if let Some(metrics) = metrics.as_mut() {
@@ -1118,11 +1124,10 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
 
 /// `‖g‖₂` of the flat gradient: squares summed in fixed chunks in parallel, the
 /// chunk sums added in order, so the value does not depend on the thread count.
-fn gradient_norm<T: Real>(grad: &[T]) -> f64 {
-    // squares in f64: an f32 square overflows beyond |g| ≈ 1.8·10¹⁹
-    let parts: Vec<f64> = grad
-        .par_chunks(1 << 16)
+fn gradient_norm<T: Real>(grad: &[T], parts: &mut Vec<f64>) -> f64 {
+    // squares in f64: an f32 square overflows beyond |g| ≈ 1.8·10¹⁹; `parts` is reused
+    grad.par_chunks(1 << 16)
         .map(crate::pde::vecmath::sum_squares4)
-        .collect();
+        .collect_into_vec(parts);
     parts.iter().sum::<f64>().sqrt()
 }
