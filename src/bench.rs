@@ -226,7 +226,7 @@ pub struct StepWork {
     /// Floating-point operations in matrix products (`2·m·n·k` each), counted.
     pub gemm_flops: f64,
     /// Bytes the step must move at least: Adam's streams (parameters and gradient in `T` read and
-    /// written, gradient zeroed, moments in f64 read and written), the points written by the
+    /// written, gradient zeroed, moments — stored in `T` — read and written), the points written by the
     /// sampler and read by the first layer, the first layer's weights read and their gradient
     /// written. A model, not a count.
     pub bytes: f64,
@@ -244,8 +244,9 @@ impl StepWork {
     /// coordinates drawn per step, `first_layer_weights` weights in the first layer.
     pub fn bytes_model(params: usize, elem: usize, point_values: usize, first_layer_weights: usize) -> f64 {
         let (p, e) = (params as f64, elem as f64);
-        // p, g read + p written + g zeroed (4 elem); m, v read + written (4 × 8 bytes)
-        let adam = p * (4.0 * e + 32.0);
+        // p, g read + p written + g zeroed (4 elem); m, v read + written (4 elem: the trainer's
+        // moments are stored in the training precision, `Adam<T>`)
+        let adam = p * 8.0 * e;
         adam + 2.0 * point_values as f64 * e + 2.0 * first_layer_weights as f64 * e
     }
 }
@@ -609,9 +610,11 @@ mod tests {
     /// The bound arithmetic on a case counted by hand.
     #[test]
     fn the_step_bound_of_a_hand_counted_case() {
-        // 10 parameters of 4 bytes: Adam 10·(4·4 + 32) = 480; 6 coordinates written and read:
+        // 10 parameters of 4 bytes: Adam 10·(4·4 + 4·4) = 320; 6 coordinates written and read:
         // 2·6·4 = 48; 3 first-layer weights read and their gradient written: 2·3·4 = 24
-        assert_eq!(StepWork::bytes_model(10, 4, 6, 3), 552.0);
+        assert_eq!(StepWork::bytes_model(10, 4, 6, 3), 392.0);
+        // in f64 every stream doubles
+        assert_eq!(StepWork::bytes_model(10, 8, 6, 3), 784.0);
         let work = StepWork {
             gemm_flops: 3e8,
             bytes: 2e7,
