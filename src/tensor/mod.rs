@@ -329,10 +329,18 @@ unsafe fn gemm_raw<T: Real>(
                     unsafe { gemm_seq(shape, dst, a.at(0, k0), b.at(k0, 0), w, scale, Par::Seq) }
                 });
                 for part in partial.chunks_exact(area) {
-                    for i in 0..m {
-                        for j in 0..n {
-                            // SAFETY: (i, j) is inside C's described shape
-                            unsafe { *c.at(i, j).p += part[i * n + j] };
+                    for (i, src) in part.chunks_exact(n).enumerate() {
+                        if c.cs == 1 {
+                            // a contiguous row of C: one vectorisable pass (the same sums)
+                            // SAFETY: row i of C holds n elements at unit stride, and no other
+                            // reference to them is alive here
+                            let row = unsafe { std::slice::from_raw_parts_mut(c.at(i, 0).p, n) };
+                            row.iter_mut().zip(src).for_each(|(d, s)| *d += *s);
+                        } else {
+                            for (j, s) in src.iter().enumerate() {
+                                // SAFETY: (i, j) is inside C's described shape
+                                unsafe { *c.at(i, j).p += *s };
+                            }
                         }
                     }
                 }
