@@ -62,8 +62,8 @@ fn per_step(cfg: &TrainConfig) -> (f64, f64) {
 /// general K-jet step of a parabolic problem allocate nothing that grows with the batch, the
 /// width or `d`: a few small bookkeeping vectors at most (one thread, so the counts do not
 /// depend on scheduling). Before the buffers were kept: 272 allocations and 1.2 MB a step at
-/// d = 100 (6.5 and 6.7 KB now), 550 and 10 MB for the parabolic step at width 1024 (89 and
-/// 20 KB now). Fails if a per-step buffer of the batch's
+/// d = 100 (6.5 and 6.7 KB now), 550 and 10 MB for the parabolic step at width 1024 (62 and
+/// 19 KB now). Fails if a per-step buffer of the batch's
 /// size comes back (e.g. the first layer's cotangent copy: 410 KB a step).
 #[test]
 fn steady_training_steps_allocate_almost_nothing() {

@@ -35,10 +35,9 @@ pub fn activation_forward<T: Real>(rule: Unary, z: &Jet<T>, y: &mut Jet<T>, g: &
     g.reshape(k_max, z.points, z.dirs, z.width, out_sup);
     let (w, dirs) = (z.width, z.dirs);
     let (ns_in, ns_out) = (in_sup.count(), out_sup.count());
-    let in_slots: Vec<(usize, usize)> = in_sup.orders().enumerate().collect();
-    let out_slots: Vec<(usize, usize)> = out_sup.orders().enumerate().collect();
-    let in_orders: Vec<usize> = in_sup.orders().collect();
-    let out_orders: Vec<usize> = out_sup.orders().collect();
+    // the present orders (slot s holds order k = orders[s]), on the stack
+    let (in_list, out_list) = (in_sup.order_list(false), out_sup.order_list(false));
+    let (in_orders, out_orders) = (in_list.as_slice(), out_list.as_slice());
     let cp = chunk_points(z.points);
     let t_out = dirs * ns_out * w;
     let n_chunks = z.points.div_ceil(cp);
@@ -82,12 +81,12 @@ pub fn activation_forward<T: Real>(rule: Unary, z: &Jet<T>, y: &mut Jet<T>, g: &
                 gb[..w].copy_from_slice(&gp[lp * w..(lp + 1) * w]);
                 for d in 0..dirs {
                     let r = p * dirs + d;
-                    for &(s, k) in &in_slots {
+                    for (s, &k) in in_orders.iter().enumerate() {
                         ub[k * w..(k + 1) * w]
                             .copy_from_slice(&z.tangents[(r * ns_in + s) * w..(r * ns_in + s + 1) * w]);
                     }
                     if row_form {
-                        unary_forward_rows(rule, w, &in_orders, &out_orders, ub, yb, gb);
+                        unary_forward_rows(rule, w, in_orders, out_orders, ub, yb, gb);
                     } else {
                         for f in 0..w {
                             let [u, yy, gg] = &mut col;
@@ -95,14 +94,14 @@ pub fn activation_forward<T: Real>(rule: Unary, z: &Jet<T>, y: &mut Jet<T>, g: &
                                 u[k] = ub[k * w + f];
                             }
                             unary_forward(rule, &u[..=k_max], in_sup, Some((yb[f], gb[f])), yy, gg);
-                            for &k in &out_orders {
+                            for &k in out_orders {
                                 yb[k * w + f] = yy[k];
                                 gb[k * w + f] = gg[k];
                             }
                         }
                     }
                     let base = (lp * dirs + d) * ns_out;
-                    for &(s, k) in &out_slots {
+                    for (s, &k) in out_orders.iter().enumerate() {
                         yt[(base + s) * w..(base + s + 1) * w].copy_from_slice(&yb[k * w..(k + 1) * w]);
                         gt[(base + s) * w..(base + s + 1) * w].copy_from_slice(&gb[k * w..(k + 1) * w]);
                     }
@@ -120,10 +119,13 @@ pub fn activation_backward<T: Real>(z: &Jet<T>, g: &Jet<T>, ybar: &Jet<T>, zbar:
     zbar.reshape(k_max, z.points, z.dirs, z.width, in_sup);
     let (w, dirs) = (z.width, z.dirs);
     let (ns_in, ns_out) = (in_sup.count(), out_sup.count());
-    let in_slots: Vec<(usize, usize)> = in_sup.orders().enumerate().collect();
-    let out_slots: Vec<(usize, usize)> = out_sup.orders().enumerate().collect();
-    let targets: Vec<usize> = std::iter::once(0).chain(in_sup.orders()).collect();
-    let out_orders: Vec<usize> = out_sup.orders().collect();
+    // the present orders (slot s holds order k = orders[s]), and 0 followed by the input's
+    let (in_list, out_list, target_list) = (
+        in_sup.order_list(false),
+        out_sup.order_list(false),
+        in_sup.order_list(true),
+    );
+    let (in_orders, out_orders, targets) = (in_list.as_slice(), out_list.as_slice(), target_list.as_slice());
     let cp = chunk_points(z.points);
     let t_in = dirs * ns_in * w;
     let n_chunks = z.points.div_ceil(cp);
@@ -151,16 +153,16 @@ pub fn activation_backward<T: Real>(z: &Jet<T>, g: &Jet<T>, ybar: &Jet<T>, zbar:
                 gb[..w].copy_from_slice(&g.primal[p * w..(p + 1) * w]);
                 for d in 0..dirs {
                     let r = p * dirs + d;
-                    for &(s, k) in &out_slots {
+                    for (s, &k) in out_orders.iter().enumerate() {
                         let src = (r * ns_out + s) * w;
                         yb[k * w..(k + 1) * w].copy_from_slice(&ybar.tangents[src..src + w]);
                         gb[k * w..(k + 1) * w].copy_from_slice(&g.tangents[src..src + w]);
                     }
-                    unary_backward_rows(w, k_max, &targets, &out_orders, yb, gb, ub);
+                    unary_backward_rows(w, k_max, targets, out_orders, yb, gb, ub);
                     for f in 0..w {
                         acc[f] += ub[f];
                     }
-                    for &(s, k) in &in_slots {
+                    for (s, &k) in in_orders.iter().enumerate() {
                         let dst = ((lp * dirs + d) * ns_in + s) * w;
                         zt[dst..dst + w].copy_from_slice(&ub[k * w..(k + 1) * w]);
                     }

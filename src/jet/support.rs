@@ -10,6 +10,20 @@ pub const MAX_ORDER: usize = 31;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Support(u32);
 
+/// A short list of orders held inline ([`Support::order_list`]).
+#[derive(Clone, Copy, Debug)]
+pub struct OrderList {
+    orders: [usize; MAX_ORDER + 1],
+    len: usize,
+}
+
+impl OrderList {
+    /// The orders.
+    pub fn as_slice(&self) -> &[usize] {
+        &self.orders[..self.len]
+    }
+}
+
 impl Support {
     /// No non-zero tangent coefficient.
     pub const EMPTY: Support = Support(0);
@@ -41,6 +55,20 @@ impl Support {
     /// The present orders in increasing order.
     pub fn orders(self) -> impl Iterator<Item = usize> {
         (1..=MAX_ORDER).filter(move |&k| self.contains(k))
+    }
+
+    /// The present orders in increasing order, after `0` if `with_primal`, as a list on the
+    /// stack (for kernels that must not allocate).
+    pub fn order_list(self, with_primal: bool) -> OrderList {
+        let mut list = OrderList {
+            orders: [0; MAX_ORDER + 1],
+            len: usize::from(with_primal),
+        };
+        for k in self.orders() {
+            list.orders[list.len] = k;
+            list.len += 1;
+        }
+        list
     }
 
     /// The number of present orders.
