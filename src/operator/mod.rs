@@ -309,7 +309,7 @@ fn scaled(c: f64, atom: &str) -> String {
 }
 
 impl std::fmt::Display for Operator {
-    /// The operator in the text syntax of [`parse`] (a directional family, which has no syntax,
+    /// The operator in the text syntax of [`parse()`] (a directional family, which has no syntax,
     /// prints as `directional{k}(m directions)`; families restricted to the first `n` coordinates
     /// are marked `[over x0..x{n-1}]`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -100,7 +100,7 @@ pub fn sin_cos_slice(x: &[f64], sin: &mut [f64], cos: &mut [f64]) {
 /// error (tested against f64). The quadrant is read from the integer bits of the rounded `k` and
 /// applied by swapping and sign-bit flips (no branches, no float compares). Arguments with
 /// `|x| > 2¹⁰` or NaN are recomputed in f64. A slice whose arguments all lie within
-/// [`SMALL_F32`] (coordinates of points at large d) takes [`sin_cos_small_f32`]. Inlined, so that inside a [`widest_fn!`] function it
+/// [`SMALL_F32`] (coordinates of points at large d) takes [`sin_cos_small_f32`]. Inlined, so that inside a [`crate::widest_fn!`] function it
 /// runs in the widest vector registers the CPU has ([`sin_cos_slice_f32_widest`]).
 #[inline(always)]
 pub fn sin_cos_slice_f32(x: &[f32], sin: &mut [f32], cos: &mut [f32]) {
@@ -219,7 +219,7 @@ pub fn ln_f32(u: f32) -> f32 {
     e as f32 * LN2 + 2.0 * s * series
 }
 
-/// Whether this CPU runs the AVX-512 code of [`widest_fn!`] functions (x86-64 with AVX-512 F/VL/DQ/BW).
+/// Whether this CPU runs the AVX-512 code of [`crate::widest_fn!`] functions (x86-64 with AVX-512 F/VL/DQ/BW).
 pub fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {

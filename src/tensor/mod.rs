@@ -360,7 +360,7 @@ const MAX_KEPT_SCRATCH: usize = 1 << 22;
 /// Runs `f` on `len` zeros in this thread's reusable scratch buffer ([`Real::scratch`]), so that
 /// a step's repeated products allocate nothing; a fresh buffer when this thread's is already in
 /// use further up its stack (a job stolen while waiting) or when `len` exceeds
-/// [`MAX_KEPT_SCRATCH`].
+/// `MAX_KEPT_SCRATCH` (4 M values).
 pub fn with_zeroed_scratch<T: Real, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     if len <= MAX_KEPT_SCRATCH {
         let kept = T::scratch().with(|cell| cell.try_borrow_mut().ok().map(|mut buf| std::mem::take(&mut *buf)));

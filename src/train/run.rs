@@ -41,7 +41,7 @@ const TEST_BATCH: usize = 200;
 const TEST_BATCH_VALUES: usize = 25_000_000;
 
 /// Test points per evaluation batch at dimension `d`: 200, or fewer so that a batch holds at
-/// most [`TEST_BATCH_VALUES`] coordinates.
+/// most `TEST_BATCH_VALUES` coordinates.
 pub fn test_batch(d: usize) -> usize {
     (TEST_BATCH_VALUES / d.max(1)).clamp(1, TEST_BATCH)
 }
