@@ -35,9 +35,8 @@ pub trait Real:
             *o = v.tanh();
         }
     }
-    /// This thread's scratch buffer of this type (reused across calls; see
-    /// [`crate::tensor::with_zeroed_scratch`]).
-    fn scratch() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Self>>>;
+    /// This thread's spare scratch buffer of this type (see [`crate::tensor::Scratch`]).
+    fn scratch() -> &'static std::thread::LocalKey<std::cell::Cell<Vec<Self>>>;
 }
 
 /// `out[i] = tanh(x[i])` for `f32`, as one vectorisable loop (libm's `tanhf` is a scalar call of
@@ -106,8 +105,8 @@ impl Real for f32 {
     fn tanh_slice(x: &[Self], out: &mut [Self]) {
         tanh_f32_slice(x, out)
     }
-    fn scratch() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Self>>> {
-        thread_local!(static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) });
+    fn scratch() -> &'static std::thread::LocalKey<std::cell::Cell<Vec<Self>>> {
+        thread_local!(static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) });
         &SCRATCH
     }
     fn c(x: f64) -> Self {
@@ -123,8 +122,8 @@ impl Real for f64 {
     fn view(s: &[Self]) -> Slice<'_> {
         Slice::F64(s)
     }
-    fn scratch() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Self>>> {
-        thread_local!(static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) });
+    fn scratch() -> &'static std::thread::LocalKey<std::cell::Cell<Vec<Self>>> {
+        thread_local!(static SCRATCH: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) });
         &SCRATCH
     }
     fn c(x: f64) -> Self {

@@ -175,15 +175,16 @@ pub fn collapsed_activation_forward<T: Real>(
                 .zip(lh3.par_chunks_mut(w)),
         )
         .enumerate()
-        .for_each(|(p, (((yp, y1), ys), ((g0, h2), h3)))| {
-            local_row(rule, &z_primal[p * w..(p + 1) * w], yp, g0, h2, h3);
-            let zf = &z_first[p * dirs * w..(p + 1) * dirs * w];
-            let zs = &z_sum2[p * w..(p + 1) * w];
-            // the thread's reusable scratch: no allocation per call
-            tensor::with_zeroed_scratch(w, |sumsq: &mut [T]| {
-                forward_point((g0, h2), (zf, zs), (y1, ys), sumsq, summed)
-            });
-        });
+        // the thread's reusable scratch, once per task: no allocation per call
+        .for_each_init(
+            || tensor::Scratch::<T>::zeroed(w),
+            |sumsq, (p, (((yp, y1), ys), ((g0, h2), h3)))| {
+                local_row(rule, &z_primal[p * w..(p + 1) * w], yp, g0, h2, h3);
+                let zf = &z_first[p * dirs * w..(p + 1) * dirs * w];
+                let zs = &z_sum2[p * w..(p + 1) * w];
+                forward_point((g0, h2), (zf, zs), (y1, ys), sumsq, summed);
+            },
+        );
 }
 
 /// One point's rows of [`collapsed_activation_forward`]: `y₁,d = g₀ u₁,d` and
@@ -239,16 +240,17 @@ pub fn collapsed_activation_backward<T: Real>(
         .zip(zb_first.par_chunks_mut(dirs * w))
         .zip(zb_sum2.par_chunks_mut(w))
         .enumerate()
-        .for_each(|(p, ((zp, z1), zs))| {
-            let at = p * w..(p + 1) * w;
-            let local = (&lg[at.clone()], &lh2[at.clone()], &lh3[at.clone()]);
-            let rows = p * dirs * w..(p + 1) * dirs * w;
-            let z_in = (&z_first[rows.clone()], &z_sum2[at.clone()]);
-            let y_bar = (&yb_primal[at.clone()], &yb_first[rows], &yb_sum2[at]);
-            tensor::with_zeroed_scratch(3 * w, |buf: &mut [T]| {
-                backward_point(local, z_in, y_bar, (zp, z1, zs), buf, summed)
-            });
-        });
+        .for_each_init(
+            || tensor::Scratch::<T>::zeroed(3 * w),
+            |buf, (p, ((zp, z1), zs))| {
+                let at = p * w..(p + 1) * w;
+                let local = (&lg[at.clone()], &lh2[at.clone()], &lh3[at.clone()]);
+                let rows = p * dirs * w..(p + 1) * dirs * w;
+                let z_in = (&z_first[rows.clone()], &z_sum2[at.clone()]);
+                let y_bar = (&yb_primal[at.clone()], &yb_first[rows], &yb_sum2[at]);
+                backward_point(local, z_in, y_bar, (zp, z1, zs), buf, summed);
+            },
+        );
 }
 
 /// One point's rows of [`collapsed_activation_backward`] (`buf`: scratch of three rows).

@@ -52,62 +52,60 @@ pub fn activation_forward<T: Real>(rule: Unary, z: &Jet<T>, y: &mut Jet<T>, g: &
     tasks.into_par_iter().for_each(|(c, (((yp, gp), yt), gt))| {
         let n = (k_max + 1) * w;
         // the thread's reusable scratch: no allocation per task
-        crate::tensor::with_zeroed_scratch(3 * n, |buf: &mut [T]| {
-            let (ub, rest) = buf.split_at_mut(n);
-            let (yb, gb) = rest.split_at_mut(n);
-            let mut col = [[T::zero(); MAX_ORDER + 1]; 3];
-            for lp in 0..yp.len() / w {
-                let p = c * cp + lp;
-                let z0 = &z.primal[p * w..(p + 1) * w];
-                if rule == Unary::Tanh {
-                    // one vectorisable pass (see `Real::tanh_slice`), then φ' = 1 − y²
-                    let (yr, gr) = (&mut yp[lp * w..(lp + 1) * w], &mut gp[lp * w..(lp + 1) * w]);
-                    T::tanh_slice(z0, yr);
-                    for f in 0..w {
-                        gr[f] = T::one() - yr[f] * yr[f];
-                    }
-                } else {
-                    for f in 0..w {
-                        let (y0, g0) = rule.primal(z0[f]);
-                        yp[lp * w + f] = y0;
-                        gp[lp * w + f] = g0;
-                    }
+        let mut buf = crate::tensor::Scratch::<T>::zeroed(3 * n);
+        let (ub, rest) = buf.split_at_mut(n);
+        let (yb, gb) = rest.split_at_mut(n);
+        let mut col = [[T::zero(); MAX_ORDER + 1]; 3];
+        for lp in 0..yp.len() / w {
+            let p = c * cp + lp;
+            let z0 = &z.primal[p * w..(p + 1) * w];
+            if rule == Unary::Tanh {
+                // one vectorisable pass (see `Real::tanh_slice`), then φ' = 1 − y²
+                let (yr, gr) = (&mut yp[lp * w..(lp + 1) * w], &mut gp[lp * w..(lp + 1) * w]);
+                T::tanh_slice(z0, yr);
+                for f in 0..w {
+                    gr[f] = T::one() - yr[f] * yr[f];
                 }
-                if ns_out == 0 {
-                    continue;
-                }
-                ub[..w].copy_from_slice(z0);
-                yb[..w].copy_from_slice(&yp[lp * w..(lp + 1) * w]);
-                gb[..w].copy_from_slice(&gp[lp * w..(lp + 1) * w]);
-                for d in 0..dirs {
-                    let r = p * dirs + d;
-                    for (s, &k) in in_orders.iter().enumerate() {
-                        ub[k * w..(k + 1) * w]
-                            .copy_from_slice(&z.tangents[(r * ns_in + s) * w..(r * ns_in + s + 1) * w]);
-                    }
-                    if row_form {
-                        unary_forward_rows(rule, w, in_orders, out_orders, ub, yb, gb);
-                    } else {
-                        for f in 0..w {
-                            let [u, yy, gg] = &mut col;
-                            for k in 0..=k_max {
-                                u[k] = ub[k * w + f];
-                            }
-                            unary_forward(rule, &u[..=k_max], in_sup, Some((yb[f], gb[f])), yy, gg);
-                            for &k in out_orders {
-                                yb[k * w + f] = yy[k];
-                                gb[k * w + f] = gg[k];
-                            }
-                        }
-                    }
-                    let base = (lp * dirs + d) * ns_out;
-                    for (s, &k) in out_orders.iter().enumerate() {
-                        yt[(base + s) * w..(base + s + 1) * w].copy_from_slice(&yb[k * w..(k + 1) * w]);
-                        gt[(base + s) * w..(base + s + 1) * w].copy_from_slice(&gb[k * w..(k + 1) * w]);
-                    }
+            } else {
+                for f in 0..w {
+                    let (y0, g0) = rule.primal(z0[f]);
+                    yp[lp * w + f] = y0;
+                    gp[lp * w + f] = g0;
                 }
             }
-        });
+            if ns_out == 0 {
+                continue;
+            }
+            ub[..w].copy_from_slice(z0);
+            yb[..w].copy_from_slice(&yp[lp * w..(lp + 1) * w]);
+            gb[..w].copy_from_slice(&gp[lp * w..(lp + 1) * w]);
+            for d in 0..dirs {
+                let r = p * dirs + d;
+                for (s, &k) in in_orders.iter().enumerate() {
+                    ub[k * w..(k + 1) * w].copy_from_slice(&z.tangents[(r * ns_in + s) * w..(r * ns_in + s + 1) * w]);
+                }
+                if row_form {
+                    unary_forward_rows(rule, w, in_orders, out_orders, ub, yb, gb);
+                } else {
+                    for f in 0..w {
+                        let [u, yy, gg] = &mut col;
+                        for k in 0..=k_max {
+                            u[k] = ub[k * w + f];
+                        }
+                        unary_forward(rule, &u[..=k_max], in_sup, Some((yb[f], gb[f])), yy, gg);
+                        for &k in out_orders {
+                            yb[k * w + f] = yy[k];
+                            gb[k * w + f] = gg[k];
+                        }
+                    }
+                }
+                let base = (lp * dirs + d) * ns_out;
+                for (s, &k) in out_orders.iter().enumerate() {
+                    yt[(base + s) * w..(base + s + 1) * w].copy_from_slice(&yb[k * w..(k + 1) * w]);
+                    gt[(base + s) * w..(base + s + 1) * w].copy_from_slice(&gb[k * w..(k + 1) * w]);
+                }
+            }
+        }
     });
 }
 
@@ -137,38 +135,37 @@ pub fn activation_backward<T: Real>(z: &Jet<T>, g: &Jet<T>, ybar: &Jet<T>, zbar:
     tasks.into_par_iter().for_each(|(c, (zp, zt))| {
         let n = (k_max + 1) * w;
         // the thread's reusable scratch: no allocation per task
-        crate::tensor::with_zeroed_scratch(3 * n, |buf: &mut [T]| {
-            let (ub, rest) = buf.split_at_mut(n);
-            let (yb, gb) = rest.split_at_mut(n);
-            for lp in 0..zp.len() / w {
-                let p = c * cp + lp;
-                let acc = &mut zp[lp * w..(lp + 1) * w];
-                // the primal path y_0 = φ(z_0) counts once per point
+        let mut buf = crate::tensor::Scratch::<T>::zeroed(3 * n);
+        let (ub, rest) = buf.split_at_mut(n);
+        let (yb, gb) = rest.split_at_mut(n);
+        for lp in 0..zp.len() / w {
+            let p = c * cp + lp;
+            let acc = &mut zp[lp * w..(lp + 1) * w];
+            // the primal path y_0 = φ(z_0) counts once per point
+            for f in 0..w {
+                acc[f] = ybar.primal[p * w + f] * g.primal[p * w + f];
+            }
+            if ns_out == 0 {
+                continue;
+            }
+            gb[..w].copy_from_slice(&g.primal[p * w..(p + 1) * w]);
+            for d in 0..dirs {
+                let r = p * dirs + d;
+                for (s, &k) in out_orders.iter().enumerate() {
+                    let src = (r * ns_out + s) * w;
+                    yb[k * w..(k + 1) * w].copy_from_slice(&ybar.tangents[src..src + w]);
+                    gb[k * w..(k + 1) * w].copy_from_slice(&g.tangents[src..src + w]);
+                }
+                unary_backward_rows(w, k_max, targets, out_orders, yb, gb, ub);
                 for f in 0..w {
-                    acc[f] = ybar.primal[p * w + f] * g.primal[p * w + f];
+                    acc[f] += ub[f];
                 }
-                if ns_out == 0 {
-                    continue;
-                }
-                gb[..w].copy_from_slice(&g.primal[p * w..(p + 1) * w]);
-                for d in 0..dirs {
-                    let r = p * dirs + d;
-                    for (s, &k) in out_orders.iter().enumerate() {
-                        let src = (r * ns_out + s) * w;
-                        yb[k * w..(k + 1) * w].copy_from_slice(&ybar.tangents[src..src + w]);
-                        gb[k * w..(k + 1) * w].copy_from_slice(&g.tangents[src..src + w]);
-                    }
-                    unary_backward_rows(w, k_max, targets, out_orders, yb, gb, ub);
-                    for f in 0..w {
-                        acc[f] += ub[f];
-                    }
-                    for (s, &k) in in_orders.iter().enumerate() {
-                        let dst = ((lp * dirs + d) * ns_in + s) * w;
-                        zt[dst..dst + w].copy_from_slice(&ub[k * w..(k + 1) * w]);
-                    }
+                for (s, &k) in in_orders.iter().enumerate() {
+                    let dst = ((lp * dirs + d) * ns_in + s) * w;
+                    zt[dst..dst + w].copy_from_slice(&ub[k * w..(k + 1) * w]);
                 }
             }
-        });
+        }
     });
 }
 

@@ -371,11 +371,7 @@ impl PlanBuilder {
             mut readout,
             mut directions,
         } = recycled;
-        for p in probes.drain(..) {
-            let mut slots = p.slots;
-            slots.clear();
-            self.spare_slots.push(slots);
-        }
+        self.recycle_slots(probes.drain(..));
         readout.clear();
         directions.clear();
         let old = std::mem::replace(
@@ -386,15 +382,32 @@ impl PlanBuilder {
                 directions,
             },
         );
-        for p in old.probes {
-            let mut slots = p.slots;
-            slots.clear();
-            self.spare_slots.push(slots);
-        }
+        self.recycle_slots(old.probes);
         self.heads.clear();
         self.chain.clear();
         self.weights.clear();
         self.value_weight = 0.0;
+    }
+
+    /// Keeps the (emptied) slot lists of `probes` for the next probes.
+    fn recycle_slots(&mut self, probes: impl IntoIterator<Item = Probe>) {
+        self.spare_slots.extend(probes.into_iter().map(|p| {
+            let mut slots = p.slots;
+            slots.clear();
+            slots
+        }));
+    }
+
+    /// [`probe_index`] on this builder's plan.
+    fn probe(&mut self, slots: &[(usize, ProbeDirection)], order: usize) -> usize {
+        probe_index(
+            &mut self.plan,
+            &mut self.heads,
+            &mut self.chain,
+            &mut self.spare_slots,
+            slots,
+            order,
+        )
     }
 
     fn read(&mut self, probe: usize, n: usize, weight: f64) {
@@ -492,14 +505,7 @@ impl PlanBuilder {
     pub fn add_directional(&mut self, coeff: f64, order: usize, w: &[f64]) {
         self.plan.directions.push(w.to_vec());
         let dir = ProbeDirection::Dense(self.plan.directions.len() - 1);
-        let p = probe_index(
-            &mut self.plan,
-            &mut self.heads,
-            &mut self.chain,
-            &mut self.spare_slots,
-            &[(1, dir)],
-            order,
-        );
+        let p = self.probe(&[(1, dir)], order);
         self.read(p, order, coeff);
     }
 
@@ -513,14 +519,7 @@ impl PlanBuilder {
     pub fn take_plan(&mut self) -> ProbePlan {
         if self.value_weight != 0.0 {
             let p = if self.plan.probes.is_empty() {
-                probe_index(
-                    &mut self.plan,
-                    &mut self.heads,
-                    &mut self.chain,
-                    &mut self.spare_slots,
-                    &[],
-                    1,
-                )
+                self.probe(&[], 1)
             } else {
                 0
             };

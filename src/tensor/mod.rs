@@ -311,40 +311,39 @@ unsafe fn gemm_raw<T: Real>(
         Split::Reduction(parts) => {
             let block = k.div_ceil(parts);
             let area = m * n;
-            with_zeroed_scratch(area * (parts - 1), |partial: &mut [T]| {
-                let pp = Strided {
-                    p: partial.as_mut_ptr(),
-                    rs: n as isize,
-                    cs: 1,
+            let mut partial = Scratch::<T>::zeroed(area * (parts - 1));
+            let pp = Strided {
+                p: partial.as_mut_ptr(),
+                rs: n as isize,
+                cs: 1,
+            };
+            (0..parts).into_par_iter().for_each(|i| {
+                let (k0, k1) = (i * block, ((i + 1) * block).min(k));
+                // the first chunk lands in C as asked, the others in their own partials
+                let (dst, w) = if i == 0 {
+                    (c, write)
+                } else {
+                    (unsafe { pp.at((i - 1) * m, 0) }, Write::Overwrite)
                 };
-                (0..parts).into_par_iter().for_each(|i| {
-                    let (k0, k1) = (i * block, ((i + 1) * block).min(k));
-                    // the first chunk lands in C as asked, the others in their own partials
-                    let (dst, w) = if i == 0 {
-                        (c, write)
+                let shape = (m, n, k1.saturating_sub(k0));
+                unsafe { gemm_seq(shape, dst, a.at(0, k0), b.at(k0, 0), w, scale, Par::Seq) }
+            });
+            for part in partial.chunks_exact(area) {
+                for (i, src) in part.chunks_exact(n).enumerate() {
+                    if c.cs == 1 {
+                        // a contiguous row of C: one vectorisable pass (the same sums)
+                        // SAFETY: row i of C holds n elements at unit stride, and no other
+                        // reference to them is alive here
+                        let row = unsafe { std::slice::from_raw_parts_mut(c.at(i, 0).p, n) };
+                        row.iter_mut().zip(src).for_each(|(d, s)| *d += *s);
                     } else {
-                        (unsafe { pp.at((i - 1) * m, 0) }, Write::Overwrite)
-                    };
-                    let shape = (m, n, k1.saturating_sub(k0));
-                    unsafe { gemm_seq(shape, dst, a.at(0, k0), b.at(k0, 0), w, scale, Par::Seq) }
-                });
-                for part in partial.chunks_exact(area) {
-                    for (i, src) in part.chunks_exact(n).enumerate() {
-                        if c.cs == 1 {
-                            // a contiguous row of C: one vectorisable pass (the same sums)
-                            // SAFETY: row i of C holds n elements at unit stride, and no other
-                            // reference to them is alive here
-                            let row = unsafe { std::slice::from_raw_parts_mut(c.at(i, 0).p, n) };
-                            row.iter_mut().zip(src).for_each(|(d, s)| *d += *s);
-                        } else {
-                            for (j, s) in src.iter().enumerate() {
-                                // SAFETY: (i, j) is inside C's described shape
-                                unsafe { *c.at(i, j).p += *s };
-                            }
+                        for (j, s) in src.iter().enumerate() {
+                            // SAFETY: (i, j) is inside C's described shape
+                            unsafe { *c.at(i, j).p += *s };
                         }
                     }
                 }
-            });
+            }
         }
     }
     if profiled {
@@ -353,26 +352,49 @@ unsafe fn gemm_raw<T: Real>(
     }
 }
 
-/// Largest scratch (values) a thread keeps between calls of [`with_zeroed_scratch`]; larger
-/// requests get a buffer of their own.
+/// Largest scratch (values) a thread keeps between uses of [`Scratch`]; larger requests get a
+/// buffer of their own.
 const MAX_KEPT_SCRATCH: usize = 1 << 22;
 
-/// Runs `f` on `len` zeros in this thread's reusable scratch buffer ([`Real::scratch`]), so that
-/// a step's repeated products allocate nothing; a fresh buffer when this thread's is already in
-/// use further up its stack (a job stolen while waiting) or when `len` exceeds
-/// `MAX_KEPT_SCRATCH` (4 M values).
-pub fn with_zeroed_scratch<T: Real, R>(len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
-    if len <= MAX_KEPT_SCRATCH {
-        let kept = T::scratch().with(|cell| cell.try_borrow_mut().ok().map(|mut buf| std::mem::take(&mut *buf)));
-        if let Some(mut buf) = kept {
-            buf.clear();
-            buf.resize(len, T::zero());
-            let out = f(&mut buf);
-            T::scratch().with(|cell| *cell.borrow_mut() = buf);
-            return out;
+/// `len` zeros in this thread's reusable buffer ([`Real::scratch`]), handed back to the thread
+/// when dropped, so that a step's repeated products and kernels allocate nothing. A fresh buffer
+/// when the thread's is already out further up its stack (a job stolen while waiting) or when
+/// `len` exceeds `MAX_KEPT_SCRATCH` (4 M values).
+pub struct Scratch<T: Real>(Vec<T>);
+
+impl<T: Real> Scratch<T> {
+    /// Takes this thread's buffer, zeroed, of `len` values.
+    pub fn zeroed(len: usize) -> Scratch<T> {
+        let mut buf = if len <= MAX_KEPT_SCRATCH {
+            T::scratch().with(|cell| cell.take())
+        } else {
+            Vec::new()
+        };
+        buf.clear();
+        buf.resize(len, T::zero());
+        Scratch(buf)
+    }
+}
+
+impl<T: Real> std::ops::Deref for Scratch<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T: Real> std::ops::DerefMut for Scratch<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.0
+    }
+}
+
+impl<T: Real> Drop for Scratch<T> {
+    fn drop(&mut self) {
+        if self.0.capacity() <= MAX_KEPT_SCRATCH {
+            T::scratch().with(|cell| cell.set(std::mem::take(&mut self.0)));
         }
     }
-    f(&mut vec![T::zero(); len])
 }
 
 /// `a·b` for a matrix size; overflow is a caller bug and panics instead of wrapping (a wrapped
