@@ -345,8 +345,13 @@ impl StepBound {
     }
 }
 
+/// Runs of each rate measurement; the best run counts.
+const RATE_RUNS: usize = 21;
+
 /// Measures [`MachineRates`] in the current thread pool (a few seconds); `f32_lanes` times the
-/// sine–cosine kernel of f32 training (else the f64 one).
+/// sine–cosine kernel of f32 training (else the f64 one). Each rate is the best of
+/// [`RATE_RUNS`] runs: a neighbour on a shared machine only ever slows a run, so the fastest is
+/// the machine's own rate (medians moved the bound by ±10–20 % between sweeps on a VM).
 pub fn measure_rates(f32_lanes: bool) -> MachineRates {
     use rayon::prelude::*;
     // products: the step's shapes, rows × 128 × 128 in f32
@@ -359,9 +364,9 @@ pub fn measure_rates(f32_lanes: bool) -> MachineRates {
         let t = time(
             || tensor::matmul(m, k, n, &a, &b, &mut c, tensor::Write::Overwrite),
             3,
-            15,
+            RATE_RUNS,
         );
-        gemm_flop_s = gemm_flop_s.max(2.0 * (m * k * n) as f64 / t.median_s);
+        gemm_flop_s = gemm_flop_s.max(2.0 * (m * k * n) as f64 / t.min_s);
     }
     // bandwidth: a parallel copy, 256 MiB each way (beyond any cache)
     let len = 64 << 20;
@@ -374,9 +379,9 @@ pub fn measure_rates(f32_lanes: bool) -> MachineRates {
                 .for_each(|(d, s)| d.copy_from_slice(s))
         },
         2,
-        9,
+        RATE_RUNS,
     );
-    let bytes_s = 2.0 * (len * 4) as f64 / t.median_s;
+    let bytes_s = 2.0 * (len * 4) as f64 / t.min_s;
     // sine–cosine pairs, in the kernel of the step's precision (f32 lanes for f32 training), on
     // the step's chunk size in cache: 128 passes over the same 2¹⁴ arguments, in parallel
     const CHUNK: usize = 1 << 14;
@@ -408,9 +413,9 @@ pub fn measure_rates(f32_lanes: bool) -> MachineRates {
                 )
             },
             2,
-            9,
+            RATE_RUNS,
         );
-        (PASSES * CHUNK) as f64 / t.median_s
+        (PASSES * CHUNK) as f64 / t.min_s
     };
     let sin_cos_s = pairs_s(&x32, false);
     // the same on small arguments (|x| ≤ 0.1: coordinates of points at large d; f32 only)
@@ -423,8 +428,8 @@ pub fn measure_rates(f32_lanes: bool) -> MachineRates {
         dim: d,
     };
     let mut pts = vec![0.0f32; 128 * d];
-    let t = time(|| sampler.fill_from(0, 0, 0, &mut pts), 2, 9);
-    let normals_s = (128 * d) as f64 / t.median_s;
+    let t = time(|| sampler.fill_from(0, 0, 0, &mut pts), 2, RATE_RUNS);
+    let normals_s = (128 * d) as f64 / t.min_s;
     // the FMA peak: the same register-bound chains on every thread
     const ROUNDS: usize = 1 << 20;
     let threads = rayon::current_num_threads();
@@ -437,9 +442,9 @@ pub fn measure_rates(f32_lanes: bool) -> MachineRates {
                 .sum();
         },
         2,
-        9,
+        RATE_RUNS,
     );
-    let fma_peak_flop_s = flop / t.median_s;
+    let fma_peak_flop_s = flop / t.min_s;
     MachineRates {
         gemm_flop_s,
         bytes_s,

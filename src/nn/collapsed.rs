@@ -1,7 +1,7 @@
 //! Collapsed propagation through the MLP: 2-jets `(x; v_d, 0)` whose operator needs only
 //! `Σ_d y₂` (Laplacian, SDGD, Hutchinson, any sum of second-order directional derivatives).
 
-use super::first_layer::{JetRows, input_affine_backward_rows, input_tangent_forward};
+use super::first_layer::{JetRows, OneHotWeightGrad, input_affine_backward_rows, input_tangent_forward};
 use super::mlp::{Mlp, NnError};
 use crate::jet::collapsed::{
     CollapsedJet, collapsed_activation_backward, collapsed_activation_forward, collapsed_affine_backward,
@@ -9,7 +9,7 @@ use crate::jet::collapsed::{
 };
 use crate::jet::{InputJets, Support, Tangent};
 use crate::real::Real;
-use crate::tensor;
+use crate::tensor::{self, Write};
 
 /// What a collapsed forward pass keeps for its backward pass (buffers reused across steps).
 #[derive(Clone, Debug, Default)]
@@ -22,6 +22,26 @@ pub struct CollapsedTape<T> {
 }
 
 impl<T: Real> CollapsedTape<T> {
+    /// The first layer's weight gradient left by [`Mlp::backward_collapsed_deferring_first`]
+    /// (when it returned `true`), for the inputs it ran on: their points `x` (`[points × d]`)
+    /// and one-hot rows `coords`; `entries` is scratch kept by the caller. `None` if these do
+    /// not fit the tape.
+    pub fn first_weight_grad<'a>(
+        &'a self,
+        x: &'a [T],
+        dim: usize,
+        coords: &[usize],
+        entries: &'a mut Vec<(usize, usize)>,
+    ) -> Option<OneHotWeightGrad<'a, T>> {
+        let rows = JetRows {
+            width: self.bar_z.width,
+            support: Support::from_orders(&[1]),
+            primal: self.bar_z.primal(),
+            tangents: self.bar_z.first(),
+        };
+        OneHotWeightGrad::new(x, dim, coords, rows, entries)
+    }
+
     /// Bytes held by the tape's buffers.
     pub fn bytes(&self) -> usize {
         let jets = self.z.iter().chain(&self.h).chain([&self.bar_z, &self.bar_h]);
@@ -124,6 +144,34 @@ impl<T: Real> Mlp<T> {
         cotangent: &CollapsedJet<T>,
         grad: &mut [T],
     ) -> Result<(), NnError> {
+        self.backward_collapsed_with(input, tape, cotangent, grad, false)
+            .map(|_| ())
+    }
+
+    /// [`Mlp::backward_collapsed`] for a caller that did not zero the first layer's weight
+    /// gradient (the range `[0, d·width)` of `grad`; everything else is accumulated as usual).
+    /// With one-hot first-order input tangents and at least two layers that range is left alone
+    /// and `true` returned: the caller builds `W̄` block by block from the tape
+    /// ([`CollapsedTape::first_weight_grad`]); otherwise the range is overwritten with `W̄` and
+    /// `false` returned.
+    pub fn backward_collapsed_deferring_first(
+        &self,
+        input: &InputJets<T>,
+        tape: &mut CollapsedTape<T>,
+        cotangent: &CollapsedJet<T>,
+        grad: &mut [T],
+    ) -> Result<bool, NnError> {
+        self.backward_collapsed_with(input, tape, cotangent, grad, true)
+    }
+
+    fn backward_collapsed_with(
+        &self,
+        input: &InputJets<T>,
+        tape: &mut CollapsedTape<T>,
+        cotangent: &CollapsedJet<T>,
+        grad: &mut [T],
+        defer_first: bool,
+    ) -> Result<bool, NnError> {
         check_input(self, input)?;
         if grad.len() != self.num_params() {
             return Err(NnError::ParamLength {
@@ -159,9 +207,15 @@ impl<T: Real> Mlp<T> {
         };
         let (wg, rest) = grad[first.weight..].split_at_mut(first.fan_in * first.fan_out);
         let w0 = &p[first.weight..first.weight + first.fan_in * first.fan_out];
-        input_affine_backward_rows(input, rows, w0, wg, &mut rest[..first.fan_out], None);
+        let deferred = defer_first && n > 1 && matches!(input.slot(1), Tangent::OneHot(_));
+        let weight_grad = match (deferred, defer_first) {
+            (true, _) => None,
+            (false, true) => Some((wg, Write::Overwrite)),
+            (false, false) => Some((wg, Write::Accumulate)),
+        };
+        input_affine_backward_rows(input, rows, w0, weight_grad, &mut rest[..first.fan_out], None);
         tape.bar_z = bar_z;
         tape.bar_h = bar_h;
-        Ok(())
+        Ok(deferred)
     }
 }

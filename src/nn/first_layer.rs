@@ -94,6 +94,7 @@ pub fn input_affine_backward<T: Real>(
         primal: &zbar.primal,
         tangents: &zbar.tangents,
     };
+    let weight_grad = Some((weight_grad, Write::Accumulate));
     input_affine_backward_rows(input, cotangent, weight, weight_grad, bias_grad, xbar);
 }
 
@@ -110,28 +111,33 @@ pub struct JetRows<'a, T> {
     pub tangents: &'a [T],
 }
 
-/// [`input_affine_backward`] on borrowed cotangent rows.
+/// [`input_affine_backward`] on borrowed cotangent rows. `weight_grad`: where `W̄` goes and
+/// whether it is added to what is there (`Write::Accumulate`) or replaces it (`Overwrite`: the
+/// caller did not zero it); `None` leaves `W̄` to the caller ([`OneHotWeightGrad`]).
 pub fn input_affine_backward_rows<T: Real>(
     input: &InputJets<T>,
     zbar: JetRows<'_, T>,
     weight: &[T],
-    weight_grad: &mut [T],
+    weight_grad: Option<(&mut [T], Write)>,
     bias_grad: &mut [T],
     xbar: Option<&mut [T]>,
 ) {
     let (d, out) = (input.dim(), zbar.width);
+    tensor::add_column_sums(out, zbar.primal, bias_grad);
+    if let Some((weight_grad, write)) = weight_grad {
+        input_weight_grad(input, zbar, weight_grad, write);
+    }
+    if let Some(xbar) = xbar {
+        tensor::matmul_nt(input.points(), out, d, zbar.primal, weight, xbar, Write::Accumulate);
+    }
+}
+
+/// `W̄ (=|+=) xᵀz̄_0 + Σ_k Σ_rows` of the input tangents' parts (products or scatters).
+fn input_weight_grad<T: Real>(input: &InputJets<T>, zbar: JetRows<'_, T>, weight_grad: &mut [T], write: Write) {
+    let (d, out) = (input.dim(), zbar.width);
     let sup = zbar.support;
     let ns = sup.count();
-    tensor::matmul_tn(
-        input.points(),
-        d,
-        out,
-        input.primal(),
-        zbar.primal,
-        weight_grad,
-        Write::Accumulate,
-    );
-    tensor::add_column_sums(out, zbar.primal, bias_grad);
+    tensor::matmul_tn(input.points(), d, out, input.primal(), zbar.primal, weight_grad, write);
     for (s, k) in sup.orders().enumerate() {
         let scale = T::one() / T::c(crate::real::factorial(k));
         if let Tangent::Dense(v) = input.slot(k) {
@@ -170,8 +176,80 @@ pub fn input_affine_backward_rows<T: Real>(
             }
         }
     }
-    if let Some(xbar) = xbar {
-        tensor::matmul_nt(input.points(), out, d, zbar.primal, weight, xbar, Write::Accumulate);
+}
+
+/// The first layer's weight gradient `W̄ = xᵀz̄₀ + Σ_r e_{i_r} z̄₁,ᵣᵀ` of inputs whose first-order
+/// tangents are one-hot (row `r` along coordinate `i_r`), built a block of rows at a time: each
+/// block has the bits [`input_affine_backward_rows`] leaves in a zeroed gradient, and the whole
+/// `[d × width]` matrix never exists, so an optimiser can use a block while it is in cache
+/// (`train::optim::Adam::update_streamed`).
+#[derive(Clone, Copy, Debug)]
+pub struct OneHotWeightGrad<'a, T> {
+    x: &'a [T],
+    points: usize,
+    dim: usize,
+    zbar: JetRows<'a, T>,
+    /// `(coordinate, row)` of every one-hot row, sorted: a coordinate's rows in row order.
+    entries: &'a [(usize, usize)],
+}
+
+impl<'a, T: Real> OneHotWeightGrad<'a, T> {
+    /// The gradient of inputs `x` (`[points × dim]`) with one-hot rows `coords` under the
+    /// cotangent `zbar` (primal and first order only); `entries` is scratch, kept for reuse.
+    /// `None` if the shapes disagree.
+    pub fn new(
+        x: &'a [T],
+        dim: usize,
+        coords: &[usize],
+        zbar: JetRows<'a, T>,
+        entries: &'a mut Vec<(usize, usize)>,
+    ) -> Option<Self> {
+        let out = zbar.width;
+        let points = x.len() / dim.max(1);
+        let fits = dim > 0
+            && x.len() == points * dim
+            && zbar.support == Support::from_orders(&[1])
+            && zbar.primal.len() == points * out
+            && zbar.tangents.len() == coords.len() * out
+            && coords.iter().all(|&i| i < dim);
+        if !fits {
+            return None;
+        }
+        entries.clear();
+        entries.extend(coords.iter().enumerate().map(|(r, &i)| (i, r)));
+        entries.sort_unstable();
+        Some(OneHotWeightGrad {
+            x,
+            points,
+            dim,
+            zbar,
+            entries,
+        })
+    }
+
+    /// Rows of `W̄` (the input dimension).
+    pub fn rows(&self) -> usize {
+        self.dim
+    }
+
+    /// Columns of `W̄` (the layer's width).
+    pub fn width(&self) -> usize {
+        self.zbar.width
+    }
+
+    /// Rows `rows` of `W̄` into `dst` (`[rows.len() × width]`, overwritten), on this thread.
+    pub fn block_into(&self, rows: std::ops::Range<usize>, dst: &mut [T]) {
+        let out = self.zbar.width;
+        let (x, z0) = (self.x, self.zbar.primal);
+        tensor::matmul_tn_rows(self.points, self.dim, out, x, rows.clone(), z0, dst);
+        // the one-hot rows of these coordinates, each coordinate's in row order as the scatter
+        // of `input_affine_backward_rows` adds them (its `a = 1/1!` multiplies exactly)
+        let first = self.entries.partition_point(|&(i, _)| i < rows.start);
+        for &(i, r) in self.entries[first..].iter().take_while(|&&(i, _)| i < rows.end) {
+            let src = &self.zbar.tangents[r * out..(r + 1) * out];
+            let o = (i - rows.start) * out;
+            dst[o..o + out].iter_mut().zip(src).for_each(|(g, x)| *g += *x);
+        }
     }
 }
 
@@ -496,5 +574,64 @@ pub fn shared_backward<T: Real>(
                 grads.w[i % b_size] += a * u_bar[e * stride + k];
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Built block by block, the one-hot inputs' weight gradient has the bits
+    /// [`input_affine_backward_rows`] accumulates into zeros (repeated coordinates included), and
+    /// matches a naive f64 sum.
+    #[test]
+    fn one_hot_weight_gradient_blocks_equal_the_whole_backward() {
+        let (points, dim, dirs, out) = (7, 300, 5, 24);
+        let x: Vec<f32> = (0..points * dim).map(|i| (i as f32 * 0.731).sin()).collect();
+        // coordinates repeat across points and within one (row order then decides the sums)
+        let coords: Vec<usize> = (0..points * dirs).map(|r| (r * 37 + r / 3) % dim).collect();
+        let coords = [&coords[..points * dirs - 2], &[coords[0], coords[0]]].concat();
+        let primal: Vec<f32> = (0..points * out).map(|i| (i as f32 * 0.29).cos()).collect();
+        let tangents: Vec<f32> = (0..points * dirs * out).map(|i| (i as f32 * 0.113).sin()).collect();
+        let zbar = JetRows {
+            width: out,
+            support: Support::from_orders(&[1]),
+            primal: &primal,
+            tangents: &tangents,
+        };
+        let mut input = InputJets::new(2, dim, dirs, x.clone()).unwrap();
+        input.set(1, Tangent::OneHot(coords.clone())).unwrap();
+        let (mut whole, mut bias) = (vec![0.0f32; dim * out], vec![0.0f32; out]);
+        let weight = vec![0.0f32; dim * out];
+        let wg = Some((&mut whole[..], Write::Accumulate));
+        input_affine_backward_rows(&input, zbar, &weight, wg, &mut bias, None);
+
+        let mut entries = Vec::new();
+        let grad = OneHotWeightGrad::new(&x, dim, &coords, zbar, &mut entries).unwrap();
+        assert_eq!((grad.rows(), grad.width()), (dim, out));
+        for rows in [0..dim, 0..1, 13..150, 150..300, coords[0]..coords[0] + 1] {
+            let mut block = vec![f32::NAN; rows.len() * out];
+            grad.block_into(rows.clone(), &mut block);
+            let want = &whole[rows.start * out..rows.end * out];
+            assert!(
+                block.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "rows {rows:?}"
+            );
+        }
+        // naive: W̄[i][j] = Σ_p x[p][i]·z̄₀[p][j] + Σ_{r: coords[r] = i} z̄₁[r][j]
+        for (i, j) in [(coords[0], 3), (0, 0), (dim - 1, out - 1), (coords[5], 7)] {
+            let mut want: f64 = (0..points)
+                .map(|p| x[p * dim + i] as f64 * primal[p * out + j] as f64)
+                .sum();
+            want += (0..coords.len())
+                .filter(|&r| coords[r] == i)
+                .map(|r| tangents[r * out + j] as f64)
+                .sum::<f64>();
+            assert!((whole[i * out + j] as f64 - want).abs() < 1e-5 * (1.0 + want.abs()));
+        }
+        // shapes that do not fit are refused
+        let short = &coords[..coords.len() - 1];
+        assert!(OneHotWeightGrad::new(&x, dim, short, zbar, &mut entries).is_none());
+        assert!(OneHotWeightGrad::new(&x, dim + 1, &coords, zbar, &mut entries).is_none());
     }
 }

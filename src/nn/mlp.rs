@@ -287,6 +287,12 @@ impl<T: Real> Mlp<T> {
     pub fn affine_layers(&self) -> &[AffineLayout] {
         &self.affine
     }
+    /// The first affine layer's weight in the flat parameter vector (its `[fan_in × fan_out]`
+    /// entries; at the start unless there is a shared block map).
+    pub fn first_weight_range(&self) -> std::ops::Range<usize> {
+        let first = self.affine[0];
+        first.weight..first.weight + first.fan_in * first.fan_out
+    }
     /// Layout of the shared block map, if any.
     pub fn shared_layout(&self) -> Option<SharedLayout> {
         self.shared

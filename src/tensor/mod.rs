@@ -374,6 +374,19 @@ impl<T: Real> Scratch<T> {
         buf.resize(len, T::zero());
         Scratch(buf)
     }
+
+    /// Takes this thread's buffer of `len` values without clearing it: its contents are
+    /// whatever an earlier use left (plain numbers; zeros where it grew), for a caller that
+    /// overwrites every value.
+    pub fn reused(len: usize) -> Scratch<T> {
+        let mut buf = if len <= MAX_KEPT_SCRATCH {
+            T::scratch().with(|cell| cell.take())
+        } else {
+            Vec::new()
+        };
+        buf.resize(len, T::zero());
+        Scratch(buf)
+    }
 }
 
 impl<T: Real> std::ops::Deref for Scratch<T> {
@@ -536,6 +549,66 @@ pub fn matmul_tn<T: Real>(m: usize, k: usize, n: usize, a: &[T], b: &[T], c: &mu
             write,
             T::one(),
         )
+    }
+}
+
+/// Rows `rows` of [`matmul_tn`]'s product, overwritten on the calling thread:
+/// `C[rows.len() × n] = (Aᵀ·B)[rows]` with `A[m×k]`, `B[m×n]` row-major. Each entry is the same
+/// arithmetic as in [`matmul_tn`] (a test checks the bits on both of its routes), so a caller can
+/// build a large weight gradient a cache-sized block at a time.
+pub fn matmul_tn_rows<T: Real>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    rows: std::ops::Range<usize>,
+    b: &[T],
+    c: &mut [T],
+) {
+    let len = rows.end.saturating_sub(rows.start);
+    assert!(
+        rows.end <= k && a.len() >= area(m, k) && b.len() >= area(m, n) && c.len() >= area(len, n),
+        "matmul_tn_rows: buffer too small"
+    );
+    if len == 0 || n == 0 {
+        return;
+    }
+    let profiled = PROFILE.load(Ordering::Relaxed);
+    if profiled {
+        product_begins();
+    }
+    let (c, a, b) = (
+        Strided {
+            p: c.as_mut_ptr(),
+            rs: n as isize,
+            cs: 1,
+        },
+        Strided {
+            p: a.as_ptr(),
+            rs: 1,
+            cs: k as isize,
+        },
+        Strided {
+            p: b.as_ptr(),
+            rs: n as isize,
+            cs: 1,
+        },
+    );
+    // SAFETY: lengths checked above; row `rows.start` of Aᵀ is column `rows.start < k` of A.
+    unsafe {
+        gemm_seq(
+            (len, n, m),
+            c,
+            a.at(rows.start, 0),
+            b,
+            Write::Overwrite,
+            T::one(),
+            Par::Seq,
+        )
+    };
+    if profiled {
+        product_ends();
+        GEMM_FLOPS.fetch_add(2 * (len * n * m) as u64, Ordering::Relaxed);
     }
 }
 
@@ -716,6 +789,36 @@ mod tests {
         let mut c3 = vec![0.0; m * n];
         matmul_nt(m, k, n, &a, &bt, &mut c3, Write::Overwrite);
         assert!(c3.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-13));
+    }
+
+    /// Row blocks of `Aᵀ·B` computed one at a time ([`matmul_tn_rows`]) are the rows of the whole
+    /// product ([`matmul_tn`]) bit for bit, on the first layer's shape at large d (100 points,
+    /// 128 wide) and on two threads; and within rounding of naive loops.
+    #[test]
+    fn row_blocks_of_a_weight_gradient_are_the_whole_products_rows() {
+        // 100 points: A read with swapped strides; 300: matmul_tn copies Aᵀ first
+        for m in [100, 300] {
+            let (k, n) = (5000, 128);
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..m * n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let mut whole = vec![0.0f32; k * n];
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            pool.install(|| matmul_tn(m, k, n, &a, &b, &mut whole, Write::Overwrite));
+            for rows in [0..512, 512..1024, 300..777, 4999..5000, 4096..5000] {
+                let mut block = vec![f32::NAN; rows.len() * n];
+                matmul_tn_rows(m, k, n, &a, rows.clone(), &b, &mut block);
+                let want = &whole[rows.start * n..rows.end * n];
+                assert!(
+                    block.iter().zip(want).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "m = {m}: rows {rows:?} differ from the whole product's"
+                );
+            }
+            // the whole product itself against naive loops in f64
+            for (i, j) in [(0, 0), (4999, 127), (2500, 64)] {
+                let naive: f64 = (0..m).map(|p| a[p * k + i] as f64 * b[p * n + j] as f64).sum();
+                assert!((whole[i * n + j] as f64 - naive).abs() < 1e-4 * (1.0 + naive.abs()));
+            }
+        }
     }
 
     /// Each way of spreading a product over threads (row blocks, split-K, faer's own, the copied

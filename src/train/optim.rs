@@ -71,14 +71,7 @@ impl<S: crate::Real> Adam<S> {
 
     /// One update `θ ← θ − lr·m̂/(√v̂ + ε)`.
     pub fn update<T: crate::Real>(&mut self, params: &mut [T], grad: &[T], lr: f64) {
-        const B1: f64 = 0.9;
-        const B2: f64 = 0.999;
-        const EPS: f64 = 1e-8;
-        let k = self.step as i32 + 1;
-        let (c1, c2) = (1.0 - B1.powi(k), 1.0 - B2.powi(k));
-        // lr·(m/c1)/(√(v/c2) + ε) with the bias corrections folded into two constants: one
-        // square root and one division per parameter
-        let (step, root_c2) = (lr / c1, 1.0 / c2.sqrt());
+        let step = self.next_step(lr);
         // element-wise, so chunking over threads changes nothing in the result
         const CHUNK: usize = 1 << 14;
         params
@@ -86,19 +79,108 @@ impl<S: crate::Real> Adam<S> {
             .zip(grad.par_chunks(CHUNK))
             .zip(self.m.par_chunks_mut(CHUNK))
             .zip(self.v.par_chunks_mut(CHUNK))
-            .for_each(|(((p, g), m), v)| {
-                for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                    let g = g.as_f64();
-                    let mn = B1 * m.as_f64() + (1.0 - B1) * g;
-                    let vn = B2 * v.as_f64() + (1.0 - B2) * g * g;
-                    *m = S::c(mn);
-                    *v = S::c(vn);
-                    let upd = step * mn / (vn.sqrt() * root_c2 + EPS);
-                    *p -= T::c(upd);
-                }
-            });
+            .for_each(|(((p, g), m), v)| step.apply(p, g, m, v));
         self.step += 1;
     }
+
+    /// [`Adam::update`] fused with the gradient's production and its norm: the first `streamed`
+    /// entries of the gradient are not read from `grad` but made by `fill(range, dst)` a chunk at
+    /// a time (each chunk used while in cache, never written to memory); the others are read
+    /// from `grad` (whose first `streamed` entries are scratch, written where a chunk straddles
+    /// the boundary). Returns `‖g‖₂` with the bits of [`gradient_norm`]. The update happens
+    /// whatever the norm: a caller that must not update on a non-finite gradient checks it on
+    /// the result and discards the parameters (or uses [`Adam::update`]).
+    pub fn update_streamed<T: crate::Real>(
+        &mut self,
+        params: &mut [T],
+        grad: &mut [T],
+        lr: f64,
+        (streamed, fill): (usize, GradientFill<'_, T>),
+        parts: &mut Vec<f64>,
+    ) -> f64 {
+        let step = self.next_step(lr);
+        params
+            .par_chunks_mut(NORM_CHUNK)
+            .zip(grad.par_chunks_mut(NORM_CHUNK))
+            .zip(self.m.par_chunks_mut(NORM_CHUNK))
+            .zip(self.v.par_chunks_mut(NORM_CHUNK))
+            .enumerate()
+            .map(|(i, (((p, g), m), v))| {
+                let lo = i * NORM_CHUNK;
+                let hi = lo + p.len();
+                if hi <= streamed {
+                    let mut tile = crate::tensor::Scratch::<T>::reused(p.len());
+                    fill(lo..hi, &mut tile);
+                    step.apply(p, &tile, m, v);
+                    crate::pde::vecmath::sum_squares4(&tile)
+                } else {
+                    if lo < streamed {
+                        fill(lo..streamed, &mut g[..streamed - lo]);
+                    }
+                    step.apply(p, g, m, v);
+                    crate::pde::vecmath::sum_squares4(g)
+                }
+            })
+            .collect_into_vec(parts);
+        self.step += 1;
+        parts.iter().sum::<f64>().sqrt()
+    }
+
+    /// The constants of the next update at learning rate `lr`.
+    fn next_step(&self, lr: f64) -> AdamStep {
+        let k = self.step as i32 + 1;
+        let (c1, c2) = (1.0 - B1.powi(k), 1.0 - B2.powi(k));
+        // lr·(m/c1)/(√(v/c2) + ε) with the bias corrections folded into two constants: one
+        // square root and one division per parameter
+        AdamStep {
+            step: lr / c1,
+            root_c2: 1.0 / c2.sqrt(),
+        }
+    }
+}
+
+/// Writes the gradient's entries `range` into `dst` (`range.len()` values): how
+/// [`Adam::update_streamed`] gets the part of the gradient that is never stored whole.
+pub type GradientFill<'a, T> = &'a (dyn Fn(std::ops::Range<usize>, &mut [T]) + Sync);
+
+const B1: f64 = 0.9;
+const B2: f64 = 0.999;
+const EPS: f64 = 1e-8;
+
+/// One update's constants: `lr/(1 − β₁ᵏ)` and `1/√(1 − β₂ᵏ)`.
+#[derive(Clone, Copy, Debug)]
+struct AdamStep {
+    step: f64,
+    root_c2: f64,
+}
+
+impl AdamStep {
+    /// The update of a run of parameters from their gradient and moments.
+    #[inline]
+    fn apply<T: crate::Real, S: crate::Real>(self, p: &mut [T], g: &[T], m: &mut [S], v: &mut [S]) {
+        for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = g.as_f64();
+            let mn = B1 * m.as_f64() + (1.0 - B1) * g;
+            let vn = B2 * v.as_f64() + (1.0 - B2) * g * g;
+            *m = S::c(mn);
+            *v = S::c(vn);
+            let upd = self.step * mn / (vn.sqrt() * self.root_c2 + EPS);
+            *p -= T::c(upd);
+        }
+    }
+}
+
+/// Entries per partial sum of [`gradient_norm`] (and of [`Adam::update_streamed`]'s norm).
+const NORM_CHUNK: usize = 1 << 16;
+
+/// `‖g‖₂` of the flat gradient: squares summed in fixed chunks in parallel, the chunk sums
+/// added in order, so the value does not depend on the thread count; `parts` is reused.
+pub fn gradient_norm<T: crate::Real>(grad: &[T], parts: &mut Vec<f64>) -> f64 {
+    // squares in f64: an f32 square overflows beyond |g| ≈ 1.8·10¹⁹
+    grad.par_chunks(NORM_CHUNK)
+        .map(crate::pde::vecmath::sum_squares4)
+        .collect_into_vec(parts);
+    parts.iter().sum::<f64>().sqrt()
 }
 
 #[cfg(test)]
@@ -114,6 +196,41 @@ mod tests {
         assert_eq!(Schedule::Constant.lr(0.1, 7, 10, 0.0), 0.1);
         assert_eq!(Schedule::parse("cosine"), Some(Schedule::Cosine));
         assert_eq!(Schedule::parse("step"), None);
+    }
+
+    /// The streamed update (gradient made a chunk at a time, norm on the way) leaves the same
+    /// parameters, moments and norm as the norm and update of the whole gradient, whether the
+    /// streamed part ends on a chunk boundary, inside a chunk or covers everything.
+    #[test]
+    fn streamed_update_equals_norm_then_update() {
+        let n = 3 * NORM_CHUNK + 12_345;
+        let g: Vec<f32> = (0..n).map(|i| (i as f32 * 0.0137).sin() * 1e-2).collect();
+        let p0: Vec<f32> = (0..n).map(|i| (i as f32 * 0.71).cos()).collect();
+        for streamed in [0, NORM_CHUNK, 2 * NORM_CHUNK + 999, n] {
+            let (mut want_p, mut want) = (p0.clone(), Adam::<f32>::new(n));
+            let (mut got_p, mut got) = (p0.clone(), Adam::<f32>::new(n));
+            let mut parts = Vec::new();
+            for step in 0..3 {
+                let lr = 1e-3 * (step + 1) as f64;
+                let want_norm = gradient_norm(&g, &mut parts);
+                want.update(&mut want_p, &g, lr);
+                // the streamed part of `grad` holds garbage: it must be neither read nor needed
+                let mut grad = g.clone();
+                grad[..streamed].fill(f32::NAN);
+                let fill = |r: std::ops::Range<usize>, dst: &mut [f32]| dst.copy_from_slice(&g[r]);
+                let got_norm = got.update_streamed(&mut got_p, &mut grad, lr, (streamed, &fill), &mut parts);
+                assert_eq!(got_norm.to_bits(), want_norm.to_bits(), "streamed {streamed}");
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got_p), bits(&want_p), "streamed {streamed}");
+            assert_eq!(
+                (bits(&got.m), bits(&got.v), got.step),
+                (bits(&want.m), bits(&want.v), 3)
+            );
+        }
+        // and the norm is the norm
+        let direct = g.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+        assert!((gradient_norm(&g, &mut Vec::new()) - direct).abs() < 1e-12 * direct);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 use crate::jet::collapsed::CollapsedJet;
 use crate::jet::{InputJets, Jet, PrimalBlockSums, Tangent};
+use crate::nn::first_layer::OneHotWeightGrad;
 use crate::nn::{Ansatz, CollapsedTape, Mlp, NnError, Tape};
 use crate::operator::{EvalError, MultiPlan, PlanBuilder, PlanPass, ProbeDirection, ProbePlan};
 use crate::pde::formula::Formula;
@@ -60,6 +61,38 @@ pub struct ResidualWork<T> {
     collapsible: Collapsible,
     input_slots: Vec<Tangent<T>>,
     dots: Vec<f64>,
+    /// Set before a step by a caller that did not zero the first layer's weight gradient
+    /// ([`Mlp::first_weight_range`] of `grad`): the step leaves it to the caller where it can
+    /// ([`ResidualWork::deferred_first_weight`]) and writes it otherwise. Cleared by the step.
+    pub defer_first_weight: bool,
+    /// Whether the last step left the first layer's weight gradient to the caller.
+    deferred_first: bool,
+    /// Scratch of [`ResidualWork::deferred_first_weight`].
+    one_hot_entries: Vec<(usize, usize)>,
+}
+
+impl<T: Real> ResidualWork<T> {
+    /// The first layer's weight gradient the last step left to the caller (it was asked to by
+    /// `defer_first_weight` and its inputs had one-hot tangents), for that step's points `x`
+    /// (`[points × d]`, handed back by the step); `None` if the step wrote it into `grad`.
+    pub fn deferred_first_weight<'a>(&'a mut self, x: &'a [T], dim: usize) -> Option<OneHotWeightGrad<'a, T>> {
+        if !std::mem::take(&mut self.deferred_first) {
+            return None;
+        }
+        let Some(Tangent::OneHot(coords)) = self.input_slots.first() else {
+            return None;
+        };
+        self.collapsed_tape
+            .first_weight_grad(x, dim, coords, &mut self.one_hot_entries)
+    }
+}
+
+/// Zeros the first layer's weight gradient a caller left unzeroed for a deferral that did not
+/// happen (see [`ResidualWork::defer_first_weight`]).
+fn zero_first_weight<T: Real>(net: &Mlp<T>, grad: &mut [T]) {
+    grad[net.first_weight_range()]
+        .par_chunks_mut(1 << 16)
+        .for_each(|g| g.fill(T::zero()));
 }
 
 impl<T> ResidualWork<T> {
@@ -240,6 +273,11 @@ pub fn condition_part_step<T: Real>(
 ) -> Result<f64, NnError> {
     let ansatz = problem.ansatz;
     let weight = cond.weight * share;
+    let defer = std::mem::take(&mut work.defer_first_weight);
+    work.deferred_first = false;
+    if defer && !matches!(cond.term, Term::Residual { .. }) {
+        zero_first_weight(net, grad);
+    }
     match &cond.term {
         Term::Residual {
             equation,
@@ -257,7 +295,7 @@ pub fn condition_part_step<T: Real>(
                 ansatz,
                 equation.as_ref(),
                 (gpinn.unwrap_or(0.0), *gpinn_form),
-                weight,
+                (weight, defer),
                 points,
                 draw,
                 work,
@@ -508,7 +546,7 @@ fn residual_loss<T: Real>(
     ansatz: Ansatz,
     eq: &dyn Equation,
     (gpinn, form): (f64, GpinnForm),
-    weight: f64,
+    (weight, defer_first): (f64, bool),
     points: &mut Vec<T>,
     draw: &ConditionDraw,
     work: &mut ResidualWork<T>,
@@ -569,10 +607,13 @@ fn residual_loss<T: Real>(
         && collapsible(&draw.plans[0], &mut work.collapsible)
     {
         let plan = std::mem::take(&mut work.collapsible);
-        let loss = collapsed_loss(net, eq, unit_ball, &plan, weight, points, work, grad);
+        let loss = collapsed_loss(net, eq, unit_ball, &plan, (weight, defer_first), points, work, grad);
         work.collapsible = plan;
         work.network_s += t_network.elapsed().as_secs_f64();
         return loss;
+    }
+    if defer_first {
+        zero_first_weight(net, grad);
     }
     // quantities: the draws of L, then the third-order partials u_{i i j} of the gPINN terms,
     // then u_j per pair (its j is the source partial's)
@@ -654,7 +695,7 @@ fn collapsed_loss<T: Real>(
     eq: &dyn Equation,
     unit_ball: bool,
     plan: &Collapsible,
-    weight: f64,
+    (weight, defer_first): (f64, bool),
     points: &mut Vec<T>,
     work: &mut ResidualWork<T>,
     grad: &mut [T],
@@ -709,7 +750,11 @@ fn collapsed_loss<T: Real>(
         }
         cot.primal_mut()[p] = T::c(dr * (dn0 + dfu * psi0));
     }
-    net.backward_collapsed(&input, &mut work.collapsed_tape, &cot, grad)?;
+    if defer_first {
+        work.deferred_first = net.backward_collapsed_deferring_first(&input, &mut work.collapsed_tape, &cot, grad)?;
+    } else {
+        net.backward_collapsed(&input, &mut work.collapsed_tape, &cot, grad)?;
+    }
     work.collapsed_cotangent = cot;
     work.dots = xv;
     (*points, work.input_slots) = input.into_parts();

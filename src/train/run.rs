@@ -8,7 +8,7 @@
 //! losses after a resume are bit-identical.
 
 use super::config::TrainConfig;
-use super::optim::{Adam, Schedule};
+use super::optim::{Adam, GradientFill, Schedule, gradient_norm};
 use super::plot;
 use super::residual::{ConditionDraw, ResidualWork, condition_part_step, point_source, predict};
 use super::slices::{Drawn, Slices, slice_ranges};
@@ -911,9 +911,17 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     // each condition's draw, rebuilt in place at every step, and the gradient norm's partial sums
     let mut norm_parts = Vec::new();
     let mut draws: Vec<ConditionDraw> = problem.conditions.iter().map(|_| ConditionDraw::default()).collect();
+    // Where the first layer's weight gradient has one contribution (one condition, one rank)
+    // and no clipping needs the norm before the update, it is not zeroed, written and read
+    // back: the step leaves it to the update, which makes it a cache-sized block at a time
+    // (`Adam::update_streamed`; the same bits). At large d that block is most of the gradient.
+    let first_weight = net.first_weight_range();
+    let stream_first =
+        cfg.clip_grad_norm <= 0.0 && group.size() == 1 && problem.conditions.len() == 1 && first_weight.start == 0;
     for k in start_step..cfg.steps {
         let t0 = Instant::now();
-        grad.par_chunks_mut(1 << 16).for_each(|g| g.fill(T::zero()));
+        let zeroed = if stream_first { first_weight.end } else { 0 };
+        grad[zeroed..].par_chunks_mut(1 << 16).for_each(|g| g.fill(T::zero()));
         let mut loss = 0.0;
         for (c, cond) in problem.conditions.iter().enumerate() {
             // the operator's draw first (its own streams): its jets per point size the slices
@@ -971,10 +979,16 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
                 sample_s += t_sample.elapsed().as_secs_f64();
             }
             let part = if cut.len() > 1 {
+                if stream_first {
+                    grad[first_weight.clone()]
+                        .par_chunks_mut(1 << 16)
+                        .for_each(|g| g.fill(T::zero()));
+                }
                 let parts = (&points[c][..], &cut[..], cond.points);
                 sliced.step(&net, &problem, cond, parts, sliced_drawn, draw, &mut work, &mut grad)
             } else {
                 let share = parts[c].len() as f64 / cond.points as f64;
+                work.defer_first_weight = stream_first;
                 condition_part_step(&net, &problem, cond, &mut points[c], draw, &mut work, &mut grad, share)
             };
             loss += local(group, part.map_err(TrainError::from))?;
@@ -997,24 +1011,58 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             interrupt = reduced[n + 1] > 0.0;
             reduce_s += t_reduce.elapsed().as_secs_f64();
         }
-        // the global gradient norm (logged): a non-finite gradient makes it non-finite
-        let grad_norm = gradient_norm(&grad, &mut norm_parts);
-        if !loss.is_finite() || (!grad_norm.is_finite() && grad.iter().any(|g| !g.as_f64().is_finite())) {
+        let diverged = |value: f64| TrainError::Diverged {
+            step: k + 1,
+            value,
+            dir: dir.display().to_string(),
+        };
+        if !loss.is_finite() {
             bar.abandon();
-            return Err(TrainError::Diverged {
-                step: k + 1,
-                value: loss,
-                dir: dir.display().to_string(),
-            });
-        }
-        // clipped to --clip-grad-norm when set
-        if cfg.clip_grad_norm > 0.0 && grad_norm > cfg.clip_grad_norm {
-            let s = T::c(cfg.clip_grad_norm / grad_norm);
-            grad.iter_mut().for_each(|g| *g *= s);
+            return Err(diverged(loss));
         }
         let lr = schedule.lr(cfg.lr, k, cfg.steps, cfg.exp_decay);
         let t_update = Instant::now();
-        adam.update(net.params_mut(), &grad, lr);
+        let deferred = match stream_first {
+            true => work.deferred_first_weight(&points[0], din),
+            false => None,
+        };
+        // the global gradient norm (logged): a non-finite gradient makes it non-finite
+        let grad_norm = if let Some(first) = deferred {
+            let width = first.width();
+            let fill = |range: std::ops::Range<usize>, dst: &mut [T]| {
+                let rows = range.start / width..range.end.div_ceil(width);
+                if range.start.is_multiple_of(width) && range.end.is_multiple_of(width) {
+                    first.block_into(rows, dst);
+                } else {
+                    let mut block = crate::tensor::Scratch::<T>::reused(rows.len() * width);
+                    first.block_into(rows.clone(), &mut block);
+                    let from = range.start - rows.start * width;
+                    dst.copy_from_slice(&block[from..from + range.len()]);
+                }
+            };
+            let streamed: (usize, GradientFill<'_, T>) = (first_weight.end, &fill);
+            let norm = adam.update_streamed(net.params_mut(), &mut grad, lr, streamed, &mut norm_parts);
+            // the update has happened: on a non-finite gradient the run stops here, before
+            // any checkpoint could save the parameters
+            if !norm.is_finite() {
+                bar.abandon();
+                return Err(diverged(loss));
+            }
+            norm
+        } else {
+            let norm = gradient_norm(&grad, &mut norm_parts);
+            if !norm.is_finite() && grad.iter().any(|g| !g.as_f64().is_finite()) {
+                bar.abandon();
+                return Err(diverged(loss));
+            }
+            // clipped to --clip-grad-norm when set
+            if cfg.clip_grad_norm > 0.0 && norm > cfg.clip_grad_norm {
+                let s = T::c(cfg.clip_grad_norm / norm);
+                grad.iter_mut().for_each(|g| *g *= s);
+            }
+            adam.update(net.params_mut(), &grad, lr);
+            norm
+        };
         update_s += t_update.elapsed().as_secs_f64();
         let step_s = t0.elapsed().as_secs_f64();
         session_train += step_s;
@@ -1120,14 +1168,4 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         }
     }
     Ok(summary)
-}
-
-/// `‖g‖₂` of the flat gradient: squares summed in fixed chunks in parallel, the
-/// chunk sums added in order, so the value does not depend on the thread count.
-fn gradient_norm<T: Real>(grad: &[T], parts: &mut Vec<f64>) -> f64 {
-    // squares in f64: an f32 square overflows beyond |g| ≈ 1.8·10¹⁹; `parts` is reused
-    grad.par_chunks(1 << 16)
-        .map(crate::pde::vecmath::sum_squares4)
-        .collect_into_vec(parts);
-    parts.iter().sum::<f64>().sqrt()
 }
