@@ -310,13 +310,24 @@ fn streamed_first_layer_update_equals_the_stored_gradients() {
         // every column but the elapsed time
         text.lines()
             .skip(1)
-            .map(|l| l.split(',').enumerate().filter(|&(i, _)| i != 5).map(|(_, f)| f).collect::<Vec<_>>().join(","))
+            .map(|l| {
+                l.split(',')
+                    .enumerate()
+                    .filter(|&(i, _)| i != 5)
+                    .map(|(_, f)| f)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
             .collect::<Vec<_>>()
     };
     for (dim, width, f64) in [(1100, 64, false), (700, 100, false), (700, 100, true)] {
         let streamed = run(dim, width, f64, 0.0);
         assert_eq!(streamed.len(), 12);
-        assert_eq!(run(dim, width, f64, 1e30), streamed, "d = {dim}, width {width}, f64 {f64}");
+        assert_eq!(
+            run(dim, width, f64, 1e30),
+            streamed,
+            "d = {dim}, width {width}, f64 {f64}"
+        );
     }
 }
 
