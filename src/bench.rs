@@ -353,43 +353,39 @@ impl StepBound {
     }
 }
 
-/// Runs of each rate measurement; the best run counts.
+/// Rounds of the rate measurements; each rate's best run counts.
 const RATE_RUNS: usize = 21;
 
-/// Measures [`MachineRates`] in the current thread pool (a few seconds); `f32_lanes` times the
-/// sine–cosine kernel of f32 training (else the f64 one). Each rate is the best of
-/// [`RATE_RUNS`] runs: a neighbour on a shared machine only ever slows a run, so the fastest is
-/// the machine's own rate (medians moved the bound by ±10–20 % between sweeps on a VM).
+/// Measures [`MachineRates`] in the current thread pool (several seconds); `f32_lanes` times
+/// the sine–cosine kernel of f32 training (else the f64 one). Each rate is its best run over
+/// [`RATE_RUNS`] rounds (two timed runs a round after one that warms the caches), the kinds
+/// taken in turn round after round, so that each kind's runs spread over the whole
+/// measurement: a neighbour on a shared machine only ever slows a run, so the fastest
+/// is the machine's own rate (medians moved the bound by ±10–20 % between sweeps on a VM, and
+/// best-of runs bunched in half a second could all fall in one busy spell).
 pub fn measure_rates(f32_lanes: bool) -> MachineRates {
     use rayon::prelude::*;
+    use std::hint::black_box;
+    // each kind: one run, returning the work it did (the rate is work over its time)
+    type Kind<'a> = Box<dyn FnMut() -> f64 + 'a>;
     // products: the step's shapes, rows × 128 × 128 in f32
-    let mut gemm_flop_s: f64 = 0.0;
-    for m in [2048usize, 8192] {
-        let (k, n) = (128usize, 128usize);
-        let a = vec![0.5f32; m * k];
-        let b = vec![0.25f32; k * n];
-        let mut c = vec![0.0f32; m * n];
-        let t = time(
-            || tensor::matmul(m, k, n, &a, &b, &mut c, tensor::Write::Overwrite),
-            3,
-            RATE_RUNS,
-        );
-        gemm_flop_s = gemm_flop_s.max(2.0 * (m * k * n) as f64 / t.min_s);
-    }
-    // bandwidth: a parallel in-place add over 2 × 128 MiB (beyond any cache)
+    let (k, n) = (128usize, 128usize);
+    let product = |m: usize| -> Kind<'static> {
+        let (a, b, mut c) = (vec![0.5f32; m * k], vec![0.25f32; k * n], vec![0.0f32; m * n]);
+        Box::new(move || {
+            tensor::matmul(m, k, n, &a, &b, &mut c, tensor::Write::Overwrite);
+            2.0 * (m * k * n) as f64
+        })
+    };
+    // bandwidth: a parallel in-place add over 2 × 128 MiB (beyond any cache), bytes read + written
     let len = 32 << 20;
-    let src = vec![1.0f32; len];
-    let mut dst = vec![0.0f32; len];
-    let t = time(
-        || {
-            dst.par_chunks_mut(1 << 16)
-                .zip(src.par_chunks(1 << 16))
-                .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d += *s))
-        },
-        2,
-        RATE_RUNS,
-    );
-    let bytes_s = 3.0 * (len * 4) as f64 / t.min_s;
+    let (src, mut dst) = (vec![1.0f32; len], vec![0.0f32; len]);
+    let add: Kind = Box::new(move || {
+        dst.par_chunks_mut(1 << 16)
+            .zip(src.par_chunks(1 << 16))
+            .for_each(|(d, s)| d.iter_mut().zip(s).for_each(|(d, s)| *d += *s));
+        3.0 * (len * 4) as f64
+    });
     // sine–cosine pairs, in the kernel of the step's precision (f32 lanes for f32 training), on
     // the step's chunk size in cache: 128 passes over the same 2¹⁴ arguments, in parallel
     const CHUNK: usize = 1 << 14;
@@ -399,36 +395,24 @@ pub fn measure_rates(f32_lanes: bool) -> MachineRates {
         .map(|i| (i as f64) * (1800.0 / CHUNK as f64) - 900.0)
         .collect();
     let x32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
-    let pairs_s = |x32: &[f32], small: bool| {
-        let t = time(
-            || {
-                (0..PASSES).into_par_iter().for_each_init(
-                    || {
-                        (
-                            vec![0.0; CHUNK],
-                            vec![0.0; CHUNK],
-                            vec![0.0f32; CHUNK],
-                            vec![0.0f32; CHUNK],
-                        )
-                    },
-                    |(s, c, s32, c32), _| {
-                        if f32_lanes || small {
-                            crate::pde::vecmath::sin_cos_slice_f32_widest(x32, s32, c32)
-                        } else {
-                            crate::pde::vecmath::sin_cos_slice(&x, s, c)
-                        }
-                    },
-                )
-            },
-            2,
-            RATE_RUNS,
-        );
-        (PASSES * CHUNK) as f64 / t.min_s
-    };
-    let sin_cos_s = pairs_s(&x32, false);
     // the same on small arguments (|x| ≤ 0.1: coordinates of points at large d; f32 only)
     let small: Vec<f32> = x32.iter().map(|&v| v * (0.1 / 900.0)).collect();
-    let sin_cos_small_s = if f32_lanes { pairs_s(&small, true) } else { 0.0 };
+    let pairs = |x32: Vec<f32>, lanes32: bool| -> Kind<'_> {
+        let x = &x;
+        Box::new(move || {
+            (0..PASSES).into_par_iter().for_each_init(
+                || (vec![0.0; CHUNK], vec![0.0; CHUNK], vec![0.0f32; CHUNK], vec![0.0f32; CHUNK]),
+                |(s, c, s32, c32), _| {
+                    if lanes32 {
+                        crate::pde::vecmath::sin_cos_slice_f32_widest(&x32, s32, c32)
+                    } else {
+                        crate::pde::vecmath::sin_cos_slice(x, s, c)
+                    }
+                },
+            );
+            (PASSES * CHUNK) as f64
+        })
+    };
     // Gaussians: the ball sampler's points (d normals and one uniform each)
     let d = 1 << 14;
     let sampler = crate::pde::BallSampler {
@@ -436,30 +420,51 @@ pub fn measure_rates(f32_lanes: bool) -> MachineRates {
         dim: d,
     };
     let mut pts = vec![0.0f32; 128 * d];
-    let t = time(|| sampler.fill_from(0, 0, 0, &mut pts), 2, RATE_RUNS);
-    let normals_s = (128 * d) as f64 / t.min_s;
+    let normals: Kind = Box::new(move || {
+        sampler.fill_from(0, 0, 0, &mut pts);
+        (128 * d) as f64
+    });
     // the FMA peak: the same register-bound chains on every thread
     const ROUNDS: usize = 1 << 20;
     let threads = rayon::current_num_threads();
-    let mut flop = 0.0;
-    let t = time(
-        || {
-            flop = (0..threads)
-                .into_par_iter()
-                .map(|_| fma_chains_widest(ROUNDS, std::hint::black_box(0.999), std::hint::black_box(1e-3)))
-                .sum();
-        },
-        2,
-        RATE_RUNS,
-    );
-    let fma_peak_flop_s = flop / t.min_s;
+    let fma: Kind = Box::new(move || {
+        (0..threads)
+            .into_par_iter()
+            .map(|_| fma_chains_widest(ROUNDS, black_box(0.999), black_box(1e-3)))
+            .sum()
+    });
+    let mut kinds: Vec<Kind> = vec![
+        product(2048),
+        product(8192),
+        add,
+        pairs(x32.clone(), f32_lanes),
+        normals,
+        fma,
+    ];
+    if f32_lanes {
+        kinds.push(pairs(small, true));
+    }
+    let mut best = vec![0.0f64; kinds.len()];
+    for _ in 0..RATE_RUNS {
+        for (kind, best) in kinds.iter_mut().zip(&mut best) {
+            // back to back within a round, the first run warming the caches (the step's
+            // products find their operands in cache too)
+            for run in 0..3 {
+                let t = Instant::now();
+                let work = kind();
+                if run > 0 {
+                    *best = best.max(work / t.elapsed().as_secs_f64().max(1e-12));
+                }
+            }
+        }
+    }
     MachineRates {
-        gemm_flop_s,
-        bytes_s,
-        sin_cos_s,
-        sin_cos_small_s,
-        normals_s,
-        fma_peak_flop_s,
+        gemm_flop_s: best[0].max(best[1]),
+        bytes_s: best[2],
+        sin_cos_s: best[3],
+        sin_cos_small_s: if f32_lanes { best[6] } else { 0.0 },
+        normals_s: best[4],
+        fma_peak_flop_s: best[5],
     }
 }
 
