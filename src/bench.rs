@@ -401,7 +401,14 @@ pub fn measure_rates(f32_lanes: bool) -> MachineRates {
         let x = &x;
         Box::new(move || {
             (0..PASSES).into_par_iter().for_each_init(
-                || (vec![0.0; CHUNK], vec![0.0; CHUNK], vec![0.0f32; CHUNK], vec![0.0f32; CHUNK]),
+                || {
+                    (
+                        vec![0.0; CHUNK],
+                        vec![0.0; CHUNK],
+                        vec![0.0f32; CHUNK],
+                        vec![0.0f32; CHUNK],
+                    )
+                },
                 |(s, c, s32, c32), _| {
                     if lanes32 {
                         crate::pde::vecmath::sin_cos_slice_f32_widest(&x32, s32, c32)

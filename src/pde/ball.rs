@@ -174,9 +174,13 @@ fn two_body_parts_f32_lanes(coeffs: &[f32], x: &[f32]) -> (f64, f64, f64, f64) {
             counted[0] += m + 1;
         }
         counted[0] += m;
-        let mut acc = [[0.0f32; L]; 4];
         let mut inexact = [false; L];
         let full = m - m % L;
+        // the full blocks' sums in their own accumulators, only ever indexed by constants, so
+        // that they stay in registers (the tail below indexes by a variable, which kept the
+        // shared array on the stack: a store and a load on every addition's dependency chain)
+        let mut lanes_acc = [[0.0f32; L]; 4];
+        let mut lanes_inexact = [false; L];
         for b in (0..full).step_by(L) {
             let lane = |v: &[f32], o: usize| -> [f32; L] { v[b + o..b + o + L].try_into().unwrap() };
             let (x0, x1, c) = (lane(xs, 0), lane(xs, 1), lane(cc, 0));
@@ -184,13 +188,15 @@ fn two_body_parts_f32_lanes(coeffs: &[f32], x: &[f32]) -> (f64, f64, f64, f64) {
             for l in 0..L {
                 let z = x0[l] + c1[l] + x1[l] * c0[l];
                 let (sz, cz) = vecmath::sin_cos_f32(z);
-                inexact[l] |= !vecmath::f32_kernel_exact(z);
+                lanes_inexact[l] |= !vecmath::f32_kernel_exact(z);
                 let t = two_body_term_f32(x0[l], x1[l], c[l], s0[l], c0[l], s1[l], c1[l], sz, cz);
                 for q in 0..4 {
-                    acc[q][l] += t[q];
+                    lanes_acc[q][l] += t[q];
                 }
             }
         }
+        let mut acc = lanes_acc;
+        inexact.copy_from_slice(&lanes_inexact);
         for j in full..m {
             let z = xs[j] + cx[j + 1] + xs[j + 1] * cx[j];
             let (sz, cz) = vecmath::sin_cos_f32(z);
