@@ -42,6 +42,17 @@ fn product_ends() {
     }
 }
 
+/// Runs the product `run` of `m × n × k`, timed and counted when profiling is on.
+fn profiled_product(m: usize, n: usize, k: usize, run: impl FnOnce()) {
+    if !PROFILE.load(Ordering::Relaxed) {
+        return run();
+    }
+    product_begins();
+    run();
+    product_ends();
+    GEMM_FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
+}
+
 /// Non-product work the profile counts (the step bound's transcendental part).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Work {
@@ -273,10 +284,6 @@ unsafe fn gemm_raw<T: Real>(
     if m == 0 || n == 0 {
         return;
     }
-    let profiled = PROFILE.load(Ordering::Relaxed);
-    if profiled {
-        product_begins();
-    }
     let (c, a, b) = (
         Strided {
             p: c,
@@ -296,7 +303,7 @@ unsafe fn gemm_raw<T: Real>(
     );
     // SAFETY (every arm): the caller guarantees the strided matrices; the chunks are disjoint
     // row blocks of C, or reduction chunks writing C (first) and private partials (the others).
-    match split(m, n, k) {
+    profiled_product(m, n, k, || match split(m, n, k) {
         Split::None => unsafe { gemm_seq((m, n, k), c, a, b, write, scale, Par::Seq) },
         Split::Faer => unsafe { gemm_seq((m, n, k), c, a, b, write, scale, Par::rayon(0)) },
         Split::Rows(parts) => {
@@ -345,11 +352,7 @@ unsafe fn gemm_raw<T: Real>(
                 }
             }
         }
-    }
-    if profiled {
-        product_ends();
-        GEMM_FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
-    }
+    });
 }
 
 /// Largest scratch (values) a thread keeps between uses of [`Scratch`]; larger requests get a
@@ -573,10 +576,6 @@ pub fn matmul_tn_rows<T: Real>(
     if len == 0 || n == 0 {
         return;
     }
-    let profiled = PROFILE.load(Ordering::Relaxed);
-    if profiled {
-        product_begins();
-    }
     let (c, a, b) = (
         Strided {
             p: c.as_mut_ptr(),
@@ -595,21 +594,10 @@ pub fn matmul_tn_rows<T: Real>(
         },
     );
     // SAFETY: lengths checked above; row `rows.start` of Aᵀ is column `rows.start < k` of A.
-    unsafe {
-        gemm_seq(
-            (len, n, m),
-            c,
-            a.at(rows.start, 0),
-            b,
-            Write::Overwrite,
-            T::one(),
-            Par::Seq,
-        )
-    };
-    if profiled {
-        product_ends();
-        GEMM_FLOPS.fetch_add(2 * (len * n * m) as u64, Ordering::Relaxed);
-    }
+    let a = unsafe { a.at(rows.start, 0) };
+    profiled_product(len, n, m, || unsafe {
+        gemm_seq((len, n, m), c, a, b, Write::Overwrite, T::one(), Par::Seq)
+    });
 }
 
 /// `C[m×k] (=|+=) A · Bᵀ` with `A[m×n]`, `B[k×n]` row-major (input cotangents).
