@@ -237,6 +237,21 @@ impl<'a, T: Real> OneHotWeightGrad<'a, T> {
         self.zbar.width
     }
 
+    /// Entries `range` of `W̄` read row-major (`range.len()` values into `dst`), on this thread:
+    /// the whole rows they touch are made, and copied out where `range` cuts a row.
+    pub fn entries_into(&self, range: std::ops::Range<usize>, dst: &mut [T]) {
+        let width = self.zbar.width;
+        let rows = range.start / width..range.end.div_ceil(width);
+        if range.start.is_multiple_of(width) && range.end.is_multiple_of(width) {
+            self.block_into(rows, dst);
+        } else {
+            let mut block = tensor::Scratch::<T>::reused(rows.len() * width);
+            self.block_into(rows.clone(), &mut block);
+            let from = range.start - rows.start * width;
+            dst.copy_from_slice(&block[from..from + range.len()]);
+        }
+    }
+
     /// Rows `rows` of `W̄` into `dst` (`[rows.len() × width]`, overwritten), on this thread.
     pub fn block_into(&self, rows: std::ops::Range<usize>, dst: &mut [T]) {
         let out = self.zbar.width;
@@ -616,6 +631,16 @@ mod tests {
             assert!(
                 block.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()),
                 "rows {rows:?}"
+            );
+        }
+        // entries that cut rows: copied out of the rows they touch
+        for range in [5..77, 3 * out + 1..7 * out, 0..dim * out] {
+            let mut got = vec![f32::NAN; range.len()];
+            grad.entries_into(range.clone(), &mut got);
+            let want = &whole[range.clone()];
+            assert!(
+                got.iter().zip(want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                "entries {range:?}"
             );
         }
         // naive: W̄[i][j] = Σ_p x[p][i]·z̄₀[p][j] + Σ_{r: coords[r] = i} z̄₁[r][j]

@@ -1028,18 +1028,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         };
         // the global gradient norm (logged): a non-finite gradient makes it non-finite
         let grad_norm = if let Some(first) = deferred {
-            let width = first.width();
-            let fill = |range: std::ops::Range<usize>, dst: &mut [T]| {
-                let rows = range.start / width..range.end.div_ceil(width);
-                if range.start.is_multiple_of(width) && range.end.is_multiple_of(width) {
-                    first.block_into(rows, dst);
-                } else {
-                    let mut block = crate::tensor::Scratch::<T>::reused(rows.len() * width);
-                    first.block_into(rows.clone(), &mut block);
-                    let from = range.start - rows.start * width;
-                    dst.copy_from_slice(&block[from..from + range.len()]);
-                }
-            };
+            let fill = |range, dst: &mut [T]| first.entries_into(range, dst);
             let streamed: (usize, GradientFill<'_, T>) = (first_weight.end, &fill);
             let norm = adam.update_streamed(net.params_mut(), &mut grad, lr, streamed, &mut norm_parts);
             // the update has happened: on a non-finite gradient the run stops here, before
