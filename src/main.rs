@@ -706,6 +706,14 @@ fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
         return emit(&(serde_json::to_string_pretty(&r).map_err(|e| e.to_string())? + "\n"));
     }
     let pct = |v: f64| format!("{:.0} %", 100.0 * v);
+    if !r.rates.all_cores(r.threads) {
+        eprintln!(
+            "warning: a core was missing while the rates were measured (FMA peak {:.1} GFLOP/s on {} threads, {:.1} on one): the bound below is not this machine's",
+            r.rates.fma_peak_flop_s / 1e9,
+            r.threads,
+            r.rates.fma_peak_one_thread_flop_s / 1e9
+        );
+    }
     emit(&format!(
         "{} d = {} {} R = {}, {} thread(s), {} timed steps after {} warm-up\n\
          median {:.2} steps/s ({:.3} ms/step; p10–p90 {:.3}–{:.3} ms)\n\
