@@ -208,11 +208,13 @@ impl<T: Real> Mlp<T> {
         let (wg, rest) = grad[first.weight..].split_at_mut(first.fan_in * first.fan_out);
         let w0 = &p[first.weight..first.weight + first.fan_in * first.fan_out];
         let deferred = defer_first && n > 1 && matches!(input.slot(1), Tangent::OneHot(_));
-        let weight_grad = match (deferred, defer_first) {
-            (true, _) => None,
-            (false, true) => Some((wg, Write::Overwrite)),
-            (false, false) => Some((wg, Write::Accumulate)),
+        // a caller that asked to defer did not zero the range: what is not deferred overwrites it
+        let write = if defer_first {
+            Write::Overwrite
+        } else {
+            Write::Accumulate
         };
+        let weight_grad = (!deferred).then_some((wg, write));
         input_affine_backward_rows(input, rows, w0, weight_grad, &mut rest[..first.fan_out], None);
         tape.bar_z = bar_z;
         tape.bar_h = bar_h;

@@ -75,21 +75,28 @@ impl<T: Real> ResidualWork<T> {
     /// The first layer's weight gradient the last step left to the caller (it was asked to by
     /// `defer_first_weight` and its inputs had one-hot tangents), for that step's points `x`
     /// (`[points × d]`, handed back by the step); `None` if the step wrote it into `grad`.
+    ///
+    /// # Panics
+    /// If `x` or `dim` are not the step's: a deferred gradient exists only as this view, so a
+    /// caller must never fall back to the (unwritten) range of `grad`.
     pub fn deferred_first_weight<'a>(&'a mut self, x: &'a [T], dim: usize) -> Option<OneHotWeightGrad<'a, T>> {
         if !std::mem::take(&mut self.deferred_first) {
             return None;
         }
+        // a deferral happens only for one-hot first-order rows (`backward_collapsed_deferring_first`)
         let Some(Tangent::OneHot(coords)) = self.input_slots.first() else {
-            return None;
+            unreachable!("a deferred first-layer gradient comes from one-hot input rows")
         };
-        self.collapsed_tape
-            .first_weight_grad(x, dim, coords, &mut self.one_hot_entries)
+        let view = self
+            .collapsed_tape
+            .first_weight_grad(x, dim, coords, &mut self.one_hot_entries);
+        Some(view.expect("the deferring step's points and dimension"))
     }
 }
 
-/// Zeros the first layer's weight gradient a caller left unzeroed for a deferral that did not
-/// happen (see [`ResidualWork::defer_first_weight`]).
-fn zero_first_weight<T: Real>(net: &Mlp<T>, grad: &mut [T]) {
+/// Zeros the first layer's weight gradient a caller left unzeroed (see
+/// [`ResidualWork::defer_first_weight`]), for a step that does not defer it.
+pub fn zero_first_weight<T: Real>(net: &Mlp<T>, grad: &mut [T]) {
     grad[net.first_weight_range()]
         .par_chunks_mut(1 << 16)
         .for_each(|g| g.fill(T::zero()));

@@ -10,7 +10,7 @@
 use super::config::TrainConfig;
 use super::optim::{Adam, GradientFill, Schedule, gradient_norm};
 use super::plot;
-use super::residual::{ConditionDraw, ResidualWork, condition_part_step, point_source, predict};
+use super::residual::{ConditionDraw, ResidualWork, condition_part_step, point_source, predict, zero_first_weight};
 use super::slices::{Drawn, Slices, slice_ranges};
 use crate::dist::Group;
 use crate::nn::checkpoint;
@@ -980,9 +980,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             }
             let part = if cut.len() > 1 {
                 if stream_first {
-                    grad[first_weight.clone()]
-                        .par_chunks_mut(1 << 16)
-                        .for_each(|g| g.fill(T::zero()));
+                    zero_first_weight(&net, &mut grad);
                 }
                 let parts = (&points[c][..], &cut[..], cond.points);
                 sliced.step(&net, &problem, cond, parts, sliced_drawn, draw, &mut work, &mut grad)
