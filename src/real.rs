@@ -135,6 +135,24 @@ impl Real for f64 {
     const NAME: &'static str = "f64";
 }
 
+/// `Σ lanes` added pairwise: `lanes[j] += lanes[j + h]` for `h` = 8, 4, 2, 1 (the order of every
+/// sixteen-lane sum in the crate), with constant halves so that each step is one vector addition
+/// (a loop over the halves left them scalar, through memory).
+#[inline(always)]
+pub fn pairwise_sum16<T: Real>(lanes: &mut [T; 16]) -> T {
+    #[inline(always)]
+    fn fold<T: Real, const H: usize>(l: &mut [T; 16]) {
+        for j in 0..H {
+            l[j] += l[j + H];
+        }
+    }
+    fold::<T, 8>(lanes);
+    fold::<T, 4>(lanes);
+    fold::<T, 2>(lanes);
+    fold::<T, 1>(lanes);
+    lanes[0]
+}
+
 /// `n!` as an `f64` (exact up to 22!).
 pub fn factorial(n: usize) -> f64 {
     (1..=n).fold(1.0, |acc, i| acc * i as f64)
@@ -152,6 +170,38 @@ mod tests {
         }
         let ulp = (f32::from_bits(w.abs().to_bits() + 1) - w.abs()) as f64;
         (a as f64 - want).abs() / ulp
+    }
+
+    /// The halves in constants add in the order of a loop over `h` = 8, 4, 2, 1 (bit for bit,
+    /// with values whose sums round differently in other orders).
+    #[test]
+    fn pairwise_sum16_adds_in_the_loop_order() {
+        let v: [f32; 16] = std::array::from_fn(|i| match i {
+            0 => 1e8,
+            8 => -1e8,
+            _ => 0.3 + i as f32,
+        });
+        let mut want = v;
+        for half in [8, 4, 2, 1] {
+            for j in 0..half {
+                want[j] += want[j + half];
+            }
+        }
+        let sequential: f32 = v.iter().sum();
+        assert_ne!(
+            want[0].to_bits(),
+            sequential.to_bits(),
+            "values too easy to tell orders apart"
+        );
+        assert_eq!(pairwise_sum16(&mut v.clone()).to_bits(), want[0].to_bits());
+        let w: [f64; 16] = std::array::from_fn(|i| v[i] as f64 * 1e9 + 0.1);
+        let mut want = w;
+        for half in [8, 4, 2, 1] {
+            for j in 0..half {
+                want[j] += want[j + half];
+            }
+        }
+        assert_eq!(pairwise_sum16(&mut w.clone()).to_bits(), want[0].to_bits());
     }
 
     #[test]

@@ -337,12 +337,7 @@ fn dot16<T: Real>(a: &[T], b: &[T]) -> T {
             acc[j] += x[j] * y[j];
         }
     }
-    for half in [8, 4, 2, 1] {
-        for j in 0..half {
-            acc[j] += acc[j + half];
-        }
-    }
-    acc[0] + tail
+    crate::real::pairwise_sum16(&mut acc) + tail
 }
 
 /// The primal pre-activations `pre[b] = β + w·x_[block b]` of one point `x` (blocks of `w.len()`

@@ -229,12 +229,7 @@ fn two_body_parts_f32_lanes(coeffs: &[f32], x: &[f32]) -> (f64, f64, f64, f64) {
             }
         }
         for (sum, lanes) in sums.iter_mut().zip(&mut acc) {
-            for half in [8, 4, 2, 1] {
-                for j in 0..half {
-                    lanes[j] += lanes[j + half];
-                }
-            }
-            *sum += lanes[0] as f64;
+            *sum += crate::real::pairwise_sum16(lanes) as f64;
         }
         i0 += m;
     }

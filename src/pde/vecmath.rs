@@ -120,7 +120,9 @@ pub fn sin_cos_chunk_f32(x: &[f32], sin: &mut [f32], cos: &mut [f32]) -> bool {
         x.len() == sin.len() && x.len() == cos.len(),
         "sin_cos_slice_f32: lengths differ"
     );
-    if x.iter().fold(0.0f32, |m, v| m.max(v.abs())) <= SMALL_F32 {
+    // a flag and-ed over the lanes, not a running `f32::max` (whose NaN rule kept it a serial
+    // chain of scalar maxima, ≈ 3 cycles a coordinate); a NaN takes the general path
+    if x.iter().fold(true, |all, v| all & (v.abs() <= SMALL_F32)) {
         // all arguments small (coordinates of points at large d): short Taylor polynomials
         for ((&v, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
             (*s, *c) = sin_cos_small_f32(v);
@@ -280,12 +282,10 @@ pub fn sum32_f32(v: &[f32]) -> f64 {
             acc[j] += c[j];
         }
     }
-    for half in [16, 8, 4, 2, 1] {
-        for j in 0..half {
-            acc[j] += acc[j + half];
-        }
-    }
-    acc[0] as f64 + tail
+    let (low, high) = acc.split_at_mut(16);
+    let low: &mut [f32; 16] = low.try_into().unwrap();
+    low.iter_mut().zip(high.iter()).for_each(|(a, b)| *a += *b);
+    crate::real::pairwise_sum16(low) as f64 + tail
 }
 
 /// The sum of a slice with four independent accumulators (vectorisable; the order differs from a
@@ -383,6 +383,17 @@ mod tests {
         let (mut s, mut c) = ([0.0f32; 1], [0.0f32; 1]);
         sin_cos_slice_f32(&[f32::NAN], &mut s, &mut c);
         assert!(s[0].is_nan() && c[0].is_nan());
+        // a NaN among small arguments: NaN there, the others still right
+        let mut mixed = vec![0.01f32; 40];
+        mixed[17] = f32::NAN;
+        let (mut s, mut c) = (vec![0.0f32; 40], vec![0.0f32; 40]);
+        assert!(!sin_cos_chunk_f32(&mixed, &mut s, &mut c), "NaN took the small path");
+        assert!(s[17].is_nan() && c[17].is_nan());
+        assert!((s[0] as f64 - 0.01f64.sin()).abs() < 1e-9 && (c[39] as f64 - 0.01f64.cos()).abs() < 1e-7);
+        mixed[17] = -SMALL_F32;
+        assert!(sin_cos_chunk_f32(&mixed, &mut s, &mut c), "all small, edge included");
+        mixed[17] = f32::from_bits(SMALL_F32.to_bits() + 1);
+        assert!(!sin_cos_chunk_f32(&mixed, &mut s, &mut c), "just past the edge");
         let v: Vec<f32> = (0..1001).map(|i| i as f32 * 0.5).collect();
         assert_eq!(sum32_f32(&v), 250_250.0);
         assert_eq!(sum32_f32(&v[..31]), 232.5);
