@@ -2,7 +2,8 @@
 //! products, at the reference step's sizes (100 points, width 128, 16 directions, f32): drawing
 //! the residual points (d = 1000 and 10⁵), the collapsed tanh activation forward and backward,
 //! the Adam update of 1.3·10⁶ parameters (the d = 10⁴ network); the Gaussians of one point
-//! (`NormalLanes`, d = 10⁵) and the f32 two-body source with ψ's ‖x‖² at one point of d = 10⁵; and
+//! (`NormalLanes`, d = 10⁵), the f32 two-body source with ψ's ‖x‖² and the weight-shared first
+//! stage's block sums (B = 100) at one point of d = 10⁵; and
 //! the collapsed layer's three products (forward, weight gradient, input cotangents) on the
 //! stacked `1800 × 128` rows through `stde::tensor` against faer's own parallel product and
 //! against the three row groups (100 / 1600 / 100) one by one; the parabolic width-1024 layer's
@@ -112,6 +113,12 @@ fn point_work(c: &mut Criterion) {
     let eq = BallProblem::from_name("allen-cahn-two-body", d, 0).unwrap();
     group.bench_function("two_body_source_and_norm2", |b| {
         b.iter(|| eq.source_f32_and_norm2(black_box(&x)))
+    });
+    // the weight-shared first stage's block sums `β + w·x_[block]` (B = 100: 1000 blocks)
+    let w: Vec<f32> = (0..100).map(|i| (i as f32 - 50.0) * 1e-2).collect();
+    let mut pre = vec![0.0f32; d / 100];
+    group.bench_function("block_sums_b100", |b| {
+        b.iter(|| stde::nn::first_layer::block_pre_activation(black_box(&x), &w, 0.5, &mut pre))
     });
 }
 

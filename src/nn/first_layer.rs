@@ -323,7 +323,7 @@ pub struct SharedGrads<'a, T> {
 
 /// `Σ a_i b_i` with sixteen independent accumulators added pairwise (no serial chain of
 /// additions; the order differs from a sequential sum only by rounding).
-#[inline]
+#[inline(always)]
 fn dot16<T: Real>(a: &[T], b: &[T]) -> T {
     let mut acc = [T::zero(); 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
@@ -337,15 +337,26 @@ fn dot16<T: Real>(a: &[T], b: &[T]) -> T {
             acc[j] += x[j] * y[j];
         }
     }
+    // through memory once: otherwise LLVM splits the sixteen lanes into eight pairs to match the
+    // pairwise sum below, and the loop above runs on two-lane vectors (the block sums of a
+    // d = 10⁶ point took 1.8× longer)
+    let mut acc = std::hint::black_box(acc);
     crate::real::pairwise_sum16(&mut acc) + tail
 }
 
-/// The primal pre-activations `pre[b] = β + w·x_[block b]` of one point `x` (blocks of `w.len()`
-/// coordinates) of the weight-shared first stage.
-pub fn block_pre_activation<T: Real>(x: &[T], w: &[T], beta: T, pre: &mut [T]) {
+/// [`block_pre_activation`]'s body (inlined into its widest build).
+#[inline(always)]
+fn block_pre_activation_lanes<T: Real>(x: &[T], w: &[T], beta: T, pre: &mut [T]) {
     for (p, xb) in pre.iter_mut().zip(x.chunks_exact(w.len())) {
         *p = beta + dot16(xb, w);
     }
+}
+
+crate::widest_fn! {
+    /// The primal pre-activations `pre[b] = β + w·x_[block b]` of one point `x` (blocks of
+    /// `w.len()` coordinates) of the weight-shared first stage, in the widest vector registers
+    /// this CPU has (the same bits).
+    pub fn block_pre_activation<T: Real>(x: &[T], w: &[T], beta: T, pre: &mut [T]) -> () = block_pre_activation_lanes
 }
 
 /// `φ(pre)` and `φ'(pre)` of a row: tanh through the vectorised [`Real::tanh_slice`]
