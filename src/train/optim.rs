@@ -155,9 +155,25 @@ struct AdamStep {
 }
 
 impl AdamStep {
-    /// The update of a run of parameters from their gradient and moments.
-    #[inline]
+    /// The update of a run of parameters from their gradient and moments, in the widest vector
+    /// registers this CPU has (the same bits: IEEE square roots and divisions, no contraction).
     fn apply<T: crate::Real, S: crate::Real>(self, p: &mut [T], g: &[T], m: &mut [S], v: &mut [S]) {
+        crate::widest_fn! {
+            fn lanes<T: crate::Real, S: crate::Real>(step: AdamStep, p: &mut [T], g: &[T], m: &mut [S], v: &mut [S]) -> () = apply_lanes
+        }
+        lanes(self, p, g, m, v)
+    }
+}
+
+/// [`AdamStep::apply`]'s body (inlined into its widest build).
+#[inline(always)]
+fn apply_lanes<T: crate::Real, S: crate::Real>(step: AdamStep, p: &mut [T], g: &[T], m: &mut [S], v: &mut [S]) {
+    step.apply_inline(p, g, m, v)
+}
+
+impl AdamStep {
+    #[inline(always)]
+    fn apply_inline<T: crate::Real, S: crate::Real>(self, p: &mut [T], g: &[T], m: &mut [S], v: &mut [S]) {
         for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             let g = g.as_f64();
             let mn = B1 * m.as_f64() + (1.0 - B1) * g;
