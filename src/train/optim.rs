@@ -168,21 +168,14 @@ impl AdamStep {
 /// [`AdamStep::apply`]'s body (inlined into its widest build).
 #[inline(always)]
 fn apply_lanes<T: crate::Real, S: crate::Real>(step: AdamStep, p: &mut [T], g: &[T], m: &mut [S], v: &mut [S]) {
-    step.apply_inline(p, g, m, v)
-}
-
-impl AdamStep {
-    #[inline(always)]
-    fn apply_inline<T: crate::Real, S: crate::Real>(self, p: &mut [T], g: &[T], m: &mut [S], v: &mut [S]) {
-        for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let g = g.as_f64();
-            let mn = B1 * m.as_f64() + (1.0 - B1) * g;
-            let vn = B2 * v.as_f64() + (1.0 - B2) * g * g;
-            *m = S::c(mn);
-            *v = S::c(vn);
-            let upd = self.step * mn / (vn.sqrt() * self.root_c2 + EPS);
-            *p -= T::c(upd);
-        }
+    for (((p, g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let g = g.as_f64();
+        let mn = B1 * m.as_f64() + (1.0 - B1) * g;
+        let vn = B2 * v.as_f64() + (1.0 - B2) * g * g;
+        *m = S::c(mn);
+        *v = S::c(vn);
+        let upd = step.step * mn / (vn.sqrt() * step.root_c2 + EPS);
+        *p -= T::c(upd);
     }
 }
 
