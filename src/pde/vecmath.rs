@@ -121,7 +121,8 @@ pub fn sin_cos_chunk_f32(x: &[f32], sin: &mut [f32], cos: &mut [f32]) -> bool {
         "sin_cos_slice_f32: lengths differ"
     );
     // a flag and-ed over the lanes, not a running `f32::max` (whose NaN rule kept it a serial
-    // chain of scalar maxima, ≈ 3 cycles a coordinate); a NaN takes the general path
+    // chain of scalar maxima: a quarter of the two-body source's time); a NaN takes the general
+    // path
     if x.iter().fold(true, |all, v| all & (v.abs() <= SMALL_F32)) {
         // all arguments small (coordinates of points at large d): short Taylor polynomials
         for ((&v, s), c) in x.iter().zip(sin.iter_mut()).zip(cos.iter_mut()) {
