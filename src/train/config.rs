@@ -493,7 +493,7 @@ impl TrainConfig {
             self.rand_batch as f64 * if self.unbiased { 2.0 } else { 1.0 }
         };
         let rows = self.batch as f64 * dirs;
-        // params + grad in T, Adam m/v in f64
+        // params + grad in T, Adam m/v counted as f64 (an upper bound: they are stored in T)
         let param_bytes = params * (2.0 * elem + 16.0);
         // tape: ~3 jets per layer of (primal + 2 orders per row) × width, plus cotangents
         let jet_bytes = self.depth as f64 * 5.0 * (rows * 2.0 + self.batch as f64) * h * elem;
