@@ -251,8 +251,8 @@ mod tests {
     /// parameters, 200 steps on gradients of mixed scales (1e-6 to 1e2, both signs), the same
     /// parameters updated by `Adam<f64>` (f64 moments and arithmetic) as the reference. The
     /// parameters (half of them travelling 0.2) agree within 5e-7·(1 + |p|) (a few f32 roundings;
-    /// an update 1e-5 too large would be off by 2e-6), `m`
-    /// within 1e-6 of the gradient's scale, `v` within 1e-5 relative (200 roundings of f32).
+    /// an update 1e-5 too large would be off by 2e-6), `m` within 1e-6 of the gradient's scale,
+    /// `v` within 1e-5 relative (200 roundings of f32).
     #[test]
     fn f32_update_follows_the_f64_update() {
         let n = 1000;
