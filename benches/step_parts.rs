@@ -182,35 +182,37 @@ fn wide_products(c: &mut Criterion) {
     });
 }
 
-/// The first layer's products at d = 10⁵ (100 points, width 128; 2.56·10⁹ flops each: GFLOP/s =
-/// 2560 / ms): the forward `X·W` (split-K), the weight gradient `Xᵀ·Z̄` whole (`matmul_tn`,
-/// row blocks on two threads) and as the streamed update makes it (512-row blocks, one per task,
-/// `matmul_tn_rows`).
+/// The first layer's products at d = 10⁴ and 10⁵ (100 points, width 128; 2.56·10⁸ and 2.56·10⁹
+/// flops each: GFLOP/s = 256 / ms and 2560 / ms): the forward `X·W` (split-K), the weight
+/// gradient `Xᵀ·Z̄` whole (`matmul_tn`, row blocks on two threads) and as the streamed update
+/// makes it (512-row blocks, one per task, `matmul_tn_rows`).
 fn first_layer_products(c: &mut Criterion) {
     use rayon::prelude::*;
-    let (m, d, n) = (100usize, 100_000usize, 128usize);
-    let x: Vec<f32> = (0..m * d).map(|i| ((i % 89) as f32 - 44.0) * 1e-2).collect();
-    let w: Vec<f32> = (0..d * n).map(|i| ((i % 97) as f32 - 48.0) * 1e-3).collect();
-    let z: Vec<f32> = (0..m * n).map(|i| ((i % 83) as f32 - 41.0) * 1e-2).collect();
-    let mut out = vec![0.0f32; m * n];
-    let mut grad = vec![0.0f32; d * n];
-    let mut group = c.benchmark_group("first_layer_d1e5");
-    group.sample_size(10);
-    group.bench_function("forward", |b| {
-        b.iter(|| tensor::matmul(m, d, n, black_box(&x), &w, &mut out, Write::Overwrite))
-    });
-    group.bench_function("weight_grad_whole", |b| {
-        b.iter(|| tensor::matmul_tn(m, d, n, black_box(&x), &z, &mut grad, Write::Overwrite))
-    });
-    group.bench_function("weight_grad_blocks", |b| {
-        b.iter(|| {
-            grad.par_chunks_mut(512 * n).enumerate().for_each(|(i, g)| {
-                let rows = i * 512..(i * 512 + g.len() / n);
-                tensor::matmul_tn_rows(m, d, n, black_box(&x), rows, &z, g)
+    for (name, d) in [("first_layer_d1e4", 10_000usize), ("first_layer_d1e5", 100_000)] {
+        let (m, n) = (100usize, 128usize);
+        let x: Vec<f32> = (0..m * d).map(|i| ((i % 89) as f32 - 44.0) * 1e-2).collect();
+        let w: Vec<f32> = (0..d * n).map(|i| ((i % 97) as f32 - 48.0) * 1e-3).collect();
+        let z: Vec<f32> = (0..m * n).map(|i| ((i % 83) as f32 - 41.0) * 1e-2).collect();
+        let mut out = vec![0.0f32; m * n];
+        let mut grad = vec![0.0f32; d * n];
+        let mut group = c.benchmark_group(name);
+        group.sample_size(10);
+        group.bench_function("forward", |b| {
+            b.iter(|| tensor::matmul(m, d, n, black_box(&x), &w, &mut out, Write::Overwrite))
+        });
+        group.bench_function("weight_grad_whole", |b| {
+            b.iter(|| tensor::matmul_tn(m, d, n, black_box(&x), &z, &mut grad, Write::Overwrite))
+        });
+        group.bench_function("weight_grad_blocks", |b| {
+            b.iter(|| {
+                grad.par_chunks_mut(512 * n).enumerate().for_each(|(i, g)| {
+                    let rows = i * 512..(i * 512 + g.len() / n);
+                    tensor::matmul_tn_rows(m, d, n, black_box(&x), rows, &z, g)
+                })
             })
-        })
-    });
-    group.finish();
+        });
+        group.finish();
+    }
 }
 
 criterion_group!(
