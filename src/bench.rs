@@ -218,6 +218,10 @@ pub struct StepReport {
     pub bound: StepBound,
     /// Time per step inside matrix products (measured over the run), seconds.
     pub product_time_s: f64,
+    /// The products by shape, per step (calls and seconds divided by the steps run), the
+    /// longest first: where the products' time goes.
+    #[serde(default)]
+    pub product_shapes: Vec<tensor::ProductShape>,
 }
 
 /// The work of one training step: what [`StepBound`] divides by the machine's rates.
@@ -554,6 +558,7 @@ pub fn step(cfg: &crate::train::TrainConfig, warmup: usize, steps: usize) -> Res
     tensor::profile_reset();
     let summary = train(&cfg, &opts).map_err(|e| e.to_string());
     let counted = tensor::profile_read();
+    let shapes = tensor::profile_shapes();
     tensor::profile_enable(false);
     let _ = std::fs::remove_dir_all(&dir);
     let s = summary?;
@@ -602,6 +607,14 @@ pub fn step(cfg: &crate::train::TrainConfig, warmup: usize, steps: usize) -> Res
         rates,
         bound: StepBound::of(&work, &rates, q(0.5)),
         product_time_s: counted.seconds / run as f64,
+        product_shapes: shapes
+            .into_iter()
+            .map(|s| tensor::ProductShape {
+                calls: s.calls / run as f64,
+                seconds: s.seconds / run as f64,
+                ..s
+            })
+            .collect(),
     })
 }
 

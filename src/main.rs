@@ -755,7 +755,21 @@ fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
         r.bound.bound_s * 1e3,
         100.0 * r.bound.fraction,
         100.0 * r.bound.overlap_all_s / r.step_s_median.max(1e-300)
-    ))
+    ))?;
+    // where the products' time goes: the longest shapes, each at its own rate
+    let mut lines = String::from("products by shape (per step; thread time, shapes side by side count whole):\n");
+    for s in r.product_shapes.iter().take(8) {
+        lines += &format!(
+            "  {} × {} × {}: {:.2} calls, {:.3} ms, {:.0} GFLOP/s\n",
+            s.m,
+            s.n,
+            s.k,
+            s.calls,
+            s.seconds * 1e3,
+            s.flop_s() / 1e9
+        );
+    }
+    emit(&lines)
 }
 
 impl BenchArgs {

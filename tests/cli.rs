@@ -1038,6 +1038,24 @@ fn bench_step_times_any_equation() {
         let largest = product.max(memory).max(transcendental);
         assert_eq!(b["overlap_all_s"].as_f64().unwrap(), largest, "{r}");
         assert!(b["fraction"].as_f64().is_some_and(|v| v > 0.0), "{r}");
+        // the products by shape account for every counted FLOP, the longest first
+        let shapes = r["product_shapes"].as_array().unwrap();
+        let field = |s: &serde_json::Value, k: &str| s[k].as_f64().unwrap();
+        let by_shape: f64 = shapes
+            .iter()
+            .map(|s| 2.0 * field(s, "m") * field(s, "n") * field(s, "k") * field(s, "calls"))
+            .sum();
+        let counted = w["gemm_flops"].as_f64().unwrap();
+        assert!(
+            (by_shape - counted).abs() <= 1e-9 * counted,
+            "{by_shape} vs {counted}: {r}"
+        );
+        assert!(
+            shapes
+                .windows(2)
+                .all(|p| field(&p[0], "seconds") >= field(&p[1], "seconds")),
+            "{r}"
+        );
         if eq == "allen-cahn-two-body" {
             // counted by hand: 100 points of d = 8 Gaussian coordinates; the two-body source
             // takes sine and cosine of the 8 coordinates and of the 7 terms' arguments

@@ -42,15 +42,64 @@ fn product_ends() {
     }
 }
 
+/// Products timed by shape while profiling (a few dozen shapes: a list searched in order).
+static SHAPES: Mutex<Vec<ProductShape>> = Mutex::new(Vec::new());
+
+/// The products of one shape while profiling: how many ran and how long they took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProductShape {
+    /// Rows of the result.
+    pub m: usize,
+    /// Columns of the result.
+    pub n: usize,
+    /// Reduction length.
+    pub k: usize,
+    /// Products of this shape.
+    pub calls: f64,
+    /// Their time, seconds, each product from its start to its end on the thread that called it
+    /// (products running side by side on several threads each count whole).
+    pub seconds: f64,
+}
+
+impl ProductShape {
+    /// Floating-point rate of these products, FLOP/s (`2·m·n·k` each).
+    pub fn flop_s(&self) -> f64 {
+        2.0 * (self.m * self.n * self.k) as f64 * self.calls / self.seconds.max(1e-300)
+    }
+}
+
 /// Runs the product `run` of `m × n × k`, timed and counted when profiling is on.
 fn profiled_product(m: usize, n: usize, k: usize, run: impl FnOnce()) {
     if !PROFILE.load(Ordering::Relaxed) {
         return run();
     }
     product_begins();
+    let start = Instant::now();
     run();
+    let seconds = start.elapsed().as_secs_f64();
     product_ends();
     GEMM_FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
+    let mut shapes = SHAPES.lock().unwrap_or_else(|e| e.into_inner());
+    match shapes.iter_mut().find(|s| (s.m, s.n, s.k) == (m, n, k)) {
+        Some(s) => {
+            s.calls += 1.0;
+            s.seconds += seconds;
+        }
+        None => shapes.push(ProductShape {
+            m,
+            n,
+            k,
+            calls: 1.0,
+            seconds,
+        }),
+    }
+}
+
+/// The products timed by shape since the last [`profile_reset`], the longest first.
+pub fn profile_shapes() -> Vec<ProductShape> {
+    let mut shapes = SHAPES.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    shapes.sort_by(|a, b| b.seconds.total_cmp(&a.seconds));
+    shapes
 }
 
 /// Non-product work the profile counts (the step bound's transcendental part).
@@ -101,6 +150,7 @@ pub fn profile_enable(on: bool) {
 
 /// Clears the product counters.
 pub fn profile_reset() {
+    SHAPES.lock().unwrap_or_else(|e| e.into_inner()).clear();
     GEMM_NANOS.store(0, Ordering::Relaxed);
     GEMM_FLOPS.store(0, Ordering::Relaxed);
     SIN_COS.store(0, Ordering::Relaxed);
