@@ -14,7 +14,6 @@ use std::time::Instant;
 
 static PROFILE: AtomicBool = AtomicBool::new(false);
 static GEMM_NANOS: AtomicU64 = AtomicU64::new(0);
-static GEMM_FLOPS: AtomicU64 = AtomicU64::new(0);
 static SIN_COS: AtomicU64 = AtomicU64::new(0);
 static SIN_COS_SMALL: AtomicU64 = AtomicU64::new(0);
 static NORMALS: AtomicU64 = AtomicU64::new(0);
@@ -42,7 +41,8 @@ fn product_ends() {
     }
 }
 
-/// Products timed by shape while profiling (a few dozen shapes: a list searched in order).
+/// Products timed by shape while profiling (a few dozen shapes: a list searched in order); the
+/// profile's FLOP count is summed from it.
 static SHAPES: Mutex<Vec<ProductShape>> = Mutex::new(Vec::new());
 
 /// The products of one shape while profiling: how many ran and how long they took.
@@ -78,7 +78,6 @@ fn profiled_product(m: usize, n: usize, k: usize, run: impl FnOnce()) {
     run();
     let seconds = start.elapsed().as_secs_f64();
     product_ends();
-    GEMM_FLOPS.fetch_add(2 * (m * n * k) as u64, Ordering::Relaxed);
     let mut shapes = SHAPES.lock().unwrap_or_else(|e| e.into_inner());
     match shapes.iter_mut().find(|s| (s.m, s.n, s.k) == (m, n, k)) {
         Some(s) => {
@@ -152,7 +151,6 @@ pub fn profile_enable(on: bool) {
 pub fn profile_reset() {
     SHAPES.lock().unwrap_or_else(|e| e.into_inner()).clear();
     GEMM_NANOS.store(0, Ordering::Relaxed);
-    GEMM_FLOPS.store(0, Ordering::Relaxed);
     SIN_COS.store(0, Ordering::Relaxed);
     SIN_COS_SMALL.store(0, Ordering::Relaxed);
     NORMALS.store(0, Ordering::Relaxed);
@@ -162,7 +160,12 @@ pub fn profile_reset() {
 pub fn profile_read() -> GemmProfile {
     GemmProfile {
         seconds: GEMM_NANOS.load(Ordering::Relaxed) as f64 * 1e-9,
-        flops: GEMM_FLOPS.load(Ordering::Relaxed) as f64,
+        flops: SHAPES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|s| 2.0 * (s.m * s.n * s.k) as f64 * s.calls)
+            .sum(),
         sin_cos: SIN_COS.load(Ordering::Relaxed) as f64,
         sin_cos_small: SIN_COS_SMALL.load(Ordering::Relaxed) as f64,
         normals: NORMALS.load(Ordering::Relaxed) as f64,
