@@ -28,6 +28,8 @@ pub trait Real:
     const NAME: &'static str;
     /// The slice as its concrete type (for paths written once per precision).
     fn view(s: &[Self]) -> Slice<'_>;
+    /// The mutable slice as its concrete type.
+    fn view_mut(s: &mut [Self]) -> SliceMut<'_>;
     /// `out[i] = tanh(x[i])` (equal lengths). `f32` uses the vectorisable [`tanh_f32_slice`];
     /// `f64` keeps libm's `tanh` (the derivative tests compare to it in f64).
     fn tanh_slice(x: &[Self], out: &mut [Self]) {
@@ -98,9 +100,21 @@ pub enum Slice<'a> {
     F64(&'a [f64]),
 }
 
+/// A mutable slice of a [`Real`] seen as its concrete type.
+#[derive(Debug)]
+pub enum SliceMut<'a> {
+    /// `f32` values.
+    F32(&'a mut [f32]),
+    /// `f64` values.
+    F64(&'a mut [f64]),
+}
+
 impl Real for f32 {
     fn view(s: &[Self]) -> Slice<'_> {
         Slice::F32(s)
+    }
+    fn view_mut(s: &mut [Self]) -> SliceMut<'_> {
+        SliceMut::F32(s)
     }
     fn tanh_slice(x: &[Self], out: &mut [Self]) {
         tanh_f32_slice(x, out)
@@ -121,6 +135,9 @@ impl Real for f32 {
 impl Real for f64 {
     fn view(s: &[Self]) -> Slice<'_> {
         Slice::F64(s)
+    }
+    fn view_mut(s: &mut [Self]) -> SliceMut<'_> {
+        SliceMut::F64(s)
     }
     fn scratch() -> &'static std::thread::LocalKey<std::cell::Cell<Vec<Self>>> {
         thread_local!(static SCRATCH: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) });
