@@ -3,7 +3,8 @@
 //! the residual points (d = 1000 and 10⁵), the collapsed tanh activation forward and backward,
 //! the Adam update of 1.3·10⁶ parameters (the d = 10⁴ network); the Gaussians of one point
 //! (`NormalLanes`, d = 10⁵), the f32 two-body source with ψ's ‖x‖² and the weight-shared first
-//! stage's block sums (B = 100) at one point of d = 10⁵; and
+//! stage's block sums (B = 100) at one point of d = 10⁵; its `w̄ = Σ ā·x` over a d = 10⁶ batch
+//! (400 MB) beside a read of the same bytes; and
 //! the collapsed layer's three products (forward, weight gradient, input cotangents) on the
 //! stacked `1800 × 128` rows through `stde::tensor` against faer's own parallel product and
 //! against the three row groups (100 / 1600 / 100) one by one; the parabolic width-1024 layer's
@@ -114,11 +115,139 @@ fn point_work(c: &mut Criterion) {
     group.bench_function("two_body_source_and_norm2", |b| {
         b.iter(|| eq.source_f32_and_norm2(black_box(&x)))
     });
+    // the same point finished by the source (scaled by 1 in place, chunk by chunk) and handed on
+    group.bench_function("two_body_source_scaling", |b| {
+        b.iter(|| {
+            eq.source_f32_and_norm2_scaling(black_box(&mut x), 1.0, &mut |p| {
+                black_box(p);
+            })
+        })
+    });
     // the weight-shared first stage's block sums `β + w·x_[block]` (B = 100: 1000 blocks)
     let w: Vec<f32> = (0..100).map(|i| (i as f32 - 50.0) * 1e-2).collect();
     let mut pre = vec![0.0f32; d / 100];
     group.bench_function("block_sums_b100", |b| {
         b.iter(|| stde::nn::first_layer::block_pre_activation(black_box(&x), &w, 0.5, &mut pre))
+    });
+}
+
+/// The draw-time work of d = 10⁶ points (B = 100), two at a time (one a core): Gaussians, the
+/// scaling into the ball, the f32 two-body source and the block sums, as separate passes over
+/// each 4 MB point, or with the scaling and block sums inside the source's pass.
+fn draw_point_d1e6(c: &mut Criterion) {
+    use rayon::prelude::*;
+    let (d, b) = (1_000_000usize, 100usize);
+    let eq = BallProblem::from_name("allen-cahn-two-body", d, 0).unwrap();
+    let sampler = BallSampler {
+        kind: SamplerKind::RadiusUniform,
+        dim: d,
+    };
+    let w: Vec<f32> = (0..b).map(|i| (i as f32 - 50.0) * 1e-2).collect();
+    let mut points = vec![vec![0.0f32; d]; 2];
+    let mut group = c.benchmark_group("draw_point_d1e6");
+    group.sample_size(20);
+    group.bench_function("separate_passes", |bn| {
+        bn.iter(|| {
+            points.par_iter_mut().enumerate().for_each(|(p, x)| {
+                let mut rng = stream(1, 2, p as u64);
+                sampler.point(&mut rng, x);
+                black_box(eq.source_f32_and_norm2(x));
+                let mut pre = vec![0.0f32; d / b];
+                stde::nn::first_layer::block_pre_activation(x, &w, 0.5, &mut pre);
+                black_box(pre);
+            })
+        })
+    });
+    group.bench_function("fused_pass", |bn| {
+        bn.iter(|| {
+            points.par_iter_mut().enumerate().for_each(|(p, x)| {
+                let mut rng = stream(1, 2, p as u64);
+                let scale = sampler.direction(&mut rng, x);
+                let mut pre = vec![0.0f32; d / b];
+                let mut done = 0;
+                let mut visit = |prefix: &[f32]| {
+                    let complete = prefix.len() / b;
+                    stde::nn::first_layer::block_pre_activation(
+                        &prefix[done * b..complete * b],
+                        &w,
+                        0.5,
+                        &mut pre[done..complete],
+                    );
+                    done = complete;
+                };
+                black_box(eq.source_f32_and_norm2_scaling(x, scale, &mut visit));
+                black_box(pre);
+            })
+        })
+    });
+}
+
+/// The weight-shared first stage's `w̄ = Σ ā·x` over a whole d = 10⁶ batch (100 points,
+/// B = 100: 400 MB, read from memory as in the step) beside a parallel sum of the same bytes.
+fn shared_weight_grad(c: &mut Criterion) {
+    use rayon::prelude::*;
+    let (points, d, b) = (100usize, 1_000_000usize, 100usize);
+    let x: Vec<f32> = (0..points * d).map(|i| ((i % 1013) as f32 - 506.0) * 1e-3).collect();
+    let abar: Vec<f32> = (0..points * d / b).map(|i| ((i % 97) as f32 - 48.0) * 1e-2).collect();
+    let mut group = c.benchmark_group("shared_weight_grad_d1e6");
+    group.sample_size(10);
+    group.bench_function("w_bar", |bn| {
+        bn.iter(|| {
+            let (mut w_bar, mut beta_bar) = (vec![0.0f32; b], 0.0f32);
+            stde::nn::first_layer::shared_weight_grad(&abar, black_box(&x), d, &mut w_bar, &mut beta_bar);
+            w_bar[0] + beta_bar
+        })
+    });
+    group.bench_function("read_same_bytes", |bn| {
+        bn.iter(|| {
+            black_box(&x)
+                .par_chunks(1 << 16)
+                .map(|c| {
+                    // sixteen independent sums (a vector register), not one serial chain
+                    let mut acc = [0.0f32; 16];
+                    for v in c.chunks_exact(16) {
+                        acc.iter_mut().zip(v).for_each(|(a, v)| *a += *v);
+                    }
+                    acc.iter().sum::<f32>()
+                })
+                .sum::<f32>()
+        })
+    });
+    group.bench_function("read_two_streams", |bn| {
+        bn.iter(|| {
+            black_box(&x)
+                .par_chunks(1 << 20)
+                .map(|c| {
+                    let (lo, hi) = c.split_at(c.len() / 2);
+                    let mut acc = [0.0f32; 16];
+                    let mut acc2 = [0.0f32; 16];
+                    for (v, u) in lo.chunks_exact(16).zip(hi.chunks_exact(16)) {
+                        acc.iter_mut().zip(v).for_each(|(a, v)| *a += *v);
+                        acc2.iter_mut().zip(u).for_each(|(a, v)| *a += *v);
+                    }
+                    acc.iter().sum::<f32>() + acc2.iter().sum::<f32>()
+                })
+                .sum::<f32>()
+        })
+    });
+    group.bench_function("read_prefetch", |bn| {
+        bn.iter(|| {
+            black_box(&x)
+                .par_chunks(1 << 20)
+                .map(|c| {
+                    let mut acc = [0.0f32; 16];
+                    for (i, v) in c.chunks_exact(16).enumerate() {
+                        #[cfg(target_arch = "x86_64")]
+                        unsafe {
+                            use std::arch::x86_64::*;
+                            _mm_prefetch::<_MM_HINT_T0>(c.as_ptr().wrapping_add(i * 16 + 2048) as *const i8);
+                        }
+                        acc.iter_mut().zip(v).for_each(|(a, v)| *a += *v);
+                    }
+                    acc.iter().sum::<f32>()
+                })
+                .sum::<f32>()
+        })
     });
 }
 
@@ -223,6 +352,8 @@ criterion_group!(
     adam,
     point_work,
     collapsed_products,
-    wide_products
+    wide_products,
+    shared_weight_grad,
+    draw_point_d1e6
 );
 criterion_main!(benches);

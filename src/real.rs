@@ -30,6 +30,8 @@ pub trait Real:
     fn view(s: &[Self]) -> Slice<'_>;
     /// The mutable slice as its concrete type.
     fn view_mut(s: &mut [Self]) -> SliceMut<'_>;
+    /// An f32 slice as this type's slice (`None` unless this is f32).
+    fn of_f32(s: &[f32]) -> Option<&[Self]>;
     /// `out[i] = tanh(x[i])` (equal lengths). `f32` uses the vectorisable [`tanh_f32_slice`];
     /// `f64` keeps libm's `tanh` (the derivative tests compare to it in f64).
     fn tanh_slice(x: &[Self], out: &mut [Self]) {
@@ -116,6 +118,9 @@ impl Real for f32 {
     fn view_mut(s: &mut [Self]) -> SliceMut<'_> {
         SliceMut::F32(s)
     }
+    fn of_f32(s: &[f32]) -> Option<&[Self]> {
+        Some(s)
+    }
     fn tanh_slice(x: &[Self], out: &mut [Self]) {
         tanh_f32_slice(x, out)
     }
@@ -138,6 +143,9 @@ impl Real for f64 {
     }
     fn view_mut(s: &mut [Self]) -> SliceMut<'_> {
         SliceMut::F64(s)
+    }
+    fn of_f32(_: &[f32]) -> Option<&[Self]> {
+        None
     }
     fn scratch() -> &'static std::thread::LocalKey<std::cell::Cell<Vec<Self>>> {
         thread_local!(static SCRATCH: std::cell::Cell<Vec<f64>> = const { std::cell::Cell::new(Vec::new()) });

@@ -797,7 +797,7 @@ fn sliced_steps_equal_the_whole_batch() {
                         .zip(&mut pre)
                         .map(|(x, p)| {
                             net.block_pre_activation(x, p);
-                            source(x)
+                            source(&mut x.to_vec(), None, &mut |_| ())
                         })
                         .collect();
                     Drawn { sources, pre }
@@ -829,6 +829,59 @@ fn sliced_steps_equal_the_whole_batch() {
                         g - 0.5
                     );
                 }
+            }
+        }
+    }
+}
+
+/// The trainer's draw-time work ([`point_source`] inside [`Domain::fill_map`], the block sums
+/// of a weight-shared first layer from the visited prefixes): unit-ball points arrive unscaled
+/// and are finished by the source chunk by chunk. The points, sources, `ψ` and block sums are
+/// those of drawing whole points first (`fill_from`) and computing each afterwards, bit for bit
+/// (f32, d = 40 000 and 1 000: several visits and one; two-body, three-body and Poisson).
+#[test]
+fn draw_time_work_equals_work_on_the_drawn_points() {
+    for (name, d, block) in [
+        ("allen-cahn-two-body", 40_000usize, 100usize),
+        ("sine-gordon-three-body", 1000, 10),
+        ("poisson-two-body", 1000, 8),
+    ] {
+        let eq = Arc::new(BallProblem::from_name(name, d, 3).unwrap());
+        let problem = Problem::elliptic(eq.clone(), 5, SamplerKind::RadiusUniform, None);
+        let cond = &problem.conditions[0];
+        let arch = Architecture {
+            input_dim: d,
+            hidden: vec![8],
+            output_dim: 1,
+            activation: Activation::Tanh,
+            block_size: Some(block),
+        };
+        let net = Mlp::<f32>::new(arch, 2).unwrap();
+        let source = point_source::<f32>(&problem, cond).expect("an elliptic residual");
+        let mut drawn_points = vec![0.0f32; 5 * d];
+        let drawn = cond.domain.fill_map(d, 7, 3, 0, &mut drawn_points, |x, pending| {
+            assert!(pending.is_some(), "{name}: a ball point arrives unscaled");
+            let mut pre = Vec::new();
+            let mut visits = 0;
+            let v = source(x, pending, &mut |prefix: &[f32]| {
+                visits += 1;
+                assert!(net.block_pre_activation_prefix(prefix, &mut pre));
+            });
+            (v, pre, visits)
+        });
+        let mut points = vec![0.0f32; 5 * d];
+        cond.domain.fill_from(d, 7, 3, 0, &mut points);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&drawn_points), bits(&points), "{name}: points");
+        for (x, ((f, psi), pre, visits)) in points.chunks(d).zip(drawn) {
+            let (want_f, norm2) = eq.source_f32_and_norm2(x);
+            assert_eq!(f.to_bits(), want_f.to_bits(), "{name}: source");
+            assert_eq!(psi.to_bits(), (1.0 - norm2).to_bits(), "{name}: ψ");
+            let mut want_pre = Vec::new();
+            assert!(net.block_pre_activation(x, &mut want_pre));
+            assert_eq!(bits(&pre), bits(&want_pre), "{name}: block sums");
+            if name.ends_with("two-body") && d > 20_000 {
+                assert!(visits > 1, "{name}: the point handed on in stretches ({visits} visits)");
             }
         }
     }

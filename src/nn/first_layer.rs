@@ -557,6 +557,34 @@ pub fn shared_forward<T: Real>(
     });
 }
 
+/// The primal part of the shared block map's gradient: `w̄ += Σ_points Σ_blocks ā_b x_[block b]`
+/// and `β̄ += Σ ā_b`, from the block sums' cotangents `abar` (`[points × blocks]`) and the points
+/// `x` (`[points × d]`, blocks of `w̄.len()` coordinates). Parallel over fixed chunks of points
+/// whose partial sums are added in chunk order (the same sums on any thread count). At large d
+/// one read of the whole batch, the step's one pass over memory after the draw.
+pub fn shared_weight_grad<T: Real>(abar: &[T], x: &[T], d: usize, w_bar: &mut [T], beta_bar: &mut T) {
+    const POINTS_PER_CHUNK: usize = 4;
+    let (b_size, blocks) = (w_bar.len(), d / w_bar.len().max(1));
+    let partials: Vec<(Vec<T>, T)> = abar
+        .par_chunks(POINTS_PER_CHUNK * blocks)
+        .zip(x.par_chunks(POINTS_PER_CHUNK * d))
+        .map(|(abar, x)| {
+            let (mut gw, mut gb) = (vec![T::zero(); b_size], T::zero());
+            for (a_pt, x_pt) in abar.chunks_exact(blocks).zip(x.chunks_exact(d)) {
+                for (&a, xb) in a_pt.iter().zip(x_pt.chunks_exact(b_size)) {
+                    gb += a;
+                    gw.iter_mut().zip(xb).for_each(|(g, xv)| *g += a * *xv);
+                }
+            }
+            (gw, gb)
+        })
+        .collect();
+    for (gw, gb) in partials {
+        *beta_bar += gb;
+        w_bar.iter_mut().zip(&gw).for_each(|(g, v)| *g += *v);
+    }
+}
+
 /// Backward pass of the weight-shared first stage.
 pub fn shared_backward<T: Real>(
     input: &InputJets<T>,
@@ -620,28 +648,8 @@ pub fn shared_backward<T: Real>(
             u_bar[e * stride..(e + 1) * stride].copy_from_slice(&ub[..stride]);
         }
     }
-    // shared block map: primal part, parallel over fixed chunks of points whose partial sums
-    // are added in chunk order (the same sums on any thread count)
-    const POINTS_PER_CHUNK: usize = 4;
-    let x_all = input.primal();
-    let partials: Vec<(Vec<T>, T)> = pre0_bar
-        .par_chunks(POINTS_PER_CHUNK * blocks)
-        .zip(x_all.par_chunks(POINTS_PER_CHUNK * d))
-        .map(|(abar, x)| {
-            let (mut gw, mut gb) = (vec![T::zero(); b_size], T::zero());
-            for (a_pt, x_pt) in abar.chunks_exact(blocks).zip(x.chunks_exact(d)) {
-                for (&a, xb) in a_pt.iter().zip(x_pt.chunks_exact(b_size)) {
-                    gb += a;
-                    gw.iter_mut().zip(xb).for_each(|(g, xv)| *g += a * *xv);
-                }
-            }
-            (gw, gb)
-        })
-        .collect();
-    for (gw, gb) in partials {
-        *grads.beta += gb;
-        grads.w.iter_mut().zip(&gw).for_each(|(g, v)| *g += *v);
-    }
+    // shared block map: primal part
+    shared_weight_grad(&pre0_bar, input.primal(), d, grads.w, grads.beta);
     if let Some(xbar) = xbar {
         xbar.par_chunks_mut(d)
             .zip(pre0_bar.par_chunks(blocks))

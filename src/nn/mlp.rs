@@ -309,6 +309,21 @@ impl<T: Real> Mlp<T> {
         true
     }
 
+    /// [`Mlp::block_pre_activation`] block by block as a point becomes final: given a prefix
+    /// `x` of the point, appends to `pre` the pre-activations of the blocks it completes beyond
+    /// the `pre.len()` already there (the same values as the whole point's); `false` (and `pre`
+    /// left alone) without weight sharing.
+    pub fn block_pre_activation_prefix(&self, x: &[T], pre: &mut Vec<T>) -> bool {
+        let Some(s) = &self.shared else { return false };
+        let p = self.shared_params(s);
+        let (done, complete) = (pre.len(), x.len() / s.block);
+        if complete > done {
+            pre.resize(complete, T::zero());
+            first_layer::block_pre_activation(&x[done * s.block..complete * s.block], p.w, p.beta, &mut pre[done..]);
+        }
+        true
+    }
+
     /// [`PrimalBlockSums`] of `values` (`[points × blocks]` from
     /// [`Mlp::block_pre_activation`]) with this network's shared `w` and `β`; `None` without
     /// weight sharing.

@@ -157,81 +157,168 @@ impl BallProblem {
 /// two_body_source`, one EPYC core, d = 10⁵: 100.9 → 91.3 µs; the source's bits changed).
 #[inline(always)]
 fn two_body_parts_f32_lanes(coeffs: &[f32], x: &[f32]) -> (f64, f64, f64, f64) {
-    const CH: usize = 256;
-    const L: usize = 16;
-    let d = x.len();
-    let mut sums = [0.0f64; 4];
-    let (mut sx, mut cx) = ([0.0f32; CH + 1], [0.0f32; CH + 1]);
-    // sine–cosine pairs: general, small-argument
-    let mut counted = [0usize; 2];
-    let terms = d.saturating_sub(1);
+    let mut acc = TwoBodySums::default();
+    let terms = x.len().saturating_sub(1);
     let mut i0 = 0;
     while i0 < terms {
-        let m = CH.min(terms - i0);
-        let xs = &x[i0..i0 + m + 1];
-        let cc = &coeffs[i0..i0 + m];
-        // counted once per point below (a shared counter per chunk would cost more than the chunk)
-        let small = vecmath::sin_cos_chunk_f32(xs, &mut sx[..m + 1], &mut cx[..m + 1]);
-        if small {
-            counted[1] += m + 1;
-        } else {
-            counted[0] += m + 1;
-        }
-        counted[0] += m;
-        let mut inexact = [false; L];
-        let full = m - m % L;
-        // the full blocks' sums in their own accumulators, only ever indexed by constants, so
-        // that they stay in registers (the tail below indexes by a variable, which kept the
-        // shared array on the stack: a store and a load on every addition's dependency chain)
-        // with every coordinate small (|x| ≤ 1/8) |z| ≤ 1.25: inside the kernel's range, unchecked
-        let (lanes_acc, lanes_inexact) = if small {
-            full_blocks::<false>(xs, cc, &sx, &cx, full)
-        } else {
-            full_blocks::<true>(xs, cc, &sx, &cx, full)
-        };
-        let mut acc = lanes_acc;
-        inexact.copy_from_slice(&lanes_inexact);
-        for j in full..m {
-            let z = xs[j] + cx[j + 1] + xs[j + 1] * cx[j];
-            let (sz, cz) = vecmath::sin_cos_f32(z);
-            inexact[j - full] |= !vecmath::f32_kernel_exact(z);
-            let t = two_body_term_f32(xs[j], xs[j + 1], cc[j], sx[j], cx[j], sx[j + 1], cx[j + 1], sz, cz);
-            for q in 0..4 {
-                acc[q][j - full] += t[q];
-            }
-        }
-        if inexact.contains(&true) {
-            // some z outside the f32 kernel's range (or NaN): the chunk again, its sines in f64
-            acc = [[0.0f32; L]; 4];
-            for j in 0..m {
-                let z = xs[j] + cx[j + 1] + xs[j + 1] * cx[j];
-                let (sz, cz) = (z as f64).sin_cos();
-                let t = two_body_term_f32(
-                    xs[j],
-                    xs[j + 1],
-                    cc[j],
-                    sx[j],
-                    cx[j],
-                    sx[j + 1],
-                    cx[j + 1],
-                    sz as f32,
-                    cz as f32,
-                );
-                for q in 0..4 {
-                    acc[q][j % L] += t[q];
-                }
-            }
-        }
-        for (sum, lanes) in sums.iter_mut().zip(&mut acc) {
-            *sum += crate::real::pairwise_sum16(lanes) as f64;
-        }
+        let m = TWO_BODY_CHUNK.min(terms - i0);
+        two_body_chunk_f32(&coeffs[i0..i0 + m], &x[i0..i0 + m + 1], &mut acc);
         i0 += m;
     }
-    crate::tensor::profile_count(crate::tensor::Work::SinCos, counted[0]);
-    crate::tensor::profile_count(crate::tensor::Work::SinCosSmall, counted[1]);
-    // the last coordinate is in no term's first slot
-    sums[3] += x[terms..].iter().map(|&v| (v * v) as f64).sum::<f64>();
-    (sums[0], sums[1], sums[2], sums[3])
+    acc.finish(&x[terms..])
+}
+
+/// [`two_body_parts_f32_lanes`] of the point `scale·x`, scaling `x` in place on the way: each
+/// chunk's coordinates are scaled right before the chunk's terms read them, and `visit(&x[..n])`
+/// is called whenever the scaled prefix has grown by [`VISIT_COORDS`] (and once at the end with
+/// the whole point), so that other per-point work finds the coordinates in cache. The point and
+/// the sums are those of scaling the whole point first (the same products) and calling
+/// [`two_body_parts_f32_lanes`]. (`cargo bench --bench step_parts -- draw_point_d1e6`, two EPYC
+/// cores: 2–4 % less time for a point's draw-time work than separate passes; the scaling is
+/// where the point is first read back from L3, so it costs about what the pass did.)
+#[inline(always)]
+fn two_body_parts_f32_scaling_lanes(
+    coeffs: &[f32],
+    x: &mut [f32],
+    scale: f32,
+    visit: &mut dyn FnMut(&[f32]),
+) -> (f64, f64, f64, f64) {
+    let d = x.len();
+    let mut acc = TwoBodySums::default();
+    let terms = d.saturating_sub(1);
+    let (mut scaled, mut visited) = (0, 0);
+    let mut i0 = 0;
+    while i0 < terms {
+        let m = TWO_BODY_CHUNK.min(terms - i0);
+        if scaled - visited >= VISIT_COORDS {
+            visit(&x[..scaled]);
+            visited = scaled;
+        }
+        // this chunk reads coordinates i0 ..= i0 + m
+        x[scaled..i0 + m + 1].iter_mut().for_each(|v| *v *= scale);
+        scaled = i0 + m + 1;
+        two_body_chunk_f32(&coeffs[i0..i0 + m], &x[i0..i0 + m + 1], &mut acc);
+        i0 += m;
+    }
+    x[scaled..].iter_mut().for_each(|v| *v *= scale);
+    visit(x);
+    acc.finish(&x[terms..])
+}
+
+/// Terms per chunk of the f32 two-body sum (its sums are widened to f64 per chunk).
+const TWO_BODY_CHUNK: usize = 256;
+
+/// How many newly final coordinates [`two_body_parts_f32_scaling_lanes`] hands on at a time
+/// (64 KiB of f32: still in L2 when the visitor reads them).
+const VISIT_COORDS: usize = 64 * TWO_BODY_CHUNK;
+
+/// The running sums of the f32 two-body parts: `(φ, Δφ, x·∇φ, ‖x‖²)` in f64, the sine–cosine
+/// pairs counted (general, small-argument), and the chunk's buffers of the coordinates' sines and
+/// cosines.
+struct TwoBodySums {
+    sums: [f64; 4],
+    counted: [usize; 2],
+    sin: [f32; TWO_BODY_CHUNK + 1],
+    cos: [f32; TWO_BODY_CHUNK + 1],
+}
+
+impl Default for TwoBodySums {
+    fn default() -> Self {
+        TwoBodySums {
+            sums: [0.0; 4],
+            counted: [0; 2],
+            sin: [0.0; TWO_BODY_CHUNK + 1],
+            cos: [0.0; TWO_BODY_CHUNK + 1],
+        }
+    }
+}
+
+impl TwoBodySums {
+    /// The four sums, after adding the squares of `rest` (the last coordinate, in no term's first
+    /// slot) to `‖x‖²`; counts the sine–cosine pairs for the profile.
+    fn finish(mut self, rest: &[f32]) -> (f64, f64, f64, f64) {
+        crate::tensor::profile_count(crate::tensor::Work::SinCos, self.counted[0]);
+        crate::tensor::profile_count(crate::tensor::Work::SinCosSmall, self.counted[1]);
+        self.sums[3] += rest.iter().map(|&v| (v * v) as f64).sum::<f64>();
+        let s = self.sums;
+        (s[0], s[1], s[2], s[3])
+    }
+}
+
+/// One chunk of at most [`TWO_BODY_CHUNK`] terms of [`two_body_parts_f32_lanes`] (coefficients
+/// `cc`, coordinates `xs`: one more than the terms) added to `acc`.
+#[inline(always)]
+fn two_body_chunk_f32(cc: &[f32], xs: &[f32], acc: &mut TwoBodySums) {
+    const CH: usize = TWO_BODY_CHUNK;
+    const L: usize = 16;
+    let m = cc.len();
+    debug_assert!(
+        m <= CH && xs.len() == m + 1,
+        "two-body chunk: {m} terms, {} coordinates",
+        xs.len()
+    );
+    let TwoBodySums {
+        sums,
+        counted,
+        sin: sx,
+        cos: cx,
+    } = acc;
+    // counted here, handed to the profile once per point (a shared counter per chunk would cost
+    // more than the chunk)
+    let small = vecmath::sin_cos_chunk_f32(xs, &mut sx[..m + 1], &mut cx[..m + 1]);
+    if small {
+        counted[1] += m + 1;
+    } else {
+        counted[0] += m + 1;
+    }
+    counted[0] += m;
+    let mut inexact = [false; L];
+    let full = m - m % L;
+    // the full blocks' sums in their own accumulators, only ever indexed by constants, so
+    // that they stay in registers (the tail below indexes by a variable, which kept the
+    // shared array on the stack: a store and a load on every addition's dependency chain)
+    // with every coordinate small (|x| ≤ 1/8) |z| ≤ 1.25: inside the kernel's range, unchecked
+    let (lanes_acc, lanes_inexact) = if small {
+        full_blocks::<false>(xs, cc, &sx[..], &cx[..], full)
+    } else {
+        full_blocks::<true>(xs, cc, &sx[..], &cx[..], full)
+    };
+    let mut acc = lanes_acc;
+    inexact.copy_from_slice(&lanes_inexact);
+    for j in full..m {
+        let z = xs[j] + cx[j + 1] + xs[j + 1] * cx[j];
+        let (sz, cz) = vecmath::sin_cos_f32(z);
+        inexact[j - full] |= !vecmath::f32_kernel_exact(z);
+        let t = two_body_term_f32(xs[j], xs[j + 1], cc[j], sx[j], cx[j], sx[j + 1], cx[j + 1], sz, cz);
+        for q in 0..4 {
+            acc[q][j - full] += t[q];
+        }
+    }
+    if inexact.contains(&true) {
+        // some z outside the f32 kernel's range (or NaN): the chunk again, its sines in f64
+        acc = [[0.0f32; L]; 4];
+        for j in 0..m {
+            let z = xs[j] + cx[j + 1] + xs[j + 1] * cx[j];
+            let (sz, cz) = (z as f64).sin_cos();
+            let t = two_body_term_f32(
+                xs[j],
+                xs[j + 1],
+                cc[j],
+                sx[j],
+                cx[j],
+                sx[j + 1],
+                cx[j + 1],
+                sz as f32,
+                cz as f32,
+            );
+            for q in 0..4 {
+                acc[q][j % L] += t[q];
+            }
+        }
+    }
+    for (sum, lanes) in sums.iter_mut().zip(&mut acc) {
+        *sum += crate::real::pairwise_sum16(lanes) as f64;
+    }
 }
 
 /// The sums of [`two_body_parts_f32_lanes`]'s first `full` terms of a chunk (a multiple of
@@ -457,15 +544,36 @@ impl Equation for BallProblem {
             let (u, lap) = self.solution_and_laplacian(x);
             return (lap + self.nonlinearity(u).0, vecmath::sum_squares(x));
         }
-        let (phi, lap, radial, norm2) = self.two_body_parts_f32(x);
-        let psi = 1.0 - norm2;
-        let (u, lap) = (psi * phi, psi * lap - 4.0 * radial - 2.0 * x.len() as f64 * phi);
-        (lap + self.nonlinearity(u).0, norm2)
+        self.two_body_source(x.len(), self.two_body_parts_f32(x))
+    }
+
+    fn source_f32_and_norm2_scaling(&self, x: &mut [f32], scale: f32, visit: &mut dyn FnMut(&[f32])) -> (f64, f64) {
+        if self.solution != Solution::TwoBody {
+            x.iter_mut().for_each(|v| *v *= scale);
+            visit(x);
+            return self.source_f32_and_norm2(x);
+        }
+        crate::widest_fn! {
+            fn parts(c: &[f32], x: &mut [f32], scale: f32, visit: &mut dyn FnMut(&[f32])) -> (f64, f64, f64, f64)
+                = two_body_parts_f32_scaling_lanes
+        }
+        let (phi, lap, radial, norm2) = parts(&self.coeffs_f32, x, scale, visit);
+        self.two_body_source(x.len(), (phi, lap, radial, norm2))
     }
 
     fn exact(&self, x: &[f64]) -> Option<f64> {
         let psi = 1.0 - x.iter().map(|v| v * v).sum::<f64>();
         Some(psi * self.parts(x).0)
+    }
+}
+
+impl BallProblem {
+    /// `(f, ‖x‖²)` of the two-body problem at a point of dimension `d` from the f32 parts
+    /// `(φ, Δφ, x·∇φ, ‖x‖²)` of the sum.
+    fn two_body_source(&self, d: usize, (phi, lap, radial, norm2): (f64, f64, f64, f64)) -> (f64, f64) {
+        let psi = 1.0 - norm2;
+        let (u, lap) = (psi * phi, psi * lap - 4.0 * radial - 2.0 * d as f64 * phi);
+        (lap + self.nonlinearity(u).0, norm2)
     }
 }
 

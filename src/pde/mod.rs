@@ -46,6 +46,16 @@ pub trait Equation: Send + Sync {
     fn source_f32_and_norm2(&self, x: &[f32]) -> (f64, f64) {
         (self.source_f32(x), vecmath::sum_squares(x))
     }
+    /// [`Equation::source_f32_and_norm2`] at the point `scale·x`, leaving `x` scaled (each
+    /// coordinate by one f32 product), with `visit` called on growing prefixes of the scaled
+    /// point, the last one the whole point: other per-point work then reads the coordinates
+    /// while they are in cache. The default scales the whole point, visits it, then computes; an
+    /// implementation that reads the point in chunks scales each right before reading it.
+    fn source_f32_and_norm2_scaling(&self, x: &mut [f32], scale: f32, visit: &mut dyn FnMut(&[f32])) -> (f64, f64) {
+        x.iter_mut().for_each(|v| *v *= scale);
+        visit(x);
+        self.source_f32_and_norm2(x)
+    }
     /// The source `f(x)` and its partials `∂_j f(x)` for each `j` of `js` (into `out`), for the
     /// gradient-enhanced loss; `None` if the equation does not provide them.
     fn source_with_partials(&self, _x: &[f64], _js: &[usize], _out: &mut [f64]) -> Option<f64> {

@@ -85,17 +85,25 @@ impl Domain {
     /// Fills `out` (`[n × input_dim]`) with points `first, first + 1, …` of batch `batch` of
     /// stream `seed` (`d` spatial coordinates; a time coordinate, if any, is last).
     pub fn fill_from<T: crate::Real>(&self, d: usize, seed: u64, batch: u64, first: usize, out: &mut [T]) {
-        self.fill_map(d, seed, batch, first, out, |_| ());
+        self.fill_map(d, seed, batch, first, out, |x, pending| {
+            if let Some(scale) = pending {
+                x.iter_mut().for_each(|v| *v *= scale);
+            }
+        });
     }
 
-    /// [`Domain::fill_from`], calling `each` on every point right after it is drawn, in the same
-    /// task (so at large `d` the point is still in cache), and returning the results in point
-    /// order. The points are those of `fill_from`.
+    /// [`Domain::fill_from`], calling `each(x, pending)` on every point right after it is drawn,
+    /// in the same task (so at large `d` the point is still in cache), and returning the results
+    /// in point order. `pending` is `Some(s)` where the draw's last step is left to `each`: a
+    /// unit-ball point (no time coordinate) arrives as its Gaussian direction, and `each` must
+    /// multiply every coordinate by `s` in place (one product each; it may do so chunk by chunk
+    /// right before reading them); otherwise `x` is final. The points are then those of
+    /// `fill_from`.
     pub fn fill_map<T, R, F>(&self, d: usize, seed: u64, batch: u64, first: usize, out: &mut [T], each: F) -> Vec<R>
     where
         T: crate::Real,
         R: Send,
-        F: Fn(&[T]) -> R + Sync,
+        F: Fn(&mut [T], Option<T>) -> R + Sync,
     {
         if !matches!(self, Domain::Cube | Domain::CubeBoundary) {
             // every other domain draws its d spatial coordinates from Gaussians
@@ -107,24 +115,25 @@ impl Domain {
             return fill_paths(d, horizon, steps, (seed, batch, first), out, each);
         }
         // draws point `p` into `x` from its own stream, then hands it to `each`
-        let mut per_point = |draw: &(dyn Fn(&mut Xoshiro256PlusPlus, &mut [T]) + Sync)| -> Vec<R> {
+        type Draw<'a, T> = dyn Fn(&mut Xoshiro256PlusPlus, &mut [T]) -> Option<T> + Sync + 'a;
+        let mut per_point = |draw: &Draw<T>| -> Vec<R> {
             out.par_chunks_mut(stride.max(1))
                 .enumerate()
                 .map(|(p, x)| {
                     let mut rng = stream(seed, batch, (first + p) as u64);
-                    draw(&mut rng, x);
-                    each(x)
+                    let pending = draw(&mut rng, x);
+                    each(x, pending)
                 })
                 .collect()
         };
         match *self {
             Domain::Ball(kind) => {
                 let ball = BallSampler { kind, dim: d };
-                per_point(&|rng, x| ball.point(rng, x))
+                per_point(&|rng, x| Some(ball.direction(rng, x)))
             }
             Domain::Cube | Domain::CubeBoundary => {
                 let boundary = matches!(self, Domain::CubeBoundary);
-                per_point(&|rng, x| {
+                per_point(&final_draw(|rng, x| {
                     for v in x.iter_mut() {
                         *v = T::c(rng.random::<f64>());
                     }
@@ -132,23 +141,23 @@ impl Domain {
                         let i = rng.random_range(0..d);
                         x[i] = if rng.random::<bool>() { T::one() } else { T::zero() };
                     }
-                })
+                }))
             }
             Domain::BallTime { kind, horizon } | Domain::BallTerminal { kind, horizon } => {
                 let ball = BallSampler { kind, dim: d };
                 let terminal = matches!(self, Domain::BallTerminal { .. });
-                per_point(&|rng, x| {
+                per_point(&final_draw(|rng, x| {
                     ball.point(rng, &mut x[..d]);
                     x[d] = T::c(if terminal {
                         horizon
                     } else {
                         rng.random::<f64>() * horizon
                     });
-                })
+                }))
             }
             Domain::GaussianTime { horizon } | Domain::GaussianTerminal { horizon } => {
                 let terminal = matches!(self, Domain::GaussianTerminal { .. });
-                per_point(&|rng, x| {
+                per_point(&final_draw(|rng, x| {
                     for v in x[..d].iter_mut() {
                         let g: f64 = StandardNormal.sample(rng);
                         *v = T::c(g);
@@ -158,17 +167,17 @@ impl Domain {
                     } else {
                         rng.random::<f64>() * horizon
                     });
-                })
+                }))
             }
-            Domain::Sphere => per_point(&|rng, x| BallSampler::sphere_point(rng, x)),
-            Domain::SphereTime { horizon } => per_point(&|rng, x| {
+            Domain::Sphere => per_point(&final_draw(|rng, x| BallSampler::sphere_point(rng, x))),
+            Domain::SphereTime { horizon } => per_point(&final_draw(|rng, x| {
                 BallSampler::sphere_point(rng, &mut x[..d]);
                 x[d] = T::c(rng.random::<f64>() * horizon);
-            }),
+            })),
             Domain::ParabolicPaths { .. } => unreachable!("drawn by fill_paths above"),
             Domain::ParabolicInterior { horizon } | Domain::ParabolicTerminal { horizon } => {
                 let terminal = matches!(self, Domain::ParabolicTerminal { .. });
-                per_point(&|rng, x| {
+                per_point(&final_draw(|rng, x| {
                     let t = if terminal {
                         horizon
                     } else {
@@ -180,7 +189,7 @@ impl Domain {
                         *v = T::c(scale * g);
                     }
                     x[d] = T::c(t);
-                })
+                }))
             }
         }
     }
@@ -204,11 +213,21 @@ impl Domain {
 /// [`Domain::ParabolicPaths`]: whole paths in parallel where the batch part holds whole paths
 /// (`first` and the length multiples of `steps`), else each point from its path's prefix (the
 /// same draws, the same additions, so the same bits).
+/// A domain's draw whose points are final (nothing left to [`Domain::fill_map`]'s `each`).
+fn final_draw<T>(
+    draw: impl Fn(&mut Xoshiro256PlusPlus, &mut [T]) + Sync,
+) -> impl Fn(&mut Xoshiro256PlusPlus, &mut [T]) -> Option<T> + Sync {
+    move |rng, x| {
+        draw(rng, x);
+        None
+    }
+}
+
 fn fill_paths<T, R, F>(d: usize, horizon: f64, steps: usize, key: (u64, u64, usize), out: &mut [T], each: F) -> Vec<R>
 where
     T: crate::Real,
     R: Send,
-    F: Fn(&[T]) -> R + Sync,
+    F: Fn(&mut [T], Option<T>) -> R + Sync,
 {
     let (seed, batch, first) = key;
     let (stride, steps) = (d + 1, steps.max(1));
@@ -239,7 +258,7 @@ where
                         step(&mut rng, x);
                     }
                     x[d] = T::c(m as f64 * dt);
-                    results.push(each(x));
+                    results.push(each(x, None));
                 }
                 results
             })
@@ -256,7 +275,7 @@ where
                 step(&mut rng, x);
             }
             x[d] = T::c((g % steps) as f64 * dt);
-            each(x)
+            each(x, None)
         })
         .collect()
 }

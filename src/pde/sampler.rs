@@ -65,6 +65,13 @@ impl BallSampler {
     /// Gaussians come from [`NormalLanes`] seeded by `rng` (vectorised; since issue #10 — the
     /// scalar Ziggurat drew them before, so runs made earlier used other points).
     pub fn point<T: crate::Real>(&self, rng: &mut Xoshiro256PlusPlus, x: &mut [T]) {
+        let scale = self.direction(rng, x);
+        x.iter_mut().for_each(|v| *v *= scale);
+    }
+
+    /// [`BallSampler::point`] without its last step: the Gaussians into `x` and the factor that
+    /// makes them the point (`x ← scale·x`, one product a coordinate), returned.
+    pub fn direction<T: crate::Real>(&self, rng: &mut Xoshiro256PlusPlus, x: &mut [T]) -> T {
         let d = self.dim;
         let mut lanes = NormalLanes::new(rng);
         let norm2 = lanes.fill_widest(x);
@@ -73,8 +80,7 @@ impl BallSampler {
             SamplerKind::RadiusUniform => u,
             SamplerKind::VolumeUniform => u.powf(1.0 / d as f64),
         };
-        let scale = T::c(rho / norm2.sqrt().max(f64::MIN_POSITIVE));
-        x.iter_mut().for_each(|v| *v *= scale);
+        T::c(rho / norm2.sqrt().max(f64::MIN_POSITIVE))
     }
 
     /// A point of the unit sphere from `rng` into `x` (`x = g/‖g‖`; `±1` in one dimension).

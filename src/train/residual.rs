@@ -24,7 +24,7 @@ use crate::operator::{EvalError, MultiPlan, PlanBuilder, PlanPass, ProbeDirectio
 use crate::pde::formula::Formula;
 use crate::pde::vecmath::sum_squares;
 use crate::pde::{Condition, Equation, FormulaResidual, GpinnForm, Problem, Target, Term};
-use crate::real::{Real, Slice};
+use crate::real::{Real, Slice, SliceMut};
 use rayon::prelude::*;
 
 /// What the estimator drew for one residual condition at one step.
@@ -529,19 +529,45 @@ fn source_and_psi<T: Real>(eq: &dyn Equation, unit_ball: bool, x: &[T], psi: f64
     (f, if unit_ball { 1.0 - norm2 } else { psi })
 }
 
+/// [`source_and_psi`] of a point handed over by [`crate::pde::Domain::fill_map`] with its last
+/// scaling `pending` (applied here, in f32 chunk by chunk right before the source reads them),
+/// calling `visit` on growing prefixes of the final point, the last one whole.
+fn source_and_psi_drawn<T: Real>(
+    eq: &dyn Equation,
+    unit_ball: bool,
+    x: &mut [T],
+    pending: Option<T>,
+    visit: &mut dyn FnMut(&[T]),
+) -> (f64, f64) {
+    if let Some(scale) = pending {
+        if let SliceMut::F32(x32) = T::view_mut(x) {
+            let mut visit32 = |p: &[f32]| visit(T::of_f32(p).expect("an f32 point"));
+            let (f, norm2) = eq.source_f32_and_norm2_scaling(x32, scale.as_f64() as f32, &mut visit32);
+            return (f, if unit_ball { 1.0 - norm2 } else { 1.0 });
+        }
+        x.iter_mut().for_each(|v| *v *= scale);
+    }
+    visit(x);
+    source_and_psi(eq, unit_ball, x, 1.0)
+}
+
 /// The per-point work of condition `cond` that can run where each point is drawn, while the
-/// point is still in cache ([`crate::pde::Domain::fill_map`]): `(f(x), ψ(x))` of an equation
-/// residual without the gPINN term. Hand the results to [`ResidualWork::set_drawn`]
-/// before the condition's step. `None` for every other condition.
+/// point is still in cache ([`crate::pde::Domain::fill_map`], whose `(x, pending)` it takes,
+/// with a visitor of the final point's growing prefixes for other per-point work):
+/// `(f(x), ψ(x))` of an equation residual without the gPINN term. Hand the results to
+/// [`ResidualWork::set_drawn`] before the condition's step. `None` for every other condition.
+#[allow(clippy::type_complexity)]
 pub fn point_source<'a, T: Real>(
     problem: &Problem,
     cond: &'a Condition,
-) -> Option<impl Fn(&[T]) -> (f64, f64) + Sync + 'a> {
+) -> Option<impl Fn(&mut [T], Option<T>, &mut dyn FnMut(&[T])) -> (f64, f64) + Sync + 'a> {
     match &cond.term {
         Term::Residual { equation, gpinn, .. } if gpinn.unwrap_or(0.0) == 0.0 && problem.offset.is_none() => {
             let unit_ball = problem.ansatz == Ansatz::UnitBall;
             let eq = equation.as_ref();
-            Some(move |x: &[T]| source_and_psi(eq, unit_ball, x, 1.0))
+            Some(move |x: &mut [T], pending: Option<T>, visit: &mut dyn FnMut(&[T])| {
+                source_and_psi_drawn(eq, unit_ball, x, pending, visit)
+            })
         }
         _ => None,
     }

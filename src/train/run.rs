@@ -945,19 +945,30 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
                 // layer, right where the point is drawn (still in cache); their time is counted
                 // as source and network time (summed over threads ÷ threads)
                 let (source_ns, sums_ns) = (AtomicU64::new(0), AtomicU64::new(0));
-                let drawn = cond
-                    .domain
-                    .fill_map(problem.dim, cfg.seed, batch, parts[c].start, &mut points[c], |x| {
+                let drawn = cond.domain.fill_map(
+                    problem.dim,
+                    cfg.seed,
+                    batch,
+                    parts[c].start,
+                    &mut points[c],
+                    |x, pending| {
                         let t = Instant::now();
-                        let v = source(x);
-                        let t_sums = Instant::now();
-                        source_ns.fetch_add((t_sums - t).as_nanos() as u64, Ordering::Relaxed);
-                        let mut pre = Vec::new();
-                        if net.block_pre_activation(x, &mut pre) {
-                            sums_ns.fetch_add(t_sums.elapsed().as_nanos() as u64, Ordering::Relaxed);
-                        }
+                        // the block sums of each stretch of the point as the source (which
+                        // finishes the point chunk by chunk) hands it on, while still in cache
+                        let (mut pre, mut sums) = (Vec::new(), std::time::Duration::ZERO);
+                        let mut visit = |prefix: &[T]| {
+                            let t_sums = Instant::now();
+                            if net.block_pre_activation_prefix(prefix, &mut pre) {
+                                sums += t_sums.elapsed();
+                            }
+                        };
+                        let v = source(x, pending, &mut visit);
+                        let sums = sums.as_nanos() as u64;
+                        source_ns.fetch_add((t.elapsed().as_nanos() as u64).saturating_sub(sums), Ordering::Relaxed);
+                        sums_ns.fetch_add(sums, Ordering::Relaxed);
                         (v, pre)
-                    });
+                    },
+                );
                 let per_thread = 1e-9 / rayon::current_num_threads() as f64;
                 let (source_s, sums_s) = (
                     source_ns.into_inner() as f64 * per_thread,
