@@ -174,8 +174,7 @@ fn two_body_parts_f32_lanes(coeffs: &[f32], x: &[f32]) -> (f64, f64, f64, f64) {
 /// the whole point), so that other per-point work finds the coordinates in cache. The point and
 /// the sums are those of scaling the whole point first (the same products) and calling
 /// [`two_body_parts_f32_lanes`]. (`cargo bench --bench step_parts -- draw_point_d1e6`, two EPYC
-/// cores: 2–4 % less time for a point's draw-time work than separate passes; the scaling is
-/// where the point is first read back from L3, so it costs about what the pass did.)
+/// cores: 1.75–1.78 ms for two points' draw-time work against 1.91–2.08 ms in separate passes.)
 #[inline(always)]
 fn two_body_parts_f32_scaling_lanes(
     coeffs: &[f32],
@@ -194,9 +193,11 @@ fn two_body_parts_f32_scaling_lanes(
             visit(&x[..scaled]);
             visited = scaled;
         }
-        // this chunk reads coordinates i0 ..= i0 + m
-        x[scaled..i0 + m + 1].iter_mut().for_each(|v| *v *= scale);
-        scaled = i0 + m + 1;
+        // this chunk reads coordinates i0 ..= i0 + m; scaled a chunk ahead (stores just made
+        // and loads at another alignment would stall on store forwarding)
+        let ahead = (i0 + m + 1 + TWO_BODY_CHUNK).min(d);
+        x[scaled..ahead].iter_mut().for_each(|v| *v *= scale);
+        scaled = ahead;
         two_body_chunk_f32(&coeffs[i0..i0 + m], &x[i0..i0 + m + 1], &mut acc);
         i0 += m;
     }
@@ -290,9 +291,7 @@ fn two_body_chunk_f32(cc: &[f32], xs: &[f32], acc: &mut TwoBodySums) {
         let (sz, cz) = vecmath::sin_cos_f32(z);
         inexact[j - full] |= !vecmath::f32_kernel_exact(z);
         let t = two_body_term_f32(xs[j], xs[j + 1], cc[j], sx[j], cx[j], sx[j + 1], cx[j + 1], sz, cz);
-        for q in 0..4 {
-            acc[q][j - full] += t[q];
-        }
+        add_term(&mut acc, j - full, t);
     }
     if inexact.contains(&true) {
         // some z outside the f32 kernel's range (or NaN): the chunk again, its sines in f64
@@ -311,9 +310,7 @@ fn two_body_chunk_f32(cc: &[f32], xs: &[f32], acc: &mut TwoBodySums) {
                 sz as f32,
                 cz as f32,
             );
-            for q in 0..4 {
-                acc[q][j % L] += t[q];
-            }
+            add_term(&mut acc, j % L, t);
         }
     }
     for (sum, lanes) in sums.iter_mut().zip(&mut acc) {
@@ -346,25 +343,35 @@ fn full_blocks<const CHECK: bool>(
                 lanes_inexact[l] |= !vecmath::f32_kernel_exact(z);
             }
             let t = two_body_term_f32(x0[l], x1[l], c[l], s0[l], c0[l], s1[l], c1[l], sz, cz);
-            for q in 0..4 {
-                lanes_acc[q][l] += t[q];
-            }
+            add_term(&mut lanes_acc, l, t);
         }
     }
     (lanes_acc, lanes_inexact)
 }
 
-/// One term's `(c sin z, c Δ sin z, c (p, q)·∇ sin z, p²)` in f32 from `p = x_i`, `q = x_{i+1}`,
-/// their sines and cosines and those of `z = p + cos q + q cos p` (spec §5.3).
+/// One term's `(c sin z, c Δ sin z, c (p, q)·∇ sin z)` in f32 and `p`, from `p = x_i`,
+/// `q = x_{i+1}`, their sines and cosines and those of `z = p + cos q + q cos p` (spec §5.3):
+/// with `a = 1 − q sin p`, `b = cos p − sin q`, `Δ sin z = −sin z (a² + b²) − cos z (q cos p +
+/// cos q)` and `(p, q)·∇ sin z = cos z (p a + q b)`; sixteen operations with fused multiply-adds.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn two_body_term_f32(p: f32, q: f32, c: f32, sp: f32, cp: f32, sq: f32, cq: f32, sz: f32, cz: f32) -> [f32; 4] {
     let a = (-q).mul_add(sp, 1.0);
     let b = cp - sq;
-    let a2b2 = -q.mul_add(cp, cq);
+    let s = q.mul_add(cp, cq);
     let ab = a.mul_add(a, b * b);
-    let ccz = c * cz;
-    [c * sz, c * cz.mul_add(a2b2, -sz * ab), ccz * p.mul_add(a, q * b), p * p]
+    let (cs, cc) = (c * sz, c * cz);
+    [cs, (-cs).mul_add(ab, -(cc * s)), cc * p.mul_add(a, q * b), p]
+}
+
+/// Adds a term of [`two_body_term_f32`] to lane `l` of the four sums (`p²` by a fused
+/// multiply-add).
+#[inline(always)]
+fn add_term(acc: &mut [[f32; 16]; 4], l: usize, t: [f32; 4]) {
+    acc[0][l] += t[0];
+    acc[1][l] += t[1];
+    acc[2][l] += t[2];
+    acc[3][l] = t[3].mul_add(t[3], acc[3][l]);
 }
 
 impl BallProblem {
