@@ -3,8 +3,9 @@
 //! the residual points (d = 1000 and 10⁵), the collapsed tanh activation forward and backward,
 //! the Adam update of 1.3·10⁶ parameters (the d = 10⁴ network); the Gaussians of one point
 //! (`NormalLanes`, d = 10⁵), the f32 two-body source with ψ's ‖x‖² and the weight-shared first
-//! stage's block sums (B = 100) at one point of d = 10⁵; its `w̄ = Σ ā·x` over a d = 10⁶ batch
-//! (400 MB) beside a read of the same bytes; and
+//! stage's block sums (B = 100) at one point of d = 10⁵ (and the source finishing an unscaled
+//! point chunk by chunk); its `w̄ = Σ ā·x` over a d = 10⁶ batch (400 MB) beside a read of the
+//! same bytes; the draw-time work of two d = 10⁶ points in separate passes or one; and
 //! the collapsed layer's three products (forward, weight gradient, input cotangents) on the
 //! stacked `1800 × 128` rows through `stde::tensor` against faer's own parallel product and
 //! against the three row groups (100 / 1600 / 100) one by one; the parabolic width-1024 layer's

@@ -210,9 +210,6 @@ impl Domain {
     }
 }
 
-/// [`Domain::ParabolicPaths`]: whole paths in parallel where the batch part holds whole paths
-/// (`first` and the length multiples of `steps`), else each point from its path's prefix (the
-/// same draws, the same additions, so the same bits).
 /// A domain's draw whose points are final (nothing left to [`Domain::fill_map`]'s `each`).
 fn final_draw<T>(
     draw: impl Fn(&mut Xoshiro256PlusPlus, &mut [T]) + Sync,
@@ -223,6 +220,9 @@ fn final_draw<T>(
     }
 }
 
+/// [`Domain::ParabolicPaths`]: whole paths in parallel where the batch part holds whole paths
+/// (`first` and the length multiples of `steps`), else each point from its path's prefix (the
+/// same draws, the same additions, so the same bits).
 fn fill_paths<T, R, F>(d: usize, horizon: f64, steps: usize, key: (u64, u64, usize), out: &mut [T], each: F) -> Vec<R>
 where
     T: crate::Real,
