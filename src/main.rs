@@ -718,8 +718,8 @@ fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
         "{} d = {} {} R = {}, {} thread(s), {} timed steps after {} warm-up\n\
          median {:.2} steps/s ({:.3} ms/step; p10–p90 {:.3}–{:.3} ms)\n\
          phases: sample {}, source {}, network {}, update {}; peak RSS {:.0} MiB\n\
-         work per step: {:.3e} FLOP in products, {:.1} MB to move (model), {:.3e} sin/cos pairs + {:.3e} of small arguments, {:.3e} Gaussians\n\
-         machine ({} thread(s)): products {:.1} GFLOP/s (FMA peak {:.1}), memory {:.1} GB/s, {:.0} M sin/cos/s ({:.0} M small), {:.0} M Gaussians/s\n\
+         work per step: {:.3e} FLOP in products, {:.1} MB to move (model), {:.3e} sin/cos pairs + {:.3e} of small arguments + {:.3e} near 1, {:.3e} Gaussians\n\
+         machine ({} thread(s)): products {:.1} GFLOP/s (FMA peak {:.1}), memory {:.1} GB/s, {:.0} M sin/cos/s ({:.0} M small, {:.0} M near 1), {:.0} M Gaussians/s\n\
          bound: max(products {:.3} ms + transcendentals {:.3} ms, memory {:.3} ms) = {:.3} ms; the step runs at {:.0} % of it ({:.0} % of the largest term alone)\n",
         r.equation,
         r.dim,
@@ -741,6 +741,7 @@ fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
         r.work.bytes / 1e6,
         r.work.sin_cos,
         r.work.sin_cos_small,
+        r.work.sin_cos_near_one,
         r.work.normals,
         r.threads,
         r.rates.gemm_flop_s / 1e9,
@@ -748,6 +749,7 @@ fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
         r.rates.bytes_s / 1e9,
         r.rates.sin_cos_s / 1e6,
         r.rates.sin_cos_small_s / 1e6,
+        r.rates.sin_cos_near_one_s / 1e6,
         r.rates.normals_s / 1e6,
         r.bound.product_s * 1e3,
         r.bound.transcendental_s * 1e3,

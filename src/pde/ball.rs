@@ -214,11 +214,11 @@ const TWO_BODY_CHUNK: usize = 256;
 const VISIT_COORDS: usize = 64 * TWO_BODY_CHUNK;
 
 /// The running sums of the f32 two-body parts: `(φ, Δφ, x·∇φ, ‖x‖²)` in f64, the sine–cosine
-/// pairs counted (general, small-argument), and the chunk's buffers of the coordinates' sines and
+/// pairs counted (general, small-argument, near 1), and the chunk's buffers of the coordinates' sines and
 /// cosines.
 struct TwoBodySums {
     sums: [f64; 4],
-    counted: [usize; 2],
+    counted: [usize; 3],
     sin: [f32; TWO_BODY_CHUNK + 1],
     cos: [f32; TWO_BODY_CHUNK + 1],
 }
@@ -227,7 +227,7 @@ impl Default for TwoBodySums {
     fn default() -> Self {
         TwoBodySums {
             sums: [0.0; 4],
-            counted: [0; 2],
+            counted: [0; 3],
             sin: [0.0; TWO_BODY_CHUNK + 1],
             cos: [0.0; TWO_BODY_CHUNK + 1],
         }
@@ -240,6 +240,7 @@ impl TwoBodySums {
     fn finish(mut self, rest: &[f32]) -> (f64, f64, f64, f64) {
         crate::tensor::profile_count(crate::tensor::Work::SinCos, self.counted[0]);
         crate::tensor::profile_count(crate::tensor::Work::SinCosSmall, self.counted[1]);
+        crate::tensor::profile_count(crate::tensor::Work::SinCosNearOne, self.counted[2]);
         self.sums[3] += rest.iter().map(|&v| (v * v) as f64).sum::<f64>();
         let s = self.sums;
         (s[0], s[1], s[2], s[3])
@@ -267,22 +268,24 @@ fn two_body_chunk_f32(cc: &[f32], xs: &[f32], acc: &mut TwoBodySums) {
     // counted here, handed to the profile once per point (a shared counter per chunk would cost
     // more than the chunk)
     let small = vecmath::sin_cos_chunk_f32(xs, &mut sx[..m + 1], &mut cx[..m + 1]);
-    if small {
-        counted[1] += m + 1;
-    } else {
-        counted[0] += m + 1;
-    }
-    counted[0] += m;
-    let mut inexact = [false; L];
     let full = m - m % L;
+    if small {
+        // the coordinates' pairs small; the full blocks' z near 1, the tail's general
+        counted[1] += m + 1;
+        counted[2] += full;
+        counted[0] += m - full;
+    } else {
+        counted[0] += 2 * m + 1;
+    }
+    let mut inexact = [false; L];
     // the full blocks' sums in their own accumulators, only ever indexed by constants, so
     // that they stay in registers (the tail below indexes by a variable, which kept the
     // shared array on the stack: a store and a load on every addition's dependency chain)
-    // with every coordinate small (|x| ≤ 1/8) |z| ≤ 1.25: inside the kernel's range, unchecked
+    // with every coordinate small (|x| ≤ 1/8) z ∈ [0.742, 1.25]: the kernel near 1, unchecked
     let (lanes_acc, lanes_inexact) = if small {
-        full_blocks::<false>(xs, cc, &sx[..], &cx[..], full)
-    } else {
         full_blocks::<true>(xs, cc, &sx[..], &cx[..], full)
+    } else {
+        full_blocks::<false>(xs, cc, &sx[..], &cx[..], full)
     };
     let mut acc = lanes_acc;
     inexact.copy_from_slice(&lanes_inexact);
@@ -319,10 +322,11 @@ fn two_body_chunk_f32(cc: &[f32], xs: &[f32], acc: &mut TwoBodySums) {
 }
 
 /// The sums of [`two_body_parts_f32_lanes`]'s first `full` terms of a chunk (a multiple of
-/// sixteen) in sixteen lanes each, and which lanes saw a `z` outside the f32 kernel's range
-/// (checked only with `CHECK`).
+/// sixteen) in sixteen lanes each, and which lanes saw a `z` outside the f32 kernel's range. With
+/// `SMALL` (every coordinate of the chunk at most 1/8, so `|z − 1| ≤ 0.26`) the sine–cosine of
+/// `z` by [`vecmath::sin_cos_near_one_f32`], unchecked; else by [`vecmath::sin_cos_f32`].
 #[inline(always)]
-fn full_blocks<const CHECK: bool>(
+fn full_blocks<const SMALL: bool>(
     xs: &[f32],
     cc: &[f32],
     sx: &[f32],
@@ -338,8 +342,12 @@ fn full_blocks<const CHECK: bool>(
         let (s0, s1, c0, c1) = (lane(sx, 0), lane(sx, 1), lane(cx, 0), lane(cx, 1));
         for l in 0..L {
             let z = x0[l] + c1[l] + x1[l] * c0[l];
-            let (sz, cz) = vecmath::sin_cos_f32(z);
-            if CHECK {
+            let (sz, cz) = if SMALL {
+                vecmath::sin_cos_near_one_f32(z)
+            } else {
+                vecmath::sin_cos_f32(z)
+            };
+            if !SMALL {
                 lanes_inexact[l] |= !vecmath::f32_kernel_exact(z);
             }
             let t = two_body_term_f32(x0[l], x1[l], c[l], s0[l], c0[l], s1[l], c1[l], sz, cz);

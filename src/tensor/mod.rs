@@ -16,6 +16,7 @@ static PROFILE: AtomicBool = AtomicBool::new(false);
 static GEMM_NANOS: AtomicU64 = AtomicU64::new(0);
 static SIN_COS: AtomicU64 = AtomicU64::new(0);
 static SIN_COS_SMALL: AtomicU64 = AtomicU64::new(0);
+static SIN_COS_NEAR_ONE: AtomicU64 = AtomicU64::new(0);
 static NORMALS: AtomicU64 = AtomicU64::new(0);
 /// Products in flight and when the first of them began: products that overlap (slices of a
 /// batch on several threads) count their wall time once.
@@ -109,6 +110,8 @@ pub enum Work {
     /// Sine–cosine pairs that took the short polynomials of small arguments
     /// (`pde::vecmath::sin_cos_small_f32`).
     SinCosSmall,
+    /// Sine–cosine pairs of arguments near 1 (`pde::vecmath::sin_cos_near_one_f32`).
+    SinCosNearOne,
     /// Gaussian coordinates drawn by the samplers.
     Normals,
 }
@@ -119,6 +122,7 @@ pub fn profile_count(work: Work, n: usize) {
         let c = match work {
             Work::SinCos => &SIN_COS,
             Work::SinCosSmall => &SIN_COS_SMALL,
+            Work::SinCosNearOne => &SIN_COS_NEAR_ONE,
             Work::Normals => &NORMALS,
         };
         c.fetch_add(n as u64, Ordering::Relaxed);
@@ -138,6 +142,8 @@ pub struct GemmProfile {
     pub sin_cos: f64,
     /// Small-argument sine–cosine pairs counted by [`profile_count`].
     pub sin_cos_small: f64,
+    /// Sine–cosine pairs of arguments near 1 counted by [`profile_count`].
+    pub sin_cos_near_one: f64,
     /// Gaussian coordinates counted by [`profile_count`].
     pub normals: f64,
 }
@@ -153,6 +159,7 @@ pub fn profile_reset() {
     GEMM_NANOS.store(0, Ordering::Relaxed);
     SIN_COS.store(0, Ordering::Relaxed);
     SIN_COS_SMALL.store(0, Ordering::Relaxed);
+    SIN_COS_NEAR_ONE.store(0, Ordering::Relaxed);
     NORMALS.store(0, Ordering::Relaxed);
 }
 
@@ -168,6 +175,7 @@ pub fn profile_read() -> GemmProfile {
             .sum(),
         sin_cos: SIN_COS.load(Ordering::Relaxed) as f64,
         sin_cos_small: SIN_COS_SMALL.load(Ordering::Relaxed) as f64,
+        sin_cos_near_one: SIN_COS_NEAR_ONE.load(Ordering::Relaxed) as f64,
         normals: NORMALS.load(Ordering::Relaxed) as f64,
     }
 }
