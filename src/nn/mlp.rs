@@ -302,11 +302,11 @@ impl<T: Real> Mlp<T> {
     /// block, see [`first_layer::block_pre_activation`]), into `pre`; `false` (and `pre` left
     /// alone) without weight sharing.
     pub fn block_pre_activation(&self, x: &[T], pre: &mut Vec<T>) -> bool {
-        let Some(s) = &self.shared else { return false };
-        let p = self.shared_params(s);
-        pre.resize(x.len() / s.block, T::zero());
-        first_layer::block_pre_activation(x, p.w, p.beta, pre);
-        true
+        if self.shared.is_none() {
+            return false;
+        }
+        pre.clear();
+        self.block_pre_activation_prefix(x, pre)
     }
 
     /// [`Mlp::block_pre_activation`] block by block as a point becomes final: given a prefix
