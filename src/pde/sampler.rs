@@ -2,6 +2,7 @@
 //! (spec equations §4). Each point has its own counter-based generator stream, so sampling is
 //! parallel, allocation-free per element, and reproducible from `(seed, step, point)` alone.
 
+use crate::pde::vecmath;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use rand_xoshiro::Xoshiro256PlusPlus;
@@ -101,11 +102,12 @@ impl BallSampler {
 const LANES: usize = 16;
 
 /// Standard normals drawn in vector lanes: sixteen xoshiro128++ generators side by side (seeded
-/// from one point's stream), and the Box–Muller transform in f32 lanes — `r = √(−2 ln u₁)` with
-/// `u₁ ∈ (0, 1]`, `(r cos 2πu₂, r sin 2πu₂)` — sixteen pairs per block. The uniforms have 24
-/// bits, so `|g| ≤ √(48 ln 2) ≈ 5.77` (the tail beyond has probability 8·10⁻⁹) and values lie
-/// on f32's grid; the logarithm and the sine–cosine are accurate to about 1e-7 (tested). Several
-/// times the rate of the scalar Ziggurat (`stde bench step`).
+/// from one point's stream), and the Box–Muller transform in f32 lanes ([`box_muller`]: `r =
+/// √(−2 ln u₁)` with `u₁ ∈ (0, 1]`, `(r cos φ, r sin φ)` with `φ` uniform on a grid of 2²⁴
+/// angles) — sixteen pairs per block. The uniforms have 24 bits, so `|g| ≤ √(48 ln 2) ≈ 5.77`
+/// (the tail beyond has probability 8·10⁻⁹) and values lie on f32's grid; the logarithm and the
+/// sine–cosine are accurate to about 1e-7 (tested). Several times the rate of the scalar
+/// Ziggurat (`stde bench step`).
 #[derive(Clone, Debug)]
 pub struct NormalLanes {
     s: [[u32; LANES]; 4],
@@ -149,19 +151,9 @@ impl NormalLanes {
     /// 32 standard normals: the cosine halves of sixteen Box–Muller pairs, then the sine halves.
     #[inline(always)]
     pub fn block(&mut self, out: &mut [f32; 2 * LANES]) {
-        const UNIT: f32 = 1.0 / (1u32 << 24) as f32;
         let (a, b) = (self.next(), self.next());
-        let (mut r, mut angle) = ([0.0f32; LANES], [0.0f32; LANES]);
         for j in 0..LANES {
-            let u1 = ((a[j] >> 8) + 1) as f32 * UNIT;
-            r[j] = (-2.0 * crate::pde::vecmath::ln_f32(u1)).sqrt();
-            angle[j] = (b[j] >> 8) as f32 * (std::f32::consts::TAU * UNIT);
-        }
-        let (mut sin, mut cos) = ([0.0f32; LANES], [0.0f32; LANES]);
-        crate::pde::vecmath::sin_cos_lanes_f32(&angle, &mut sin, &mut cos);
-        for j in 0..LANES {
-            out[j] = r[j] * cos[j];
-            out[LANES + j] = r[j] * sin[j];
+            (out[j], out[LANES + j]) = box_muller(a[j], b[j]);
         }
     }
 
@@ -201,6 +193,30 @@ impl NormalLanes {
         }
         total
     }
+}
+
+/// One Box–Muller pair `(r cos φ, r sin φ)` from two 32-bit draws: `r = √(−2 ln u₁)` with
+/// `u₁ = (⌊a/2⁸⌋ + 1)·2⁻²⁴ ∈ (0, 1]`, and the angle `φ = (k − 2²¹)·2π/2²⁴` with `k = ⌊b/2⁸⌋`
+/// taken as a quadrant (`k`'s top two bits) and an offset `θ ∈ [−π/4, π/4)` within it (the
+/// other 22 bits, centred): `(sin θ, cos θ)` by [`vecmath::sin_cos_quarter_f32`], then rotated by the quadrant
+/// (a swap and signs). The angles are the 2²⁴ points of a uniform grid on the circle, as
+/// `2πu₂` would give, without a range reduction; the logarithm without a division
+/// ([`vecmath::ln_f32`]). Since the eleventh pass of issue #10 (different bits from the
+/// `2πu₂` form before it).
+#[inline(always)]
+pub fn box_muller(a: u32, b: u32) -> (f32, f32) {
+    const UNIT: f32 = 1.0 / (1u32 << 24) as f32;
+    const STEP: f32 = std::f32::consts::FRAC_PI_2 / (1u32 << 22) as f32;
+    let u1 = ((a >> 8) + 1) as f32 * UNIT;
+    let r = (-2.0 * vecmath::ln_f32(u1)).sqrt();
+    let quadrant = b >> 30;
+    let offset = ((b >> 8) & 0x3f_ffff) as i32 - (1 << 21);
+    let (s, c) = vecmath::sin_cos_quarter_f32(offset as f32 * STEP);
+    // φ = quadrant·π/2 + θ: (sin, cos) → (cos, −sin) → (−sin, −cos) → (−cos, sin)
+    let (sv, cv) = if quadrant & 1 != 0 { (c, s) } else { (s, c) };
+    let sin = f32::from_bits(sv.to_bits() ^ ((quadrant & 2) << 30));
+    let cos = f32::from_bits(cv.to_bits() ^ ((quadrant.wrapping_add(1) & 2) << 30));
+    (r * cos, r * sin)
 }
 
 #[cfg(test)]
@@ -318,6 +334,37 @@ mod normal_tests {
         assert_eq!(sa.to_bits(), sb.to_bits());
         let (c, _) = draw(1040, true);
         assert_eq!(a[..], c[..1001]);
+    }
+
+    /// Each pair of [`box_muller`] against the same transform in f64 from the same two draws
+    /// (`r = √(−2 ln u₁)`, `φ = (k − 2²¹)·2π/2²⁴`): within 4e-7·max(r, 1), for 10⁶ draws of a
+    /// fixed stream and the extreme draws (`u₁ = 2⁻²⁴` and 1, each quadrant's edges).
+    #[test]
+    fn box_muller_pairs_match_f64() {
+        let f64_pair = |a: u32, b: u32| {
+            let u1 = ((a >> 8) + 1) as f64 / (1u64 << 24) as f64;
+            let r = (-2.0 * u1.ln()).sqrt();
+            let phi = ((b >> 8) as f64 - (1u64 << 21) as f64) * std::f64::consts::TAU / (1u64 << 24) as f64;
+            (r * phi.cos(), r * phi.sin(), r)
+        };
+        let mut rng = stream(5, 0, 11);
+        let mut draws: Vec<(u32, u32)> = (0..1_000_000).map(|_| (rng.random(), rng.random())).collect();
+        for a in [0u32, 0xff, 0xffff_ff00, u32::MAX] {
+            for q in 0..4u32 {
+                for low in [0u32, 0x3f_ffff, 0x20_0000, 0x1f_ffff] {
+                    draws.push((a, (q << 30) | (low << 8)));
+                }
+            }
+        }
+        let mut worst = 0.0f64;
+        for (a, b) in draws {
+            let (g0, g1) = box_muller(a, b);
+            let (w0, w1, r) = f64_pair(a, b);
+            let err = (g0 as f64 - w0).abs().max((g1 as f64 - w1).abs()) / r.max(1.0);
+            worst = worst.max(err);
+            assert!(err <= 4e-7, "draws {a:#x} {b:#x}: ({g0}, {g1}) vs ({w0}, {w1})");
+        }
+        assert!(worst > 0.0, "the f64 transform is an independent computation");
     }
 
     /// `ln_f32` against f64 over the sampler's whole range `[2⁻²⁴, 1]`: relative error ≤ 3e-7.
