@@ -245,6 +245,12 @@ pub struct StepWork {
     pub sin_cos_near_one: f64,
     /// Gaussian coordinates drawn, counted.
     pub normals: f64,
+    /// Floating-point operations of the sources' term arithmetic around their sines and cosines
+    /// (hand-counted per term, `pde::ball::TWO_BODY_TERM_FLOPS`), counted: FLOPs the step must do
+    /// outside the products, at the product rate in the bound (since the eleventh pass of issue
+    /// #10; counted as nothing before).
+    #[serde(default)]
+    pub source_flops: f64,
 }
 
 impl StepWork {
@@ -358,8 +364,12 @@ pub struct StepBound {
     pub memory_s: f64,
     /// Sine–cosine pairs and Gaussians at their measured rates, seconds.
     pub transcendental_s: f64,
-    /// The bound: the larger of compute (products and transcendentals, which run on the same
-    /// vector units, so their times add) and memory (which can hide under compute), seconds.
+    /// The sources' term arithmetic ([`StepWork::source_flops`]) at the product rate, seconds.
+    #[serde(default)]
+    pub source_arith_s: f64,
+    /// The bound: the larger of compute (products, the sources' arithmetic and transcendentals,
+    /// which run on the same vector units, so their times add) and memory (which can hide under
+    /// compute), seconds.
     pub bound_s: f64,
     /// The largest of the three (as if even products and transcendentals overlapped), seconds.
     #[serde(default)]
@@ -368,6 +378,10 @@ pub struct StepBound {
     pub serial_s: f64,
     /// `bound_s` over the measured median step: 1 is the machine's limit.
     pub fraction: f64,
+    /// The same fraction of a bound without the sources' arithmetic (as the bound was counted
+    /// before the eleventh pass of issue #10), for comparison with earlier figures.
+    #[serde(default)]
+    pub fraction_without_source_arith: f64,
 }
 
 impl StepBound {
@@ -380,15 +394,19 @@ impl StepBound {
             + per(work.sin_cos_small, rates.sin_cos_small_s)
             + per(work.sin_cos_near_one, rates.sin_cos_near_one_s)
             + per(work.normals, rates.normals_s);
-        let bound_s = (product_s + transcendental_s).max(memory_s);
+        let source_arith_s = per(work.source_flops, rates.gemm_flop_s);
+        let flops_s = product_s + source_arith_s;
+        let bound_s = (flops_s + transcendental_s).max(memory_s);
         StepBound {
             product_s,
             memory_s,
             transcendental_s,
+            source_arith_s,
             bound_s,
-            overlap_all_s: product_s.max(memory_s).max(transcendental_s),
-            serial_s: product_s + memory_s + transcendental_s,
+            overlap_all_s: flops_s.max(memory_s).max(transcendental_s),
+            serial_s: flops_s + memory_s + transcendental_s,
             fraction: bound_s / median_s.max(1e-300),
+            fraction_without_source_arith: (product_s + transcendental_s).max(memory_s) / median_s.max(1e-300),
         }
     }
 }
@@ -605,6 +623,7 @@ pub fn step(cfg: &crate::train::TrainConfig, warmup: usize, steps: usize) -> Res
         sin_cos_small: counted.sin_cos_small / run as f64,
         sin_cos_near_one: counted.sin_cos_near_one / run as f64,
         normals: counted.normals / run as f64,
+        source_flops: counted.source_flops / run as f64,
     };
     let mut t: Vec<f64> = s.step_times_s[warmup.min(s.step_times_s.len())..].to_vec();
     t.sort_by(f64::total_cmp);
@@ -660,14 +679,15 @@ pub fn sweep_table(rows: &[StepReport], cpu: &str) -> String {
     let mut t = format!(
         "Machine: {cpu}, {} thread(s). `stde bench step --sweep` (two-body Allen–Cahn, sparse R = 16, \
          100 points, 4 × 128 tanh, f32; d = 10⁶ with B = 100). Bound = the largest of products at the \
-         measured product rate plus the sine–cosine pairs and Gaussians at their measured rates (all \
-         on the same vector units), or the modelled bytes at the measured bandwidth, whichever is \
+         measured product rate plus the sources' term arithmetic (hand-counted FLOPs) at the same rate \
+         plus the sine–cosine pairs and Gaussians at their measured rates (all on the same vector \
+         units), or the modelled bytes at the measured bandwidth, whichever is \
          larger; rates are the best of 21 runs, measured before and after the timed steps. \"% of max\": against the largest of the three \
          alone.\n\n",
         rows.first().map_or(0, |r| r.threads)
     );
-    t += "| d | steps/s (median) | ms/step | p10–p90 ms | in products ms | product GFLOP/s in step | product peak GFLOP/s | FMA peak GFLOP/s | bound ms (products / memory / transc.) | % of bound | % of max | peak RSS MiB |\n";
-    t += "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    t += "| d | steps/s (median) | ms/step | p10–p90 ms | in products ms | product GFLOP/s in step | product peak GFLOP/s | FMA peak GFLOP/s | bound ms (products / source arith. / memory / transc.) | % of bound | % of bound without source arith. | % of max | peak RSS MiB |\n";
+    t += "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in rows {
         let d = if r.dim >= 1_000_000 {
             format!("{}M, B = 100", r.dim / 1_000_000)
@@ -682,7 +702,7 @@ pub fn sweep_table(rows: &[StepReport], cpu: &str) -> String {
             false => "— (a core was missing during the rates)".to_string(),
         };
         t += &format!(
-            "| {d} | {:.2} | {:.2} | {:.2}–{:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.2} ({:.2} / {:.2} / {:.2}) | {} | {} | {:.0} |\n",
+            "| {d} | {:.2} | {:.2} | {:.2}–{:.2} | {:.2} | {:.0} | {:.0} | {:.0} | {:.2} ({:.2} / {:.2} / {:.2} / {:.2}) | {} | {} | {} | {:.0} |\n",
             r.steps_per_s,
             r.step_s_median * 1e3,
             r.step_s_p10_p90[0] * 1e3,
@@ -693,9 +713,11 @@ pub fn sweep_table(rows: &[StepReport], cpu: &str) -> String {
             r.rates.fma_peak_flop_s * 1e-9,
             r.bound.bound_s * 1e3,
             r.bound.product_s * 1e3,
+            r.bound.source_arith_s * 1e3,
             r.bound.memory_s * 1e3,
             r.bound.transcendental_s * 1e3,
             pct(r.bound.fraction),
+            pct(r.bound.fraction_without_source_arith),
             pct(r.bound.overlap_all_s / r.step_s_median.max(1e-300)),
             r.peak_rss_mb
         );
@@ -745,6 +767,7 @@ mod tests {
             sin_cos_small: 2e6,
             sin_cos_near_one: 3e6,
             normals: 1e6,
+            source_flops: 0.0,
         };
         let rates = MachineRates {
             gemm_flop_s: 1.5e11,
@@ -787,6 +810,23 @@ mod tests {
         assert!(close(b.transcendental_s, 4e-3), "{b:?}");
         assert!(close(b.bound_s, 6e-3) && close(b.serial_s, 8e-3), "{b:?}");
         assert!(close(b.overlap_all_s, 4e-3) && close(b.fraction, 0.5), "{b:?}");
+        assert!(close(b.fraction_without_source_arith, 0.5), "{b:?}");
+        // 1.5e8 FLOP of source arithmetic at the product rate: 1 ms more compute (and in the
+        // serial sum and the FLOP part of "the largest alone": 2 + 1 = 3 ms < 4 ms)
+        let b = StepBound::of(
+            &StepWork {
+                source_flops: 1.5e8,
+                ..work
+            },
+            &rates,
+            14e-3,
+        );
+        assert!(close(b.source_arith_s, 1e-3) && close(b.bound_s, 7e-3), "{b:?}");
+        assert!(close(b.serial_s, 9e-3) && close(b.overlap_all_s, 4e-3), "{b:?}");
+        assert!(
+            close(b.fraction, 0.5) && close(b.fraction_without_source_arith, 6.0 / 14.0),
+            "{b:?}"
+        );
         // memory bound: 2e8 bytes take 20 ms
         let b = StepBound::of(&StepWork { bytes: 2e8, ..work }, &rates, 40e-3);
         assert!(close(b.bound_s, 20e-3) && close(b.fraction, 0.5), "{b:?}");

@@ -718,9 +718,9 @@ fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
         "{} d = {} {} R = {}, {} thread(s), {} timed steps after {} warm-up\n\
          median {:.2} steps/s ({:.3} ms/step; p10–p90 {:.3}–{:.3} ms)\n\
          phases: sample {}, source {}, network {}, update {}; peak RSS {:.0} MiB\n\
-         work per step: {:.3e} FLOP in products, {:.1} MB to move (model), {:.3e} sin/cos pairs + {:.3e} of small arguments + {:.3e} near 1, {:.3e} Gaussians\n\
+         work per step: {:.3e} FLOP in products, {:.3e} FLOP of source arithmetic, {:.1} MB to move (model), {:.3e} sin/cos pairs + {:.3e} of small arguments + {:.3e} near 1, {:.3e} Gaussians\n\
          machine ({} thread(s)): products {:.1} GFLOP/s (FMA peak {:.1}), memory {:.1} GB/s, {:.0} M sin/cos/s ({:.0} M small, {:.0} M near 1), {:.0} M Gaussians/s\n\
-         bound: max(products {:.3} ms + transcendentals {:.3} ms, memory {:.3} ms) = {:.3} ms; the step runs at {:.0} % of it ({:.0} % of the largest term alone)\n",
+         bound: max(products {:.3} ms + source arithmetic {:.3} ms + transcendentals {:.3} ms, memory {:.3} ms) = {:.3} ms; the step runs at {:.0} % of it ({:.0} % without the source arithmetic, {:.0} % of the largest term alone)\n",
         r.equation,
         r.dim,
         r.method,
@@ -738,6 +738,7 @@ fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
         pct(r.phase_shares[3]),
         r.peak_rss_mb,
         r.work.gemm_flops,
+        r.work.source_flops,
         r.work.bytes / 1e6,
         r.work.sin_cos,
         r.work.sin_cos_small,
@@ -752,10 +753,12 @@ fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
         r.rates.sin_cos_near_one_s / 1e6,
         r.rates.normals_s / 1e6,
         r.bound.product_s * 1e3,
+        r.bound.source_arith_s * 1e3,
         r.bound.transcendental_s * 1e3,
         r.bound.memory_s * 1e3,
         r.bound.bound_s * 1e3,
         100.0 * r.bound.fraction,
+        100.0 * r.bound.fraction_without_source_arith,
         100.0 * r.bound.overlap_all_s / r.step_s_median.max(1e-300)
     ))?;
     // where the products' time goes: the longest shapes, each at its own rate

@@ -1028,15 +1028,19 @@ fn bench_step_times_any_equation() {
         let w = &r["work"];
         assert!(w["gemm_flops"].as_f64().is_some_and(|v| v > 0.0), "{r}");
         let b = &r["bound"];
-        let [product, memory, transcendental] =
-            ["product_s", "memory_s", "transcendental_s"].map(|k| b[k].as_f64().unwrap());
-        // compute (products and transcendentals on the same units) or memory (a sum read back
-        // from JSON may differ in its last bit: serde_json's default parser is not exact)
+        let [product, memory, transcendental, source_arith] =
+            ["product_s", "memory_s", "transcendental_s", "source_arith_s"].map(|k| b[k].as_f64().unwrap());
+        // compute (products, the sources' arithmetic and transcendentals on the same units) or
+        // memory (a sum read back from JSON may differ in its last bit: serde_json's default
+        // parser is not exact)
         let bound = b["bound_s"].as_f64().unwrap();
-        let want = (product + transcendental).max(memory);
+        let want = (product + source_arith + transcendental).max(memory);
         assert!((bound - want).abs() <= 1e-12 * want, "{r}");
-        let largest = product.max(memory).max(transcendental);
-        assert_eq!(b["overlap_all_s"].as_f64().unwrap(), largest, "{r}");
+        let largest = (product + source_arith).max(memory).max(transcendental);
+        assert!(
+            (b["overlap_all_s"].as_f64().unwrap() - largest).abs() <= 1e-12 * largest,
+            "{r}"
+        );
         assert!(b["fraction"].as_f64().is_some_and(|v| v > 0.0), "{r}");
         // the products by shape account for every counted FLOP, the longest first
         let shapes = r["product_shapes"].as_array().unwrap();
@@ -1067,6 +1071,11 @@ fn bench_step_times_any_equation() {
                 + w["sin_cos_small"].as_f64().unwrap()
                 + w["sin_cos_near_one"].as_f64().unwrap();
             assert!((pairs - 1500.0).abs() < 1e-9, "{r}");
+            // and 23 FLOP of arithmetic for each of the 100 · 7 terms
+            assert_eq!(w["source_flops"].as_f64(), Some(16100.0), "{r}");
+        } else {
+            // no two-body ball source (KP, the semilinear heat equation): none counted
+            assert_eq!(w["source_flops"].as_f64(), Some(0.0), "{r}");
         }
     }
     let (code, _, err) = stde(&["bench", "step", "--equation", "nope"]);

@@ -110,6 +110,7 @@ impl BallProblem {
                         tl[j] = c[j] * (-sz[j] * (a * a + b * b) + cz[j] * (a2 + b2));
                         tr[j] = c[j] * cz[j] * (xi * a + xj * b);
                     }
+                    crate::tensor::profile_count(crate::tensor::Work::SourceFlops, m * TWO_BODY_TERM_FLOPS);
                     phi += vecmath::sum4(&tp[..m]);
                     lap += vecmath::sum4(&tl[..m]);
                     radial += vecmath::sum4(&tr[..m]);
@@ -214,11 +215,12 @@ const TWO_BODY_CHUNK: usize = 256;
 const VISIT_COORDS: usize = 64 * TWO_BODY_CHUNK;
 
 /// The running sums of the f32 two-body parts: `(φ, Δφ, x·∇φ, ‖x‖²)` in f64, the sine–cosine
-/// pairs counted (general, small-argument, near 1), and the chunk's buffers of the coordinates' sines and
-/// cosines.
+/// pairs counted (general, small-argument, near 1) and the terms, and the chunk's buffers of the
+/// coordinates' sines and cosines.
 struct TwoBodySums {
     sums: [f64; 4],
     counted: [usize; 3],
+    terms: usize,
     sin: [f32; TWO_BODY_CHUNK + 1],
     cos: [f32; TWO_BODY_CHUNK + 1],
 }
@@ -228,6 +230,7 @@ impl Default for TwoBodySums {
         TwoBodySums {
             sums: [0.0; 4],
             counted: [0; 3],
+            terms: 0,
             sin: [0.0; TWO_BODY_CHUNK + 1],
             cos: [0.0; TWO_BODY_CHUNK + 1],
         }
@@ -236,8 +239,9 @@ impl Default for TwoBodySums {
 
 impl TwoBodySums {
     /// The four sums, after adding the squares of `rest` (the last coordinate, in no term's first
-    /// slot) to `‖x‖²`; counts the sine–cosine pairs for the profile.
+    /// slot) to `‖x‖²`; counts the sine–cosine pairs and the terms' operations for the profile.
     fn finish(mut self, rest: &[f32]) -> (f64, f64, f64, f64) {
+        crate::tensor::profile_count(crate::tensor::Work::SourceFlops, self.terms * TWO_BODY_TERM_FLOPS);
         crate::tensor::profile_count(crate::tensor::Work::SinCos, self.counted[0]);
         crate::tensor::profile_count(crate::tensor::Work::SinCosSmall, self.counted[1]);
         crate::tensor::profile_count(crate::tensor::Work::SinCosNearOne, self.counted[2]);
@@ -262,9 +266,11 @@ fn two_body_chunk_f32(cc: &[f32], xs: &[f32], acc: &mut TwoBodySums) {
     let TwoBodySums {
         sums,
         counted,
+        terms,
         sin: sx,
         cos: cx,
     } = acc;
+    *terms += m;
     // counted here, handed to the profile once per point (a shared counter per chunk would cost
     // more than the chunk)
     let small = vecmath::sin_cos_chunk_f32(xs, &mut sx[..m + 1], &mut cx[..m + 1]);
@@ -290,17 +296,17 @@ fn two_body_chunk_f32(cc: &[f32], xs: &[f32], acc: &mut TwoBodySums) {
     let mut acc = lanes_acc;
     inexact.copy_from_slice(&lanes_inexact);
     for j in full..m {
-        let z = xs[j] + cx[j + 1] + xs[j + 1] * cx[j];
+        let (s, z) = two_body_z_f32(xs[j], xs[j + 1], cx[j], cx[j + 1]);
         let (sz, cz) = vecmath::sin_cos_f32(z);
         inexact[j - full] |= !vecmath::f32_kernel_exact(z);
-        let t = two_body_term_f32(xs[j], xs[j + 1], cc[j], sx[j], cx[j], sx[j + 1], cx[j + 1], sz, cz);
+        let t = two_body_term_f32(xs[j], xs[j + 1], cc[j], sx[j], cx[j], sx[j + 1], s, sz, cz);
         add_term(&mut acc, j - full, t);
     }
     if inexact.contains(&true) {
         // some z outside the f32 kernel's range (or NaN): the chunk again, its sines in f64
         acc = [[0.0f32; L]; 4];
         for j in 0..m {
-            let z = xs[j] + cx[j + 1] + xs[j + 1] * cx[j];
+            let (s, z) = two_body_z_f32(xs[j], xs[j + 1], cx[j], cx[j + 1]);
             let (sz, cz) = (z as f64).sin_cos();
             let t = two_body_term_f32(
                 xs[j],
@@ -309,7 +315,7 @@ fn two_body_chunk_f32(cc: &[f32], xs: &[f32], acc: &mut TwoBodySums) {
                 sx[j],
                 cx[j],
                 sx[j + 1],
-                cx[j + 1],
+                s,
                 sz as f32,
                 cz as f32,
             );
@@ -341,7 +347,7 @@ fn full_blocks<const SMALL: bool>(
         let (x0, x1, c) = (lane(xs, 0), lane(xs, 1), lane(cc, 0));
         let (s0, s1, c0, c1) = (lane(sx, 0), lane(sx, 1), lane(cx, 0), lane(cx, 1));
         for l in 0..L {
-            let z = x0[l] + c1[l] + x1[l] * c0[l];
+            let (s, z) = two_body_z_f32(x0[l], x1[l], c0[l], c1[l]);
             let (sz, cz) = if SMALL {
                 vecmath::sin_cos_near_one_f32(z)
             } else {
@@ -350,27 +356,44 @@ fn full_blocks<const SMALL: bool>(
             if !SMALL {
                 lanes_inexact[l] |= !vecmath::f32_kernel_exact(z);
             }
-            let t = two_body_term_f32(x0[l], x1[l], c[l], s0[l], c0[l], s1[l], c1[l], sz, cz);
+            let t = two_body_term_f32(x0[l], x1[l], c[l], s0[l], c0[l], s1[l], s, sz, cz);
             add_term(&mut lanes_acc, l, t);
         }
     }
     (lanes_acc, lanes_inexact)
 }
 
+/// `(s, z)` of a term in f32 from `p = x_i`, `q = x_{i+1}` and their cosines: `s = q cos p +
+/// cos q` (one fused multiply-add) and `z = p + s` (one addition; `s` is also the term's
+/// Laplacian factor, so `z` costs one operation more, not two).
+#[inline(always)]
+fn two_body_z_f32(p: f32, q: f32, cp: f32, cq: f32) -> (f32, f32) {
+    let s = q.mul_add(cp, cq);
+    (s, p + s)
+}
+
 /// One term's `(c sin z, c Δ sin z, c (p, q)·∇ sin z)` in f32 and `p`, from `p = x_i`,
-/// `q = x_{i+1}`, their sines and cosines and those of `z = p + cos q + q cos p` (spec §5.3):
-/// with `a = 1 − q sin p`, `b = cos p − sin q`, `Δ sin z = −sin z (a² + b²) − cos z (q cos p +
-/// cos q)` and `(p, q)·∇ sin z = cos z (p a + q b)`; sixteen operations with fused multiply-adds.
+/// `q = x_{i+1}`, their sines, `cos p`, `s = q cos p + cos q` ([`two_body_z_f32`]) and the sine
+/// and cosine of `z = p + s` (spec §5.3): with `a = 1 − q sin p`, `b = cos p − sin q`, `Δ sin z
+/// = −sin z (a² + b²) − cos z · s` and `(p, q)·∇ sin z = cos z (p a + q b)`. With `z` and the
+/// sums ([`add_term`]): 23 floating-point operations a term ([`TWO_BODY_TERM_FLOPS`]), 17
+/// instructions with fused multiply-adds.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn two_body_term_f32(p: f32, q: f32, c: f32, sp: f32, cp: f32, sq: f32, cq: f32, sz: f32, cz: f32) -> [f32; 4] {
+fn two_body_term_f32(p: f32, q: f32, c: f32, sp: f32, cp: f32, sq: f32, s: f32, sz: f32, cz: f32) -> [f32; 4] {
     let a = (-q).mul_add(sp, 1.0);
     let b = cp - sq;
-    let s = q.mul_add(cp, cq);
     let ab = a.mul_add(a, b * b);
     let (cs, cc) = (c * sz, c * cz);
     [cs, (-cs).mul_add(ab, -(cc * s)), cc * p.mul_add(a, q * b), p]
 }
+
+/// Floating-point operations of one two-body term given the sines and cosines (counted by
+/// hand, each multiply and each add one): `s = q cos p + cos q` 2, `z = p + s` 1, `a = 1 − q
+/// sin p` 2, `b = cos p − sin q` 1, `a² + b²` 3, `c sin z` and `c cos z` 2, `−(c sin z (a² + b²)
+/// + c cos z · s)` 3, `c cos z (p a + q b)` 4, and the four sums (`p²` a multiply more) 5. The
+/// step bound counts them at the product rate (`stde bench step`).
+pub const TWO_BODY_TERM_FLOPS: usize = 23;
 
 /// Adds a term of [`two_body_term_f32`] to lane `l` of the four sums (`p²` by a fused
 /// multiply-add).

@@ -18,6 +18,7 @@ static SIN_COS: AtomicU64 = AtomicU64::new(0);
 static SIN_COS_SMALL: AtomicU64 = AtomicU64::new(0);
 static SIN_COS_NEAR_ONE: AtomicU64 = AtomicU64::new(0);
 static NORMALS: AtomicU64 = AtomicU64::new(0);
+static SOURCE_FLOPS: AtomicU64 = AtomicU64::new(0);
 /// Products in flight and when the first of them began: products that overlap (slices of a
 /// batch on several threads) count their wall time once.
 static IN_FLIGHT: Mutex<(usize, Option<Instant>)> = Mutex::new((0, None));
@@ -114,6 +115,9 @@ pub enum Work {
     SinCosNearOne,
     /// Gaussian coordinates drawn by the samplers.
     Normals,
+    /// Floating-point operations of the sources' term arithmetic around their sines and
+    /// cosines (`pde::ball::TWO_BODY_TERM_FLOPS` a two-body term).
+    SourceFlops,
 }
 
 /// Counts `n` items of `work` while profiling is on (one relaxed load otherwise).
@@ -124,6 +128,7 @@ pub fn profile_count(work: Work, n: usize) {
             Work::SinCosSmall => &SIN_COS_SMALL,
             Work::SinCosNearOne => &SIN_COS_NEAR_ONE,
             Work::Normals => &NORMALS,
+            Work::SourceFlops => &SOURCE_FLOPS,
         };
         c.fetch_add(n as u64, Ordering::Relaxed);
     }
@@ -146,6 +151,8 @@ pub struct GemmProfile {
     pub sin_cos_near_one: f64,
     /// Gaussian coordinates counted by [`profile_count`].
     pub normals: f64,
+    /// Source term operations counted by [`profile_count`].
+    pub source_flops: f64,
 }
 
 /// Turns product timing on or off (off by default: one relaxed atomic load per product).
@@ -161,6 +168,7 @@ pub fn profile_reset() {
     SIN_COS_SMALL.store(0, Ordering::Relaxed);
     SIN_COS_NEAR_ONE.store(0, Ordering::Relaxed);
     NORMALS.store(0, Ordering::Relaxed);
+    SOURCE_FLOPS.store(0, Ordering::Relaxed);
 }
 
 /// Reads the product counters.
@@ -177,6 +185,7 @@ pub fn profile_read() -> GemmProfile {
         sin_cos_small: SIN_COS_SMALL.load(Ordering::Relaxed) as f64,
         sin_cos_near_one: SIN_COS_NEAR_ONE.load(Ordering::Relaxed) as f64,
         normals: NORMALS.load(Ordering::Relaxed) as f64,
+        source_flops: SOURCE_FLOPS.load(Ordering::Relaxed) as f64,
     }
 }
 
