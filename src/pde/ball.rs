@@ -166,7 +166,7 @@ fn two_body_parts_f32_lanes(coeffs: &[f32], x: &[f32]) -> (f64, f64, f64, f64) {
         two_body_chunk_f32(&coeffs[i0..i0 + m], &x[i0..i0 + m + 1], &mut acc);
         i0 += m;
     }
-    acc.finish(&x[terms..])
+    acc.finish(x)
 }
 
 /// [`two_body_parts_f32_lanes`] of the point `scale·x`, scaling `x` in place on the way: each
@@ -204,7 +204,7 @@ fn two_body_parts_f32_scaling_lanes(
     }
     x[scaled..].iter_mut().for_each(|v| *v *= scale);
     visit(x);
-    acc.finish(&x[terms..])
+    acc.finish(x)
 }
 
 /// Terms per chunk of the f32 two-body sum (its sums are widened to f64 per chunk).
@@ -215,12 +215,11 @@ const TWO_BODY_CHUNK: usize = 256;
 const VISIT_COORDS: usize = 64 * TWO_BODY_CHUNK;
 
 /// The running sums of the f32 two-body parts: `(φ, Δφ, x·∇φ, ‖x‖²)` in f64, the sine–cosine
-/// pairs counted (general, small-argument, near 1) and the terms, and the chunk's buffers of the
-/// coordinates' sines and cosines.
+/// pairs counted (general, small-argument, near 1), and the chunk's buffers of the coordinates'
+/// sines and cosines.
 struct TwoBodySums {
     sums: [f64; 4],
     counted: [usize; 3],
-    terms: usize,
     sin: [f32; TWO_BODY_CHUNK + 1],
     cos: [f32; TWO_BODY_CHUNK + 1],
 }
@@ -230,7 +229,6 @@ impl Default for TwoBodySums {
         TwoBodySums {
             sums: [0.0; 4],
             counted: [0; 3],
-            terms: 0,
             sin: [0.0; TWO_BODY_CHUNK + 1],
             cos: [0.0; TWO_BODY_CHUNK + 1],
         }
@@ -238,14 +236,16 @@ impl Default for TwoBodySums {
 }
 
 impl TwoBodySums {
-    /// The four sums, after adding the squares of `rest` (the last coordinate, in no term's first
-    /// slot) to `‖x‖²`; counts the sine–cosine pairs and the terms' operations for the profile.
-    fn finish(mut self, rest: &[f32]) -> (f64, f64, f64, f64) {
-        crate::tensor::profile_count(crate::tensor::Work::SourceFlops, self.terms * TWO_BODY_TERM_FLOPS);
+    /// The four sums of the point `x` (all its terms added), after adding the squares of its
+    /// last coordinate (in no term's first slot) to `‖x‖²`; counts the sine–cosine pairs and the
+    /// terms' operations for the profile.
+    fn finish(mut self, x: &[f32]) -> (f64, f64, f64, f64) {
+        let terms = x.len().saturating_sub(1);
+        crate::tensor::profile_count(crate::tensor::Work::SourceFlops, terms * TWO_BODY_TERM_FLOPS);
         crate::tensor::profile_count(crate::tensor::Work::SinCos, self.counted[0]);
         crate::tensor::profile_count(crate::tensor::Work::SinCosSmall, self.counted[1]);
         crate::tensor::profile_count(crate::tensor::Work::SinCosNearOne, self.counted[2]);
-        self.sums[3] += rest.iter().map(|&v| (v * v) as f64).sum::<f64>();
+        self.sums[3] += x[terms..].iter().map(|&v| (v * v) as f64).sum::<f64>();
         let s = self.sums;
         (s[0], s[1], s[2], s[3])
     }
@@ -266,11 +266,9 @@ fn two_body_chunk_f32(cc: &[f32], xs: &[f32], acc: &mut TwoBodySums) {
     let TwoBodySums {
         sums,
         counted,
-        terms,
         sin: sx,
         cos: cx,
     } = acc;
-    *terms += m;
     // counted here, handed to the profile once per point (a shared counter per chunk would cost
     // more than the chunk)
     let small = vecmath::sin_cos_chunk_f32(xs, &mut sx[..m + 1], &mut cx[..m + 1]);
