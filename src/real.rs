@@ -43,12 +43,13 @@ pub trait Real:
     fn scratch() -> &'static std::thread::LocalKey<std::cell::Cell<Vec<Self>>>;
 }
 
-/// `out[i] = tanh(x[i])` for `f32`, as one vectorisable loop (libm's `tanhf` is a scalar call of
-/// ≈ 8 ns, a tenth of a d = 100 training step): in f64, `tanh a = (e − 1)/(e + 1)` with
-/// `e = exp(2a)` from a Cody–Waite reduction and a degree-10 Taylor polynomial (relative error
-/// below 1e-12 there), and an odd Taylor polynomial for `a < 0.05`; the sign restored, NaN
-/// propagated, rounded once to f32. Within 1 ulp of the correctly rounded value (tested). Runs in
-/// the widest vector registers the CPU has (8 f64 lanes with AVX-512; the same bits).
+/// `out[i] = tanh(x[i])` for `f32`, as one vectorisable loop in f32 lanes (libm's `tanhf` is a
+/// scalar call of ≈ 8 ns, a tenth of a d = 100 training step): for `|x| < 0.625` Cephes' odd
+/// polynomial `a + a³·P(a²)`, else `1 − 2/(e^{2a} + 1)` with `e^{2a}` from a Cody–Waite reduction
+/// and Cephes' `expf` polynomial (`|x|` capped at 10, where `tanh` rounds to 1); the sign restored,
+/// NaN propagated. No fused operations, so every path gives the same bits. Within 1.5 ulp of the
+/// exact value (1.29 at worst on a sweep of 5·10⁶ f32 values; tested against f64). Runs in the widest vector registers the
+/// CPU has (16 f32 lanes with AVX-512).
 pub fn tanh_f32_slice(x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "tanh_f32_slice: lengths differ");
     crate::widest_fn! { fn lanes(x: &[f32], out: &mut [f32]) -> () = tanh_f32_lanes }
@@ -58,38 +59,34 @@ pub fn tanh_f32_slice(x: &[f32], out: &mut [f32]) {
 /// The body of [`tanh_f32_slice`] (inlined into its widest-register function).
 #[inline(always)]
 fn tanh_f32_lanes(x: &[f32], out: &mut [f32]) {
-    const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
-    const ROUND: f64 = 6_755_399_441_055_744.0;
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 = LN2_HI + LN2_LO, LN2_HI with 9 significant bits (k·LN2_HI exact for k < 2¹⁵)
+    const LN2_HI: f32 = 0.693_359_4; // 355/512 exactly
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5·2²³: adding and subtracting it rounds to the nearest integer
+    const ROUND: f32 = 12_582_912.0;
     for (o, &v) in out.iter_mut().zip(x) {
-        let xv = v as f64;
-        let a = xv.abs().min(20.0);
-        // e^{2a}, 2a ≤ 40: 2a = k·ln 2 + r, |r| ≤ ln 2 / 2
-        let y = 2.0 * a;
-        let k = (y * LOG2E + ROUND) - ROUND;
+        let a = v.abs().min(10.0);
+        // e^{2a}, 2a ≤ 20: 2a = k·ln 2 + r, |r| ≤ ln 2 / 2
+        let y = a + a;
+        let shifted = y * LOG2E + ROUND;
+        let k = shifted - ROUND;
         let r = (y - k * LN2_HI) - k * LN2_LO;
-        let mut p = 1.0 / 3_628_800.0;
-        for c in [
-            1.0 / 362_880.0,
-            1.0 / 40_320.0,
-            1.0 / 5040.0,
-            1.0 / 720.0,
-            1.0 / 120.0,
-            1.0 / 24.0,
-            1.0 / 6.0,
-            0.5,
-            1.0,
-            1.0,
-        ] {
-            p = p * r + c;
-        }
-        let e = p * f64::from_bits(((k as i64 + 1023) as u64) << 52);
-        let big = (e - 1.0) / (e + 1.0);
-        let a2 = a * a;
-        let small = a * (1.0 + a2 * (-1.0 / 3.0 + a2 * (2.0 / 15.0 + a2 * (-17.0 / 315.0 + a2 * (62.0 / 2835.0)))));
-        let t = if a < 0.05 { small } else { big };
-        *o = if xv.is_nan() { v } else { t.copysign(xv) as f32 };
+        let p = (((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+            + 1.666_666_5e-1)
+            * r
+            + 0.5)
+            * (r * r)
+            + r
+            + 1.0;
+        // 2^k from k's bits in `shifted`'s low mantissa (0 ≤ k ≤ 29; no float-to-int conversion)
+        let e = p * f32::from_bits((shifted.to_bits() - ROUND.to_bits() + 127) << 23);
+        let big = 1.0 - 2.0 / (e + 1.0);
+        let z = a * a;
+        let q = (((-5.704_988_7e-3 * z + 2.063_909e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z - 3.333_328e-1;
+        let small = q * z * a + a;
+        let t = if a < 0.625 { small } else { big };
+        *o = if v.is_nan() { v } else { t.copysign(v) };
     }
 }
 
@@ -230,8 +227,10 @@ mod tests {
     }
 
     #[test]
-    fn vectorised_f32_tanh_is_within_one_ulp_of_libm() {
+    fn vectorised_f32_tanh_is_within_1_5_ulp_of_f64() {
         let mut xs: Vec<f32> = (-30_000..=30_000).map(|i| i as f32 * 1e-3).collect();
+        // every 997th f32 from 1e-10 to 10.5 (both branches, the switch at 0.625, the cap at 10)
+        xs.extend((1e-10f32.to_bits()..10.5f32.to_bits()).step_by(997).map(f32::from_bits));
         xs.extend((0..200).map(|i| 1e-30f32 * 1.5f32.powi(i)));
         xs.extend([
             0.0,
@@ -254,11 +253,11 @@ mod tests {
         for (&x, &t) in xs.iter().zip(&out) {
             let e = ulps(t, (x as f64).tanh());
             worst = worst.max(e);
-            assert!(e <= 1.0, "tanh({x:e}) = {t:e}, libm {:e}: {e} ulp", (x as f64).tanh());
+            assert!(e <= 1.5, "tanh({x:e}) = {t:e}, f64 {:e}: {e} ulp", (x as f64).tanh());
             assert_eq!(t.is_sign_negative(), x.is_sign_negative(), "sign of tanh({x:e})");
         }
-        // (in fact correctly rounded at every one of these points when written)
-        assert!(xs.len() > 120_000 && worst <= 1.0);
+        // (1.29 ulp at worst, near 0.63, on every 61st f32 of that range when written)
+        assert!(xs.len() > 400_000 && worst <= 1.5);
         let mut special = [0.0f32; 3];
         tanh_f32_slice(&[f32::NAN, f32::INFINITY, f32::NEG_INFINITY], &mut special);
         assert!(special[0].is_nan());
