@@ -175,6 +175,7 @@ pub fn collapsed_activation_forward<T: Real>(
                 .zip(lh3.par_chunks_mut(w)),
         )
         .enumerate()
+        .with_min_len(tensor::min_len())
         // the thread's reusable scratch, once per task: no allocation per call
         .for_each_init(
             || tensor::Scratch::<T>::zeroed(w),
@@ -240,6 +241,7 @@ pub fn collapsed_activation_backward<T: Real>(
         .zip(zb_first.par_chunks_mut(dirs * w))
         .zip(zb_sum2.par_chunks_mut(w))
         .enumerate()
+        .with_min_len(tensor::min_len())
         .for_each_init(
             || tensor::Scratch::<T>::zeroed(3 * w),
             |buf, (p, ((zp, z1), zs))| {

@@ -66,17 +66,21 @@ pub fn input_tangent_forward<T: Real>(input: &InputJets<T>, weight: &[T], out: u
     if orders.is_empty() {
         return;
     }
-    tangents.par_chunks_mut(ns * out).enumerate().for_each(|(r, zr)| {
-        for &(s, k) in orders {
-            let dst = &mut zr[s * out..(s + 1) * out];
-            dst.iter_mut().for_each(|x| *x = T::zero());
-            input.for_each_entry(k, r, |i, a| {
-                dst.iter_mut()
-                    .zip(&weight[i * out..(i + 1) * out])
-                    .for_each(|(x, w)| *x += a * *w);
-            });
-        }
-    });
+    tangents
+        .par_chunks_mut(ns * out)
+        .enumerate()
+        .with_min_len(tensor::min_len())
+        .for_each(|(r, zr)| {
+            for &(s, k) in orders {
+                let dst = &mut zr[s * out..(s + 1) * out];
+                dst.iter_mut().for_each(|x| *x = T::zero());
+                input.for_each_entry(k, r, |i, a| {
+                    dst.iter_mut()
+                        .zip(&weight[i * out..(i + 1) * out])
+                        .for_each(|(x, w)| *x += a * *w);
+                });
+            }
+        });
 }
 
 /// Backward of [`input_affine_forward`]: `W̄ += xᵀz̄_0 + Σ scatter`, `b̄ += Σ z̄_0`, optional `x̄ = z̄_0 Wᵀ`.
@@ -543,18 +547,22 @@ pub fn shared_forward<T: Real>(
     }
     let orders: Vec<(usize, usize)> = out_sup.orders().enumerate().collect();
     let tape_ref = &*tape;
-    z.tangents.par_chunks_mut(ns * out).enumerate().for_each(|(r, zr)| {
-        for e in tape_ref.row_ptr[r]..tape_ref.row_ptr[r + 1] {
-            let wrow = &p.weight[tape_ref.block[e] * out..(tape_ref.block[e] + 1) * out];
-            for &(s, k) in &orders {
-                let a = tape_ref.y[e * stride + k];
-                zr[s * out..(s + 1) * out]
-                    .iter_mut()
-                    .zip(wrow)
-                    .for_each(|(x, w)| *x += a * *w);
+    z.tangents
+        .par_chunks_mut(ns * out)
+        .enumerate()
+        .with_min_len(tensor::min_len())
+        .for_each(|(r, zr)| {
+            for e in tape_ref.row_ptr[r]..tape_ref.row_ptr[r + 1] {
+                let wrow = &p.weight[tape_ref.block[e] * out..(tape_ref.block[e] + 1) * out];
+                for &(s, k) in &orders {
+                    let a = tape_ref.y[e * stride + k];
+                    zr[s * out..(s + 1) * out]
+                        .iter_mut()
+                        .zip(wrow)
+                        .for_each(|(x, w)| *x += a * *w);
+                }
             }
-        }
-    });
+        });
 }
 
 /// The primal part of the shared block map's gradient: `w̄ += Σ_points Σ_blocks ā_b x_[block b]`

@@ -218,8 +218,37 @@ enum Split {
     Faer,
 }
 
+thread_local! {
+    /// Whether this thread is inside [`inline_scope`].
+    static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with this thread's products and row loops kept on this thread: no rayon splitting,
+/// and no reduction split either (whose partial sums only pay where other threads take them):
+/// for work that is already one of several parts running side by side, one a thread, whose data
+/// should stay in this core's cache (`train::slices`). A product's bits inside the scope are
+/// those of one unsplit product, on any number of threads.
+pub fn inline_scope<R>(f: impl FnOnce() -> R) -> R {
+    /// Puts the flag back as it was, also when `f` unwinds.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            INLINE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(INLINE.with(|c| c.replace(true)));
+    f()
+}
+
+/// The least items a rayon job of a row loop takes: all of them inside [`inline_scope`] (one
+/// job, on this thread), else 1.
+pub fn min_len() -> usize {
+    if INLINE.with(|c| c.get()) { usize::MAX } else { 1 }
+}
+
 fn split(m: usize, n: usize, k: usize) -> Split {
-    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_THRESHOLD {
+    // small, or inside `inline_scope`: one product on this thread
+    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_THRESHOLD || INLINE.with(|c| c.get()) {
         return Split::None;
     }
     if m.saturating_mul(n) <= SPLIT_K_MAX_AREA && k >= 2 * SPLIT_K_CHUNK && m < 4 * k {
@@ -378,7 +407,7 @@ unsafe fn gemm_raw<T: Real>(
         Split::Faer => unsafe { gemm_seq((m, n, k), c, a, b, write, scale, Par::rayon(0)) },
         Split::Rows(parts) => {
             let block = m.div_ceil(parts);
-            (0..parts).into_par_iter().for_each(|i| {
+            (0..parts).into_par_iter().with_min_len(min_len()).for_each(|i| {
                 let (r0, r1) = (i * block, ((i + 1) * block).min(m));
                 if r0 < r1 {
                     unsafe { gemm_seq((r1 - r0, n, k), c.at(r0, 0), a.at(r0, 0), b, write, scale, Par::Seq) }
@@ -394,7 +423,7 @@ unsafe fn gemm_raw<T: Real>(
                 rs: n as isize,
                 cs: 1,
             };
-            (0..parts).into_par_iter().for_each(|i| {
+            (0..parts).into_par_iter().with_min_len(min_len()).for_each(|i| {
                 let (k0, k1) = (i * block, ((i + 1) * block).min(k));
                 // the first chunk lands in C as asked, the others in their own partials
                 let (dst, w) = if i == 0 {
@@ -567,6 +596,7 @@ fn transpose<T: Real>(m: usize, k: usize, a: &[T], out: &mut [T]) {
     out[..area(k, m)]
         .par_chunks_mut(TILE * m)
         .enumerate()
+        .with_min_len(min_len())
         .for_each(|(tj, band)| {
             let j0 = tj * TILE;
             let jn = band.len() / m;
@@ -822,6 +852,34 @@ mod tests {
             }
         }
         t
+    }
+
+    /// Inside `inline_scope` a product is not split (neither over threads nor along its
+    /// reduction), row loops take one job, the scope nests and restores, and a product split by
+    /// rows outside has the same bits inside.
+    #[test]
+    fn inline_scope_keeps_work_on_this_thread_with_the_same_bits() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        pool.install(|| {
+            let (m, k, n) = (900, 128, 128);
+            assert!(matches!(split(m, n, k), Split::Rows(2)));
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let (mut split_c, mut inline_c) = (vec![0.0f32; m * n], vec![0.0f32; m * n]);
+            matmul(m, k, n, &a, &b, &mut split_c, Write::Overwrite);
+            assert_eq!(min_len(), 1);
+            assert!(matches!(split(4, 4, 1 << 16), Split::Reduction(_)));
+            inline_scope(|| {
+                assert!(matches!(split(m, n, k), Split::None));
+                assert!(matches!(split(4, 4, 1 << 16), Split::None));
+                assert_eq!(min_len(), usize::MAX);
+                inline_scope(|| assert_eq!(min_len(), usize::MAX));
+                assert_eq!(min_len(), usize::MAX, "the inner scope must restore, not clear");
+                matmul(m, k, n, &a, &b, &mut inline_c, Write::Overwrite);
+            });
+            assert_eq!(min_len(), 1);
+            assert!(split_c.iter().zip(&inline_c).all(|(x, y)| x.to_bits() == y.to_bits()));
+        });
     }
 
     #[test]

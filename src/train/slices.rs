@@ -16,6 +16,7 @@ use super::residual::{ConditionDraw, ResidualWork, condition_part_step};
 use crate::nn::{Mlp, NnError};
 use crate::pde::{Condition, Problem};
 use crate::real::Real;
+use crate::tensor;
 use rayon::prelude::*;
 use std::ops::Range;
 use std::time::Instant;
@@ -136,7 +137,9 @@ impl<T: Real> Slices<T> {
                     g.fill(T::zero());
                 }
                 let share = r.len() as f64 / batch as f64;
-                condition_part_step(net, problem, cond, p, draw, w, g, share)
+                // the slice's products and row loops stay on this thread (the other threads
+                // run the other slices): no rows stolen into another core's cache
+                tensor::inline_scope(|| condition_part_step(net, problem, cond, p, draw, w, g, share))
             })
             .collect();
         drop(targets);
