@@ -48,8 +48,8 @@ pub trait Real:
 /// polynomial `a + a³·P(a²)`, else `1 − 2/(e^{2a} + 1)` with `e^{2a}` from a Cody–Waite reduction
 /// and Cephes' `expf` polynomial (`|x|` capped at 10, where `tanh` rounds to 1); the sign restored,
 /// NaN propagated. No fused operations, so every path gives the same bits. Within 1.5 ulp of the
-/// exact value (1.29 at worst on a sweep of 5·10⁶ f32 values; tested against f64). Runs in the widest vector registers the
-/// CPU has (16 f32 lanes with AVX-512).
+/// exact value (1.29 at worst on a sweep of 5·10⁶ f32 values; tested against f64). Runs in the
+/// widest vector registers the CPU has (16 f32 lanes with AVX-512).
 pub fn tanh_f32_slice(x: &[f32], out: &mut [f32]) {
     assert_eq!(x.len(), out.len(), "tanh_f32_slice: lengths differ");
     crate::widest_fn! { fn lanes(x: &[f32], out: &mut [f32]) -> () = tanh_f32_lanes }
