@@ -219,44 +219,45 @@ enum Split {
 }
 
 thread_local! {
-    /// Whether this thread is inside [`inline_scope`].
-    static INLINE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Inside [`inline_scope`]: `(no split-K, no splitting over threads)`.
+    static INLINE: std::cell::Cell<(bool, bool)> = const { std::cell::Cell::new((false, false)) };
 }
 
-/// Runs `f` with this thread's products and row loops kept on this thread: no rayon splitting,
-/// and no reduction split either (whose partial sums only pay where other threads take them):
-/// for work that is already one of several parts running side by side, one a thread, whose data
-/// should stay in this core's cache (`train::slices`). A product's bits inside the scope are
-/// those of one unsplit product, on any number of threads.
-pub fn inline_scope<R>(f: impl FnOnce() -> R) -> R {
-    /// Puts the flag back as it was, also when `f` unwinds.
-    struct Restore(bool);
+/// Runs `f` as one of several parts that run side by side (`train::slices`): its products are
+/// not split along their reduction (those partial sums only pay where other threads take them;
+/// a product's bits inside the scope are those of one unsplit product, on any number of
+/// threads), and with `exclusive` (a thread for each part) neither are they nor its row loops
+/// split over threads, so the part's data stays in its core's cache. (Splitting by rows does not
+/// change a product's bits, so `exclusive` changes no result.)
+pub fn inline_scope<R>(exclusive: bool, f: impl FnOnce() -> R) -> R {
+    /// Puts the flags back as they were, also when `f` unwinds.
+    struct Restore((bool, bool));
     impl Drop for Restore {
         fn drop(&mut self) {
             INLINE.with(|c| c.set(self.0));
         }
     }
-    let _restore = Restore(INLINE.with(|c| c.replace(true)));
+    let _restore = Restore(INLINE.with(|c| c.replace((true, exclusive))));
     f()
 }
 
-/// The least items a rayon job of a row loop takes: all of them inside [`inline_scope`] (one
-/// job, on this thread), else 1.
+/// The least items a rayon job of a row loop takes: all of them inside an exclusive
+/// [`inline_scope`] (one job, on this thread), else 1.
 pub fn min_len() -> usize {
-    if INLINE.with(|c| c.get()) { usize::MAX } else { 1 }
+    if INLINE.with(|c| c.get().1) { usize::MAX } else { 1 }
 }
 
 fn split(m: usize, n: usize, k: usize) -> Split {
-    // small, or inside `inline_scope`: one product on this thread
-    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_THRESHOLD || INLINE.with(|c| c.get()) {
+    if m.saturating_mul(n).saturating_mul(k) < PARALLEL_THRESHOLD {
         return Split::None;
     }
-    if m.saturating_mul(n) <= SPLIT_K_MAX_AREA && k >= 2 * SPLIT_K_CHUNK && m < 4 * k {
+    let (inline, exclusive) = INLINE.with(|c| c.get());
+    if !inline && m.saturating_mul(n) <= SPLIT_K_MAX_AREA && k >= 2 * SPLIT_K_CHUNK && m < 4 * k {
         // a power of two ≤ k / chunk, at most 16: balanced on 1, 2, 4, 8, 16 threads
         let chunks = (k / SPLIT_K_CHUNK).min(16);
         return Split::Reduction(1 << chunks.ilog2());
     }
-    let threads = rayon::current_num_threads();
+    let threads = if exclusive { 1 } else { rayon::current_num_threads() };
     if threads <= 1 {
         Split::None
     } else if m >= 16 * threads {
@@ -854,9 +855,10 @@ mod tests {
         t
     }
 
-    /// Inside `inline_scope` a product is not split (neither over threads nor along its
-    /// reduction), row loops take one job, the scope nests and restores, and a product split by
-    /// rows outside has the same bits inside.
+    /// Inside an exclusive `inline_scope` a product is not split (neither over threads nor
+    /// along its reduction) and row loops take one job; inside a shared one only the reduction
+    /// split is gone; scopes nest and restore; a product split by rows outside has the same bits
+    /// inside.
     #[test]
     fn inline_scope_keeps_work_on_this_thread_with_the_same_bits() {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
@@ -869,11 +871,16 @@ mod tests {
             matmul(m, k, n, &a, &b, &mut split_c, Write::Overwrite);
             assert_eq!(min_len(), 1);
             assert!(matches!(split(4, 4, 1 << 16), Split::Reduction(_)));
-            inline_scope(|| {
+            inline_scope(true, || {
                 assert!(matches!(split(m, n, k), Split::None));
                 assert!(matches!(split(4, 4, 1 << 16), Split::None));
                 assert_eq!(min_len(), usize::MAX);
-                inline_scope(|| assert_eq!(min_len(), usize::MAX));
+                inline_scope(false, || {
+                    // shared threads: rows may still be split, the reduction may not
+                    assert!(matches!(split(m, n, k), Split::Rows(2)));
+                    assert!(matches!(split(4, 4, 1 << 16), Split::Faer));
+                    assert_eq!(min_len(), 1);
+                });
                 assert_eq!(min_len(), usize::MAX, "the inner scope must restore, not clear");
                 matmul(m, k, n, &a, &b, &mut inline_c, Write::Overwrite);
             });

@@ -127,6 +127,7 @@ impl<T: Real> Slices<T> {
         let mut targets: Vec<&mut [T]> = Vec::with_capacity(n);
         targets.push(&mut *grad);
         targets.extend(self.grads[1..n].iter_mut().map(|g| g.as_mut_slice()));
+        let exclusive = n <= rayon::current_num_threads();
         let losses: Vec<Result<f64, NnError>> = self.works[..n]
             .par_iter_mut()
             .zip(targets.par_iter_mut())
@@ -137,9 +138,12 @@ impl<T: Real> Slices<T> {
                     g.fill(T::zero());
                 }
                 let share = r.len() as f64 / batch as f64;
-                // the slice's products and row loops stay on this thread (the other threads
-                // run the other slices): no rows stolen into another core's cache
-                tensor::inline_scope(|| condition_part_step(net, problem, cond, p, draw, w, g, share))
+                // with a thread for each slice, the slice's products and row loops stay on its
+                // thread: no rows stolen into another core's cache (with more slices than
+                // threads, a thread left without a slice may still take rows of the last ones)
+                tensor::inline_scope(exclusive, || {
+                    condition_part_step(net, problem, cond, p, draw, w, g, share)
+                })
             })
             .collect();
         drop(targets);
