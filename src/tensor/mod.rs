@@ -218,9 +218,20 @@ enum Split {
     Faer,
 }
 
+/// Where this thread's work runs with respect to [`inline_scope`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    /// Not inside a scope: products and row loops split as they like.
+    Outside,
+    /// A part sharing the threads with more parts than threads: no split-K.
+    Shared,
+    /// A part with a thread of its own: no split-K, no splitting over threads.
+    Exclusive,
+}
+
 thread_local! {
-    /// Inside [`inline_scope`]: `(no split-K, no splitting over threads)`.
-    static INLINE: std::cell::Cell<(bool, bool)> = const { std::cell::Cell::new((false, false)) };
+    /// This thread's [`Scope`].
+    static SCOPE: std::cell::Cell<Scope> = const { std::cell::Cell::new(Scope::Outside) };
 }
 
 /// Runs `f` as one of several parts that run side by side (`train::slices`): its products are
@@ -230,34 +241,43 @@ thread_local! {
 /// split over threads, so the part's data stays in its core's cache. (Splitting by rows does not
 /// change a product's bits, so `exclusive` changes no result.)
 pub fn inline_scope<R>(exclusive: bool, f: impl FnOnce() -> R) -> R {
-    /// Puts the flags back as they were, also when `f` unwinds.
-    struct Restore((bool, bool));
+    /// Puts the scope back as it was, also when `f` unwinds.
+    struct Restore(Scope);
     impl Drop for Restore {
         fn drop(&mut self) {
-            INLINE.with(|c| c.set(self.0));
+            SCOPE.with(|c| c.set(self.0));
         }
     }
-    let _restore = Restore(INLINE.with(|c| c.replace((true, exclusive))));
+    let scope = if exclusive { Scope::Exclusive } else { Scope::Shared };
+    let _restore = Restore(SCOPE.with(|c| c.replace(scope)));
     f()
 }
 
 /// The least items a rayon job of a row loop takes: all of them inside an exclusive
 /// [`inline_scope`] (one job, on this thread), else 1.
 pub fn min_len() -> usize {
-    if INLINE.with(|c| c.get().1) { usize::MAX } else { 1 }
+    if SCOPE.with(|c| c.get()) == Scope::Exclusive {
+        usize::MAX
+    } else {
+        1
+    }
 }
 
 fn split(m: usize, n: usize, k: usize) -> Split {
     if m.saturating_mul(n).saturating_mul(k) < PARALLEL_THRESHOLD {
         return Split::None;
     }
-    let (inline, exclusive) = INLINE.with(|c| c.get());
-    if !inline && m.saturating_mul(n) <= SPLIT_K_MAX_AREA && k >= 2 * SPLIT_K_CHUNK && m < 4 * k {
+    let scope = SCOPE.with(|c| c.get());
+    if scope == Scope::Outside && m.saturating_mul(n) <= SPLIT_K_MAX_AREA && k >= 2 * SPLIT_K_CHUNK && m < 4 * k {
         // a power of two ≤ k / chunk, at most 16: balanced on 1, 2, 4, 8, 16 threads
         let chunks = (k / SPLIT_K_CHUNK).min(16);
         return Split::Reduction(1 << chunks.ilog2());
     }
-    let threads = if exclusive { 1 } else { rayon::current_num_threads() };
+    let threads = if scope == Scope::Exclusive {
+        1
+    } else {
+        rayon::current_num_threads()
+    };
     if threads <= 1 {
         Split::None
     } else if m >= 16 * threads {
