@@ -93,7 +93,9 @@ fn run_plot(a: &PlotArgs) -> Result<(), String> {
     Ok(())
 }
 
+// negative numbers are values (`--lr -1` reaches the check of `--lr`), not unknown flags
 #[derive(Args, Clone, Default)]
+#[command(allow_negative_numbers = true)]
 struct TrainArgs {
     /// TOML config file (flags given here override it).
     #[arg(long)]
@@ -456,8 +458,9 @@ fn prepare_train(
 
 #[derive(Args, Clone)]
 struct PlanArgs {
-    /// Operator, e.g. `laplacian`, `biharmonic`, `diag4`, `2*d[0,0,1] - d[3] + 0.5*d[]`.
-    #[arg(long)]
+    /// Operator, e.g. `laplacian`, `biharmonic`, `diag4`, `2*d[0,0,1] - d[3] + 0.5*d[]`
+    /// (a leading minus is part of it: `--operator -laplacian`).
+    #[arg(long, allow_hyphen_values = true)]
     operator: String,
     /// Input dimension (default: one more than the largest index; required for laplacian etc.).
     #[arg(long)]
@@ -472,8 +475,9 @@ struct ApplyArgs {
     /// Points: float64/float32 `.npy` [n, d] or headerless CSV.
     #[arg(long)]
     points: PathBuf,
-    /// Operator, e.g. `laplacian` or `2*d[0,0,1] - d[3] + 0.5*d[]`.
-    #[arg(long)]
+    /// Operator, e.g. `laplacian` or `2*d[0,0,1] - d[3] + 0.5*d[]` (a leading minus is part
+    /// of it).
+    #[arg(long, allow_hyphen_values = true)]
     operator: String,
     /// exact | sparse | dense.
     #[arg(long, default_value = "exact")]
@@ -547,7 +551,7 @@ fn run_apply(a: &ApplyArgs) -> Result<(), String> {
 }
 
 #[derive(Args, Clone)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, allow_negative_numbers = true)]
 struct BenchArgs {
     /// `step`: time the whole training step of an equation instead of a jet pass.
     #[command(subcommand)]
@@ -595,6 +599,7 @@ enum BenchWhat {
 }
 
 #[derive(Args, Clone)]
+#[command(allow_negative_numbers = true)]
 struct BenchStepArgs {
     /// Equation (as for train).
     #[arg(long, default_value = "allen-cahn-two-body")]
@@ -869,8 +874,56 @@ fn run_bench(a: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Clap's error as one line, as every other error of `stde`: `error: …` with what clap lists
+/// under it (missing arguments) after the colon, its tips in parentheses, and a pointer to
+/// `--help` (clap's usage block and blank lines dropped).
+fn one_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut out = String::new();
+    let (mut listed, mut tips) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let l = line.trim();
+        if l.is_empty() || l.starts_with("For more information") {
+            continue;
+        }
+        if l.starts_with("Usage:") {
+            break;
+        }
+        if out.is_empty() {
+            out.push_str(l);
+        } else if let Some(tip) = l.strip_prefix("tip:") {
+            tips.push(tip.trim().to_string());
+        } else {
+            listed.push(l.to_string());
+        }
+    }
+    if out.is_empty() {
+        out.push_str("error: invalid arguments");
+    }
+    if !listed.is_empty() {
+        out.push(' ');
+        out.push_str(&listed.join(", "));
+    }
+    for tip in tips {
+        out.push_str(&format!(" (tip: {tip})"));
+    }
+    out.push_str("; see --help");
+    out
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // help and version go to standard output as clap prints them, with status 0
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{}", one_line(&e));
+            return ExitCode::from(2);
+        }
+    };
     let command = cli.command.unwrap_or_else(|| Command::Train(Box::default()));
     // under `mpirun` (feature `mpi`) this process is one rank of the job; it stays in MPI until
     // `_session` drops at the end of main

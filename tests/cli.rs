@@ -1227,3 +1227,143 @@ fn sliced_steps_give_the_same_run_on_one_and_two_threads() {
     assert_eq!(one.len(), 13);
     assert_eq!(one, two);
 }
+
+/// Errors from the argument parser are one line too (`error: …`, clap's listed items and tips
+/// kept, its usage block dropped), negative numbers are values that reach their checks (not
+/// unknown flags), an operator may begin with a minus, and `--help` / `--version` still print
+/// to standard output with status 0.
+#[test]
+fn flag_errors_are_one_line_and_negative_values_are_values() {
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["train", "--lrr", "1"], "a similar argument exists: '--lr'"),
+        (vec!["train", "--dim", "abc"], "invalid value 'abc'"),
+        (vec!["trian"], "a similar subcommand exists: 'train'"),
+        (vec!["train", "--method"], "a value is required for '--method"),
+        (vec!["plot"], "not provided: <RUN>"),
+        (
+            vec!["apply", "--operator", "laplacian"],
+            "not provided: --checkpoint <CHECKPOINT>, --points <POINTS>",
+        ),
+        (vec!["train", "--lr", "-1"], "--lr -1 must be a positive number"),
+        (vec!["train", "--clip-grad-norm", "-1"], "--clip-grad-norm -1 must be"),
+        (vec!["train", "--gpinn-weight", "-0.5"], "--gpinn-weight -0.5 must be"),
+        (vec!["bench", "step", "--dim", "-5"], "invalid value '-5' for '--dim"),
+    ];
+    for (args, needle) in cases {
+        let (code, _, err) = stde(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: '{err}' lacks '{needle}'");
+    }
+    // a leading minus belongs to the operator: −Δ has the Laplacian's jets, negated read-out
+    let (code, out, err) = stde(&["plan", "--operator", "-laplacian", "--dim", "3"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("operator -laplacian in dimension 3"), "{out}");
+    let (_, plain, _) = stde(&["plan", "--operator", "laplacian", "--dim", "3"]);
+    let jets = |s: &str| {
+        s.lines()
+            .filter(|l| l.contains("jet #"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(jets(&out), jets(&plain));
+    assert_ne!(
+        out.replace("-laplacian", "laplacian"),
+        plain,
+        "the read-out weights must differ in sign"
+    );
+    for args in [vec!["--version"], vec!["train", "--help"], vec!["help"]] {
+        let (code, out, err) = stde(&args);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(!out.trim().is_empty() && err.is_empty(), "{args:?}: {out} / {err}");
+    }
+}
+
+/// Random combinations of `train` flags, good and bad values, over every listed equation
+/// (a fixed seed; small sizes and one to three steps): each run exits 0, or 2 with one line
+/// `error: …`; none panics.
+#[test]
+fn random_train_flags_end_in_a_result_or_one_line() {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    let (code, stdout, err) = stde(&["list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let all: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<String> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    let options: [(&str, &[&str]); 20] = [
+        ("--dim", &["1", "2", "3", "5", "0", "7"]),
+        ("--method", &["sparse", "dense", "exact", "bogus"]),
+        ("--rand-batch", &["1", "2", "0", "5", "100"]),
+        ("--batch", &["1", "2", "0", "3"]),
+        ("--width", &["1", "2", "8"]),
+        ("--depth", &["1", "2", "0", "3"]),
+        ("--block-size", &["1", "2", "3", "0"]),
+        ("--lr", &["0", "-1", "nan", "1e-3"]),
+        ("--schedule", &["cosine", "exponential", "x"]),
+        ("--eval-every", &["1", "0"]),
+        ("--test-points", &["1", "0", "3"]),
+        ("--threads", &["1", "3", "0"]),
+        ("--gpinn-weight", &["0.1", "-1", "nan"]),
+        ("--horizon", &["0", "1", "-1"]),
+        ("--terminal-batch", &["0", "1", "2"]),
+        ("--clip-grad-norm", &["0", "1", "-1", "inf"]),
+        ("--boundary-batch", &["0", "1", "3"]),
+        ("--boundary-weight", &["1", "-1"]),
+        ("--gpinn-form", &["x", "full", "sum"]),
+        ("--parabolic-sampler", &["x", "brownian", "uniform"]),
+    ];
+    let switches = ["--unbiased", "--per-direction", "--volume-uniform", "--f64"];
+    let tmp = tempfile::tempdir().unwrap();
+    let out = path(&tmp.path().join("run"));
+    let mut rng = StdRng::seed_from_u64(13);
+    let (mut ran, mut refused) = (0, 0);
+    for _ in 0..64 {
+        let steps = rng.random_range(1..=3usize).to_string();
+        let name = &names[rng.random_range(0..names.len())];
+        let mut args: Vec<String> = [
+            "train",
+            "--quiet",
+            "--overwrite",
+            "--out",
+            &out,
+            "--equation",
+            name,
+            "--steps",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.push(steps);
+        // small by default, so that a run that is accepted ends quickly
+        for (flag, value) in [("--width", "8"), ("--batch", "4"), ("--test-points", "8")] {
+            args.extend([flag.to_string(), value.to_string()]);
+        }
+        for _ in 0..rng.random_range(0..=3) {
+            let (flag, values) = options[rng.random_range(0..options.len())];
+            args.extend([flag.to_string(), values[rng.random_range(0..values.len())].to_string()]);
+        }
+        if rng.random_range(0..3) == 0 {
+            args.push(switches[rng.random_range(0..switches.len())].to_string());
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (code, _, err) = stde(&refs);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        match code {
+            0 => ran += 1,
+            2 => {
+                refused += 1;
+                assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+                assert!(err.starts_with("error: "), "{args:?}: {err}");
+            }
+            _ => panic!("{args:?}: exit {code}: {err}"),
+        }
+    }
+    eprintln!("{ran} runs, {refused} refusals");
+    // both outcomes occur, so the test exercises runs as well as refusals
+    assert!(ran > 0 && refused > 0, "ran {ran}, refused {refused}");
+}
