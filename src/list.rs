@@ -31,6 +31,9 @@ pub struct Listing {
     /// The exact plan of the residuals at the default dimension when it is small (jets, their
     /// orders, and the cost `Σ (K + 1)` in Taylor coefficients per point), else `null`.
     pub exact_plan: Option<String>,
+    /// How the partials the nonlinear parts read are computed at the default configuration
+    /// (exact gradient sweep, sampled, exact jets), per formula condition.
+    pub partials: Vec<String>,
     /// The default configuration (`stde train --equation NAME` with no other flag).
     pub defaults: Defaults,
 }
@@ -167,6 +170,7 @@ pub fn list() -> Vec<Listing> {
                 conditions,
                 evaluation,
                 exact_plan: residual_plan(&problem).map(|p| describe_plan(&p)),
+                partials: crate::train::routes::describe(&problem, (cfg.method != "exact").then_some(cfg.rand_batch)),
                 defaults: Defaults {
                     dim: cfg.dim,
                     method: cfg.method.clone(),

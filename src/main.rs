@@ -66,6 +66,9 @@ fn run_list(a: &ListArgs) -> Result<(), String> {
         if let Some(p) = &e.exact_plan {
             out += &format!("    exact plan {p}\n");
         }
+        for p in &e.partials {
+            out += &format!("    partials   {p}\n");
+        }
         let c = &e.defaults;
         out += &format!(
             "    defaults   --dim {} --method {} --rand-batch {} --batch {} --width {} --depth {} --steps {} --lr {} --schedule {} --eval-every {}\n\n",

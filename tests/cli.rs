@@ -1083,17 +1083,24 @@ fn bench_step_times_any_equation() {
     assert!(err.contains("unknown equation"), "{err}");
 }
 
-/// The memory guard counts a formula residual's jets: an exact gradient term at d = 2·10⁵ is
-/// refused with the figure instead of being allocated.
+/// The memory guard counts a formula residual's jets by their routes: a family of second-order
+/// partials that no route but one jet each can serve (not affine) at d = 2·10⁵ is refused with
+/// the figure instead of being allocated; the gradient terms of `hjb-lin` at that d are not.
 #[test]
 fn train_refuses_formula_residuals_that_cannot_fit() {
     let tmp = tempfile::tempdir().unwrap();
     let out = path(&tmp.path().join("run"));
+    let pde = tmp.path().join("squares.toml");
+    std::fs::write(
+        &pde,
+        "domain = \"ball\"\n[[residual]]\noperator = \"laplacian\"\nnonlinear = \"sum(i, 0, d-1, d[i,i]^2)\"\nsource = \"1\"\n",
+    )
+    .unwrap();
     let (code, _, err) = stde(&[
         "train",
         "--quiet",
-        "--equation",
-        "hjb-lin",
+        "--pde",
+        &path(&pde),
         "--dim",
         "200000",
         "--steps",
@@ -1103,6 +1110,26 @@ fn train_refuses_formula_residuals_that_cannot_fit() {
     ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("GiB"), "{err}");
+    let (code, _, err) = stde(&[
+        "train",
+        "--quiet",
+        "--equation",
+        "hjb-lin",
+        "--dim",
+        "200000",
+        "--width",
+        "16",
+        "--batch",
+        "4",
+        "--test-points",
+        "10",
+        "--steps",
+        "2",
+        "--out",
+        &out,
+        "--overwrite",
+    ]);
+    assert_eq!(code, 0, "{err}");
 }
 
 /// A build without the `mpi` feature started as one of several MPI ranks (as `mpirun -n 2`

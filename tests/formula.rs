@@ -234,3 +234,33 @@ fn partials_indexed_by_sum_variables_and_their_gradients() {
     let e = Formula::parse("sum(i, 0, d, d[i])", scope).unwrap_err();
     assert!(e.to_string().contains("leaves"), "{e}");
 }
+
+#[test]
+fn gradients_with_respect_to_the_input_match_finite_differences() {
+    let scope = Scope {
+        dim: 3,
+        time: true,
+        solution: true,
+    };
+    // coordinates inside sums, by computed index, the time, and quantities held fixed
+    let f = Formula::parse(
+        "sum(i, 0, d-2, sin(x[i] + 3*cos(x[i+1]))*x[i]^2) + exp(-t)*x[2]*u + t^2*d[0] + abs(x[1])^1.5",
+        scope,
+    )
+    .unwrap();
+    let mut ws = f.workspace(0);
+    let q = [0.7, -0.4];
+    let point = [0.2, -0.5, 0.9, 0.35];
+    let mut dx = vec![0.0; 4];
+    let v = f.eval_with_input_gradient(&mut ws, &point, f64::NAN, &q, &mut dx);
+    assert!((v - f.eval(&mut ws, &point, f64::NAN, &q)).abs() < 1e-14);
+    for c in 0..4 {
+        let h = 1e-6;
+        let (mut a, mut b) = (point, point);
+        a[c] += h;
+        b[c] -= h;
+        let fd = (f.eval(&mut ws, &a, f64::NAN, &q) - f.eval(&mut ws, &b, f64::NAN, &q)) / (2.0 * h);
+        assert!((fd - dx[c]).abs() < 1e-7, "coordinate {c}: {} vs {fd}", dx[c]);
+        assert!(dx[c] != 0.0, "coordinate {c} is live");
+    }
+}

@@ -242,6 +242,7 @@ fn the_trainer_loss_of_the_exact_solution_is_zero_and_its_gradient_matches_finit
                 .map(|r| ProbePlan::exact(&r.operator, din).unwrap())
                 .collect(),
             pairs: Vec::new(),
+            diagonal: Vec::new(),
         };
         let mut work = ResidualWork::<f64>::default();
         let loss_at = |net: &Mlp<f64>, work: &mut ResidualWork<f64>, grad: &mut [f64]| {

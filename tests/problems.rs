@@ -168,6 +168,7 @@ fn exact_draw(op: &Operator, din: usize) -> ConditionDraw {
     ConditionDraw {
         plans: vec![est.draw(&mut rng).unwrap()],
         pairs: vec![],
+        diagonal: vec![],
     }
 }
 
@@ -279,6 +280,7 @@ fn gpinn_loss_matches_nested_duals_and_its_gradient() {
                     b.add_partial(3.0, &[4, 4]).unwrap();
                 })],
                 pairs: vec![(1, 2), (4, 4)],
+                diagonal: vec![],
             };
             let xs = points(3, d, 0.3, 8);
             let loss_of = |net: &Mlp<f64>, grad: &mut [f64]| {
@@ -348,6 +350,7 @@ fn the_consistent_gpinn_term_is_the_residual_gradient_when_i_is_every_coordinate
                 }
             })],
             pairs: (0..d).map(|i| (i, js[i])).collect(),
+            diagonal: vec![],
         };
         let x = points(1, d, 0.3, 5);
         let mut pts = x.clone();
@@ -581,6 +584,7 @@ fn collapsed_residual_step_equals_full() {
             let d = ConditionDraw {
                 plans: vec![draw.clone()],
                 pairs: vec![],
+                diagonal: vec![],
             };
             let loss = condition_step(
                 &net,
@@ -614,6 +618,7 @@ fn collapsed_residual_step_equals_full() {
             let d = ConditionDraw {
                 plans: vec![draw.clone()],
                 pairs: vec![],
+                diagonal: vec![],
             };
             condition_step(
                 n,
@@ -779,7 +784,11 @@ fn sliced_steps_equal_the_whole_batch() {
                     } else {
                         vec![]
                     };
-                    ConditionDraw { plans, pairs }
+                    ConditionDraw {
+                        plans,
+                        pairs,
+                        diagonal: vec![],
+                    }
                 }
                 _ => ConditionDraw::default(),
             };

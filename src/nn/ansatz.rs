@@ -127,6 +127,26 @@ impl Ansatz {
         }
     }
 
+    /// `∇ψ(x)` at one input point into `out` (one entry per input coordinate, as [`Ansatz::value`]
+    /// reads them).
+    pub fn gradient<T: Real>(&self, x: &[T], out: &mut [f64]) {
+        out.fill(0.0);
+        match self {
+            Ansatz::Identity => {}
+            Ansatz::UnitBall => out.iter_mut().zip(x).for_each(|(o, v)| *o = -2.0 * v.as_f64()),
+            Ansatz::Time => {
+                if let Some(o) = out.last_mut() {
+                    *o = 1.0;
+                }
+            }
+            Ansatz::TimeSquared => {
+                if let (Some(o), Some(t)) = (out.last_mut(), x.last()) {
+                    *o = 2.0 * t.as_f64();
+                }
+            }
+        }
+    }
+
     /// Derivative-convention outputs `y_0..y_K` of `u = ψ·N` (output feature 0) in `row`.
     pub fn outputs<T: Real>(&self, input: &InputJets<T>, out: &Jet<T>, row: usize) -> Vec<T> {
         if *self == Ansatz::Identity {

@@ -5,12 +5,15 @@
 pub mod estimator;
 /// Plan evaluation on a network.
 pub mod eval;
+/// `∇u` by one reverse sweep; the parameter gradient of `λ·∇u` by one jet.
+pub mod gradient;
 pub mod parse;
 pub mod pass;
 pub mod plan;
 
 pub use estimator::{DenseDistribution, Estimator, EstimatorKind, Sampling};
 pub use eval::{EvalError, evaluate_plan, evaluate_plan_with};
+pub use gradient::GradientSweep;
 pub use parse::{ParseError, parse};
 pub use pass::{PlanPass, formula_quantities};
 pub use plan::{MultiPlan, PlanBuilder, Probe, ProbeDirection, ProbePlan, Readout};

@@ -43,6 +43,7 @@ exact = "exp(0.21*(1 - t))*sum(i, 0, d-1, x[i]^2)"
 [[residual]]
 operator = "d[t]"
 nonlinear = "0.08*sum(i, 0, d-1, x[i]^2*d[i,i]) - 0.05*(u - sum(i, 0, d-1, x[i]*d[i]))"
+source = "0"
 [terminal]
 target = "sum(i, 0, d-1, x[i]^2)"
 "#;

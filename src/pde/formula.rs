@@ -120,6 +120,10 @@ pub struct Formula {
     patterns: Vec<Vec<IndexTerm>>,
     /// Sorted partial index → its position in `partials`.
     partial_map: std::collections::HashMap<Vec<usize>, usize>,
+    /// `partial_map` for `d[i]` and `d[i,i]` by coordinate (`u32::MAX`: not read), so that a sum
+    /// over coordinates resolves its partials without hashing.
+    first_order: Vec<u32>,
+    diagonal: Vec<u32>,
     uses_u: bool,
     uses_time: bool,
     vars: usize,
@@ -582,6 +586,8 @@ impl Formula {
             partials: p.partials,
             patterns: p.patterns,
             partial_map: Default::default(),
+            first_order: Vec::new(),
+            diagonal: Vec::new(),
             uses_u: p.uses_u,
             uses_time: p.uses_time,
             vars: p.vars,
@@ -601,7 +607,80 @@ impl Formula {
                 }
             }
         }
+        let din = scope.dim + usize::from(scope.time);
+        let (mut first, mut diagonal) = (vec![u32::MAX; din], vec![u32::MAX; din]);
+        for (k, idx) in f.partials.iter().enumerate() {
+            match idx.as_slice() {
+                [i] if *i < din => first[*i] = k as u32,
+                [i, j] if i == j && *i < din => diagonal[*i] = k as u32,
+                _ => {}
+            }
+        }
+        (f.first_order, f.diagonal) = (first, diagonal);
         Ok(f)
+    }
+
+    /// The position in [`Formula::partials`] of the partial with sorted index `key`.
+    fn lookup(&self, key: &[usize]) -> Option<usize> {
+        let table = |t: &[u32], i: usize| t.get(i).copied().filter(|&k| k != u32::MAX).map(|k| k as usize);
+        match key {
+            [i] => table(&self.first_order, *i),
+            [i, j] if i == j => table(&self.diagonal, *i),
+            _ => self.partial_map.get(key).copied(),
+        }
+    }
+
+    /// Whether the formula is affine in its spatial diagonal second-order partials `d[i,i]`
+    /// (`i < d`) jointly: each appears only added, or multiplied by factors that read none of them
+    /// (`Σ_i a(x_i)·d[i,i]`). Then replacing them by unbiased estimates keeps the value unbiased.
+    pub fn affine_in_diagonals(&self) -> bool {
+        self.diagonal_degree(self.root) <= 1
+    }
+
+    /// Whether sorted partial index `idx` is a spatial diagonal second-order partial `d[i,i]`.
+    pub fn is_spatial_diagonal(&self, idx: &[usize]) -> bool {
+        matches!(idx, [i, j] if i == j && *i < self.scope.dim)
+    }
+
+    /// Degree of node `i` in the spatial diagonal partials (2: not affine).
+    fn diagonal_degree(&self, i: usize) -> u8 {
+        let deg = |j| self.diagonal_degree(j);
+        match self.nodes[i] {
+            Node::Quantity(k) => u8::from(k >= 1 && self.is_spatial_diagonal(&self.partials[k - 1])),
+            Node::PartialVar(p) => u8::from(match self.patterns[p].as_slice() {
+                [a, b] if a == b => match a {
+                    IndexTerm::Coord(c) => *c < self.scope.dim,
+                    IndexTerm::Var(_) => true,
+                },
+                _ => false,
+            }),
+            Node::Neg(a) => deg(a),
+            Node::Add(a, b) | Node::Sub(a, b) => deg(a).max(deg(b)),
+            Node::Mul(a, b) => (deg(a) + deg(b)).min(2),
+            Node::Div(a, b) => {
+                if deg(b) > 0 {
+                    2
+                } else {
+                    deg(a)
+                }
+            }
+            Node::Pow(a, b, _) => {
+                if deg(a) + deg(b) > 0 {
+                    2
+                } else {
+                    0
+                }
+            }
+            Node::Call(_, a) => {
+                if deg(a) > 0 {
+                    2
+                } else {
+                    0
+                }
+            }
+            Node::Sum { body, .. } => deg(body),
+            Node::Const(_) | Node::Coord(_) | Node::Time | Node::Var(_) | Node::Dim => 0,
+        }
     }
 
     /// The sorted index of pattern `p` under the current variable values (`None`: out of range).
@@ -715,49 +794,73 @@ impl Formula {
         dq.fill(0.0);
         if self.uses_solution() {
             let env = PointEnv { x, t, q, tangent: None };
-            self.reverse(ws, self.root, 1.0, &env, dq);
+            self.reverse(ws, self.root, 1.0, &env, &mut Grads { dq, dx: &mut [] });
         }
         value
     }
 
-    /// Adds `bar·∂(node i)/∂q_k` into `dq` (order-0 values of node `i`'s subtree are current).
-    fn reverse(&self, ws: &mut Workspace, i: usize, bar: f64, env: &dyn Env, dq: &mut [f64]) {
+    /// The value and its gradient in the input `(x, t)` (into `dx`: `∂/∂x_i` for `i < d`, then
+    /// `∂/∂t` where `dx` is longer), with quantities `q` held fixed, by one reverse sweep.
+    pub fn eval_with_input_gradient(&self, ws: &mut Workspace, x: &[f64], t: f64, q: &[f64], dx: &mut [f64]) -> f64 {
+        let value = self.eval(ws, x, t, q);
+        dx.fill(0.0);
+        let env = PointEnv { x, t, q, tangent: None };
+        self.reverse(ws, self.root, 1.0, &env, &mut Grads { dq: &mut [], dx });
+        value
+    }
+
+    /// Adds `bar·∂(node i)/∂q_k` into `g.dq` and `bar·∂(node i)/∂x_c` into `g.dx` (entries
+    /// beyond either's length are skipped; order-0 values of node `i`'s subtree are current).
+    fn reverse(&self, ws: &mut Workspace, i: usize, bar: f64, env: &dyn Env, g: &mut Grads<'_>) {
         let v = |ws: &Workspace, j: usize| ws.series[j * 3];
         match self.nodes[i] {
-            Node::Const(_) | Node::Dim | Node::Var(_) | Node::Coord(_) | Node::Time => {}
+            Node::Const(_) | Node::Dim | Node::Var(_) => {}
+            Node::Coord(e) => {
+                let c = self.scalar(ws, e).round() as i64;
+                if c >= 0
+                    && let Some(d) = g.dx.get_mut(c as usize)
+                {
+                    *d += bar;
+                }
+            }
+            Node::Time => {
+                if let Some(d) = g.dx.get_mut(self.scope.dim) {
+                    *d += bar;
+                }
+            }
             Node::Quantity(k) => {
-                if let Some(d) = dq.get_mut(k) {
+                if let Some(d) = g.dq.get_mut(k) {
                     *d += bar;
                 }
             }
             Node::PartialVar(p) => {
                 let mut key = std::mem::take(&mut ws.key);
                 if self.resolve(p, &ws.vars, &mut key).is_some()
-                    && let Some(&k) = self.partial_map.get(key.as_slice())
-                    && let Some(d) = dq.get_mut(k + 1)
+                    && let Some(k) = self.lookup(&key)
+                    && let Some(d) = g.dq.get_mut(k + 1)
                 {
                     *d += bar;
                 }
                 ws.key = key;
             }
-            Node::Neg(a) => self.reverse(ws, a, -bar, env, dq),
+            Node::Neg(a) => self.reverse(ws, a, -bar, env, g),
             Node::Add(a, b) => {
-                self.reverse(ws, a, bar, env, dq);
-                self.reverse(ws, b, bar, env, dq);
+                self.reverse(ws, a, bar, env, g);
+                self.reverse(ws, b, bar, env, g);
             }
             Node::Sub(a, b) => {
-                self.reverse(ws, a, bar, env, dq);
-                self.reverse(ws, b, -bar, env, dq);
+                self.reverse(ws, a, bar, env, g);
+                self.reverse(ws, b, -bar, env, g);
             }
             Node::Mul(a, b) => {
                 let (va, vb) = (v(ws, a), v(ws, b));
-                self.reverse(ws, a, bar * vb, env, dq);
-                self.reverse(ws, b, bar * va, env, dq);
+                self.reverse(ws, a, bar * vb, env, g);
+                self.reverse(ws, b, bar * va, env, g);
             }
             Node::Div(a, b) => {
                 let (vb, y) = (v(ws, b), v(ws, i));
-                self.reverse(ws, a, bar / vb, env, dq);
-                self.reverse(ws, b, -bar * y / vb, env, dq);
+                self.reverse(ws, a, bar / vb, env, g);
+                self.reverse(ws, b, -bar * y / vb, env, g);
             }
             Node::Pow(a, b, constant) => {
                 let (va, vb, y) = (v(ws, a), v(ws, b), v(ws, i));
@@ -765,9 +868,9 @@ impl Formula {
                     Some(p) if p.fract() == 0.0 && p.abs() <= 64.0 => p * va.powi(p as i32 - 1),
                     _ => vb * va.powf(vb - 1.0),
                 };
-                self.reverse(ws, a, bar * da, env, dq);
+                self.reverse(ws, a, bar * da, env, g);
                 if constant.is_none() {
-                    self.reverse(ws, b, bar * y * va.ln(), env, dq);
+                    self.reverse(ws, b, bar * y * va.ln(), env, g);
                 }
             }
             Node::Call(f, a) => {
@@ -792,7 +895,7 @@ impl Formula {
                         }
                     }
                 };
-                self.reverse(ws, a, bar * d, env, dq);
+                self.reverse(ws, a, bar * d, env, g);
             }
             Node::Sum { var, lo, hi, body } => {
                 let (lo, hi) = (self.scalar(ws, lo).round() as i64, self.scalar(ws, hi).round() as i64);
@@ -802,7 +905,7 @@ impl Formula {
                 for k in lo..=hi {
                     ws.vars[var] = k;
                     self.node(ws, body, env);
-                    self.reverse(ws, body, bar, env, dq);
+                    self.reverse(ws, body, bar, env, g);
                 }
             }
         }
@@ -902,9 +1005,7 @@ impl Formula {
             }
             Node::PartialVar(p) => {
                 let mut key = std::mem::take(&mut ws.key);
-                let k = self
-                    .resolve(p, &ws.vars, &mut key)
-                    .and_then(|_| self.partial_map.get(key.as_slice()).copied());
+                let k = self.resolve(p, &ws.vars, &mut key).and_then(|_| self.lookup(&key));
                 ws.key = key;
                 let out = &mut ws.series[start..start + n];
                 match k {
@@ -974,6 +1075,12 @@ impl Workspace {
     pub fn order(&self) -> usize {
         self.order
     }
+}
+
+/// Where a reverse sweep accumulates: derivatives in the quantities and in the input.
+struct Grads<'a> {
+    dq: &'a mut [f64],
+    dx: &'a mut [f64],
 }
 
 /// Where leaves get their series from.

@@ -5,6 +5,7 @@ pub mod config;
 pub mod optim;
 pub mod plot;
 pub mod residual;
+pub mod routes;
 pub mod run;
 pub mod slices;
 

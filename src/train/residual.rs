@@ -20,12 +20,17 @@ use crate::jet::collapsed::CollapsedJet;
 use crate::jet::{InputJets, Jet, PrimalBlockSums, Tangent};
 use crate::nn::first_layer::OneHotWeightGrad;
 use crate::nn::{Ansatz, CollapsedTape, Mlp, NnError, Tape};
-use crate::operator::{EvalError, MultiPlan, PlanBuilder, PlanPass, ProbeDirection, ProbePlan};
+use crate::operator::{EvalError, GradientSweep, MultiPlan, PlanBuilder, PlanPass, ProbeDirection, ProbePlan};
 use crate::pde::formula::Formula;
 use crate::pde::vecmath::sum_squares;
 use crate::pde::{Condition, Equation, FormulaResidual, GpinnForm, Problem, Target, Term};
 use crate::real::{Real, Slice, SliceMut};
+use crate::train::routes::{PartialRoutes, Route};
 use rayon::prelude::*;
+
+/// What a formula condition's routes were made for: its residuals (by address), whether every
+/// partial is a jet, and the number of sampled coordinates.
+type RoutesKey = (usize, bool, Option<usize>);
 
 /// What the estimator drew for one residual condition at one step.
 #[derive(Clone, Debug, Default)]
@@ -34,6 +39,9 @@ pub struct ConditionDraw {
     pub plans: Vec<ProbePlan>,
     /// gPINN pairs `(i_k, j_k)`: the Laplacian's coordinates zipped with an independent subset.
     pub pairs: Vec<(usize, usize)>,
+    /// Formula conditions with sampled diagonal partials ([`crate::train::routes`]): the step's
+    /// `R` coordinates, drawn uniformly without replacement; empty: every partial exactly.
+    pub diagonal: Vec<usize>,
 }
 
 /// Reusable buffers for condition steps, the choice of propagation, and time per phase.
@@ -41,11 +49,21 @@ pub struct ConditionDraw {
 pub struct ResidualWork<T> {
     /// Use collapsed 2-jets where the plan and the loss allow it.
     pub collapsed: bool,
+    /// Push one jet per first-order partial a formula residual reads, never the gradient sweep
+    /// (the sweep's oracle in tests; the values and gradients agree to rounding).
+    pub first_order_jets: bool,
     /// Seconds spent so far in the exact source terms (and ψ).
     pub source_s: f64,
     /// Seconds spent so far in the network's forward and backward passes and the residual.
     pub network_s: f64,
     pass: PlanPass<T>,
+    /// The partial routes of the last formula condition, with the key they were made for.
+    routes: Option<(RoutesKey, PartialRoutes)>,
+    sweep: GradientSweep<T>,
+    /// `∂loss/∂(∇u)` per point for the sweep's jet, `[n × din]`.
+    lambda: Vec<f64>,
+    /// The last formula condition's residuals `r`, `[points × residuals]`.
+    formula_residuals: Vec<f64>,
     tape: Tape<T>,
     cotangent: Jet<T>,
     collapsed_tape: CollapsedTape<T>,
@@ -72,6 +90,12 @@ pub struct ResidualWork<T> {
 }
 
 impl<T: Real> ResidualWork<T> {
+    /// The residual values `r = L̂u + N − f` of the last formula condition step,
+    /// `[points × residuals]` (estimates where the step sampled).
+    pub fn formula_residuals(&self) -> &[f64] {
+        &self.formula_residuals
+    }
+
     /// The first layer's weight gradient the last step left to the caller (it was asked to by
     /// `defer_first_weight` and its inputs had one-hot tangents), for that step's points `x`
     /// (`[points × d]`, handed back by the step); `None` if the step wrote it into `grad`.
@@ -358,8 +382,6 @@ fn formula_loss<T: Real>(
     work: &mut ResidualWork<T>,
     grad: &mut [T],
 ) -> Result<f64, NnError> {
-    let din = net.architecture().input_dim;
-    let n = points.len() / din;
     let nr = residuals.len();
     if draw.plans.len() != nr {
         return Err(NnError::Architecture(format!(
@@ -368,31 +390,63 @@ fn formula_loss<T: Real>(
             draw.plans.len()
         )));
     }
-    // every partial any N_r reads, once; local → global index per residual
-    let mut partials: Vec<Vec<usize>> = Vec::new();
-    let mut index: std::collections::HashMap<&[usize], usize> = std::collections::HashMap::new();
-    let maps: Vec<Vec<usize>> = residuals
-        .iter()
-        .map(|r| {
-            r.nonlinear.as_ref().map_or(Vec::new(), |f| {
-                f.partials()
-                    .iter()
-                    .map(|idx| {
-                        *index.entry(idx.as_slice()).or_insert_with(|| {
-                            partials.push(idx.clone());
-                            partials.len() - 1
-                        })
-                    })
-                    .collect()
-            })
-        })
-        .collect();
+    // every partial any N_r reads, once, and its route (computed once per condition and setting)
+    let sample = (!draw.diagonal.is_empty()).then_some(draw.diagonal.len());
+    let key = (residuals.as_ptr() as usize, work.first_order_jets, sample);
+    if work.routes.as_ref().is_none_or(|(k, _)| *k != key) {
+        work.routes = Some((key, PartialRoutes::new(residuals, sample, work.first_order_jets)));
+    }
+    let (_, routes) = work.routes.take().expect("routes set");
+    let result = formula_loss_routed(net, problem, residuals, &routes, weight, points, draw, work, grad);
+    work.routes = Some((key, routes));
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn formula_loss_routed<T: Real>(
+    net: &Mlp<T>,
+    problem: &Problem,
+    residuals: &[FormulaResidual],
+    routes: &PartialRoutes,
+    weight: f64,
+    points: &mut Vec<T>,
+    draw: &ConditionDraw,
+    work: &mut ResidualWork<T>,
+    grad: &mut [T],
+) -> Result<f64, NnError> {
+    let din = net.architecture().input_dim;
+    let n = points.len() / din;
+    let nr = residuals.len();
+    let (partials, maps) = (&routes.partials, &routes.maps);
+    let sweep = routes.sweep();
+    // the quantity of every partial read from the jets: all jet-routed ones, and the sampled
+    // diagonal ones of this step's coordinates (scaled by d/R)
     let mut plans = draw.plans.clone();
-    for idx in &partials {
+    let mut quantity_of: Vec<Option<usize>> = vec![None; partials.len()];
+    let mut add = |g: usize, plans: &mut Vec<ProbePlan>| -> Result<(), NnError> {
+        quantity_of[g] = Some(plans.len());
         let mut b = PlanBuilder::new();
-        b.add_partial(1.0, idx)
+        b.add_partial(1.0, &partials[g])
             .map_err(|e| NnError::Architecture(e.to_string()))?;
         plans.push(b.finish());
+        Ok(())
+    };
+    for (g, route) in routes.routes.iter().enumerate() {
+        if *route == Route::Jets {
+            add(g, &mut plans)?;
+        }
+    }
+    let scale = if routes.sampled() {
+        problem.dim as f64 / draw.diagonal.len() as f64
+    } else {
+        0.0
+    };
+    if routes.sampled() {
+        for i in &draw.diagonal {
+            if let Some(&g) = routes.sampled_diagonal.get(i) {
+                add(g, &mut plans)?;
+            }
+        }
     }
     let plan = MultiPlan::new(plans);
     let q_count = plan.quantities.len();
@@ -414,12 +468,22 @@ fn formula_loss<T: Real>(
         }
     }
     work.source_s += t_source.elapsed().as_secs_f64();
+    if sweep {
+        *points = work
+            .sweep
+            .forward(net, problem.ansatz, problem.offset.as_deref(), std::mem::take(points))
+            .map_err(eval_err)?;
+        work.lambda.clear();
+        work.lambda.resize(n * din, 0.0);
+    }
     work.pass.set_offset(problem.offset.clone());
     work.pass
         .forward(net, problem.ansatz, &plan, std::mem::take(points), None)
         .map_err(eval_err)?;
     let inv_n = 1.0 / n as f64;
     let mut cot = vec![0.0; n * q_count];
+    work.formula_residuals.clear();
+    work.formula_residuals.resize(n * nr, 0.0);
     let mut cot_u = vec![0.0; n];
     let mut loss = 0.0;
     let mut workspaces: Vec<_> = residuals
@@ -435,23 +499,40 @@ fn formula_loss<T: Real>(
             let mut value = work.pass.value(p, r) - source[p * nr + r];
             q.clear();
             q.push(u);
-            q.extend(maps[r].iter().map(|&g| work.pass.value(p, nr + g)));
+            q.extend(maps[r].iter().map(|&g| match (routes.routes[g], quantity_of[g]) {
+                (Route::Jets, Some(k)) => work.pass.value(p, k),
+                (Route::Sampled, Some(k)) => scale * work.pass.value(p, k),
+                (Route::GradientSweep, _) => work.sweep.gradient(p)[partials[g][0]],
+                _ => 0.0,
+            }));
             dq.clear();
             dq.resize(q.len(), 0.0);
             if let (Some(f), Some(ws)) = (&res.nonlinear, workspaces[r].as_mut()) {
                 value += f.eval_with_gradient(ws, x, f64::NAN, &q, &mut dq);
             }
+            work.formula_residuals[p * nr + r] = value;
             loss += res.weight * value * value * inv_n;
             let dr = 2.0 * res.weight * value * inv_n * weight;
             cot[p * q_count + r] += dr;
             cot_u[p] += dr * dq[0];
             for (k, &g) in maps[r].iter().enumerate() {
-                cot[p * q_count + nr + g] += dr * dq[k + 1];
+                match (routes.routes[g], quantity_of[g]) {
+                    (Route::Jets, Some(j)) => cot[p * q_count + j] += dr * dq[k + 1],
+                    (Route::Sampled, Some(j)) => cot[p * q_count + j] += dr * scale * dq[k + 1],
+                    (Route::GradientSweep, _) => work.lambda[p * din + partials[g][0]] += dr * dq[k + 1],
+                    _ => {}
+                }
             }
         }
     }
     *points = work.pass.backward(net, &plan, &cot, &cot_u, grad).map_err(eval_err)?;
     work.pass.set_offset(None);
+    if sweep {
+        *points = work
+            .sweep
+            .backward(net, std::mem::take(points), &work.lambda, grad)
+            .map_err(eval_err)?;
+    }
     Ok(weight * loss)
 }
 

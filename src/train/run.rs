@@ -11,6 +11,7 @@ use super::config::TrainConfig;
 use super::optim::{Adam, GradientFill, Schedule, gradient_norm};
 use super::plot;
 use super::residual::{ConditionDraw, ResidualWork, condition_part_step, point_source, predict, zero_first_weight};
+use super::routes::{PartialRoutes, Route};
 use super::slices::{Drawn, Slices, slice_ranges};
 use crate::dist::Group;
 use crate::nn::checkpoint;
@@ -34,6 +35,8 @@ const RESIDUAL: u64 = 1;
 const INDICES: u64 = 2;
 const TEST: u64 = 3;
 const GPINN: u64 = 4;
+/// Stream purpose of the coordinates of sampled diagonal partials (formula conditions).
+const DIAGONAL: u64 = 5;
 /// Test points per evaluation batch (fewer at large d, see [`test_batch`]).
 const TEST_BATCH: usize = 200;
 
@@ -316,6 +319,17 @@ pub fn estimators(cfg: &TrainConfig, problem: &Problem) -> Result<Vec<Vec<Estima
         .collect()
 }
 
+/// Whether condition `c` samples the diagonal partials of its nonlinear parts
+/// ([`crate::train::routes`]): a formula condition, a sampling method, more such partials than `R`.
+pub fn samples_diagonal(cfg: &TrainConfig, cond: &Condition) -> bool {
+    match &cond.term {
+        Term::Formula { residuals } => {
+            cfg.method != "exact" && PartialRoutes::new(residuals, Some(cfg.rand_batch), false).sampled()
+        }
+        _ => false,
+    }
+}
+
 /// What condition `c`'s estimator draws at step `k`: one plan (two for the unbiased loss) and,
 /// with the gPINN term, the pairs `(i_k, j_k)` of the first plan's coordinates with an independent
 /// uniform subset.
@@ -325,10 +339,19 @@ fn draw_condition(
     estimators: &mut [Estimator],
     c: usize,
     k: usize,
+    sample_diagonal: bool,
     draw: &mut ConditionDraw,
 ) -> Result<(), TrainError> {
     let purpose = INDICES ^ ((c as u64) << 4);
     draw.pairs.clear();
+    draw.diagonal.clear();
+    if sample_diagonal {
+        let mut rng = stream(cfg.seed, DIAGONAL ^ ((c as u64) << 4), k as u64);
+        draw.diagonal = sample_distinct(&mut rng, cfg.dim as u64, cfg.rand_batch)
+            .into_iter()
+            .map(|i| i as usize)
+            .collect();
+    }
     // one plan per residual (formula terms) or per draw of L (two for the unbiased loss), each
     // from its own stream; the previous step's plans lend their buffers
     let (n, per_residual) = match cond.term {
@@ -526,9 +549,9 @@ fn save_checkpoint<T: Real>(
 }
 
 /// Memory of the jets a formula residual pushes per step beyond what
-/// [`TrainConfig::memory_estimate`] counts: one jet per partial its nonlinear parts read (`d` of
-/// them for a gradient term) and the operator's terms, through every layer, kept for the reverse
-/// pass.
+/// [`TrainConfig::memory_estimate`] counts: the operator's terms and the jets of the partials its
+/// nonlinear parts read, by their routes ([`PartialRoutes`]), through every layer, kept for the
+/// reverse pass.
 fn formula_jet_bytes(cfg: &TrainConfig) -> u64 {
     let problem = cfg.problem();
     let elem: u128 = if cfg.precision == "f64" { 8 } else { 4 };
@@ -544,9 +567,21 @@ fn formula_jet_bytes(cfg: &TrainConfig) -> u64 {
                     cfg.rand_batch as u128 + r.operator.terms.len() as u128
                 };
                 coefficients += terms * (r.operator.order() as u128 + 1);
-                if let Some(n) = &r.nonlinear {
-                    coefficients += n.partials().iter().map(|p| p.len() as u128 + 1).sum::<u128>();
+            }
+            // the nonlinear parts' partials by their routes: jets, R sampled 2-jets, the sweep's
+            // two 1-jet passes
+            let sample = (cfg.method != "exact").then_some(cfg.rand_batch);
+            let routes = PartialRoutes::new(residuals, sample, false);
+            for (idx, route) in routes.partials.iter().zip(&routes.routes) {
+                if *route == Route::Jets {
+                    coefficients += idx.len() as u128 + 1;
                 }
+            }
+            if routes.sampled() {
+                coefficients += 3 * cfg.rand_batch as u128;
+            }
+            if routes.sweep() {
+                coefficients += 4;
             }
             // values, the tape's derivative series and the cotangents
             total += c.points as u128 * coefficients * widths * elem * 3;
@@ -841,6 +876,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     let dir = &opts.out;
     let problem = cfg.problem();
     let mut estimators = estimators(cfg, &problem).map_err(TrainError::Config)?;
+    let sample_diagonal: Vec<bool> = problem.conditions.iter().map(|c| samples_diagonal(cfg, c)).collect();
     let din = problem.input_dim();
     let arch = cfg.architecture(din);
     let metrics_path = dir.join("metrics.csv");
@@ -885,6 +921,11 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             "note: no reference value of u(0, 0) exists for {} at d = {} (published: d = 10, 100, 1000, 10000); the value is reported without an error",
             problem.name, problem.dim
         );
+    }
+    if !quiet {
+        for line in super::routes::describe(&problem, (cfg.method != "exact").then_some(cfg.rand_batch)) {
+            eprintln!("partials of {line}");
+        }
     }
     let mut grad = vec![T::zero(); net.num_params()];
     let bar = if quiet {
@@ -931,7 +972,10 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
                 draw.plans.clear();
                 draw.pairs.clear();
             } else {
-                local(group, draw_condition(cfg, cond, &mut estimators[c], c, k, draw))?;
+                local(
+                    group,
+                    draw_condition(cfg, cond, &mut estimators[c], c, k, sample_diagonal[c], draw),
+                )?;
             }
             let draw = &*draw;
             let rows = draw.plans.iter().map(|p| p.probes.len()).sum::<usize>() + 2;
