@@ -264,3 +264,50 @@ fn gradients_with_respect_to_the_input_match_finite_differences() {
         assert!(dx[c] != 0.0, "coordinate {c} is live");
     }
 }
+
+#[test]
+fn sums_evaluated_many_terms_at_once_equal_the_node_by_node_walk() {
+    // a body without inner sums is evaluated for runs of terms at once; the same body beside a
+    // (zero) inner sum is walked node by node: same value bits, same gradients to rounding, over
+    // more terms than one run holds
+    let d = 1500;
+    let scope = Scope {
+        dim: d,
+        time: true,
+        solution: true,
+    };
+    let body = "abs(d[i])^1.75/(1 + x[i]^2) + exp(-t)*sin(x[i])*d[i,i] + u*d[i]^2 - (2 + cos(x[i]))^x[0] + i*x[d-1-i]";
+    let laned = Formula::parse(&format!("sum(i, 0, d-1, {body})"), scope).unwrap();
+    let walked = Formula::parse(&format!("sum(i, 0, d-1, {body} + sum(j, 0, 0, 0*x[j]))"), scope).unwrap();
+    assert_eq!(laned.partials().len(), walked.partials().len());
+    let x: Vec<f64> = (0..=d).map(|i| 0.8 * ((i as f64) * 0.37).sin()).collect();
+    let t = x[d];
+    let q: Vec<f64> = (0..=laned.partials().len())
+        .map(|k| ((k as f64) * 0.11).cos())
+        .collect();
+    let (mut wa, mut wb) = (laned.workspace(1), walked.workspace(1));
+    let (mut da, mut db) = (vec![0.0; q.len()], vec![0.0; q.len()]);
+    let va = laned.eval_with_gradient(&mut wa, &x[..d], t, &q, &mut da);
+    let vb = walked.eval_with_gradient(&mut wb, &x[..d], t, &q, &mut db);
+    assert_eq!(va.to_bits(), vb.to_bits(), "{va} vs {vb}");
+    for k in 0..q.len() {
+        assert!(
+            (da[k] - db[k]).abs() <= 1e-12 * db[k].abs().max(1.0),
+            "quantity {k}: {} vs {}",
+            da[k],
+            db[k]
+        );
+    }
+    let (mut xa, mut xb) = (vec![0.0; d + 1], vec![0.0; d + 1]);
+    laned.eval_with_input_gradient(&mut wa, &x, f64::NAN, &q, &mut xa);
+    walked.eval_with_input_gradient(&mut wb, &x, f64::NAN, &q, &mut xb);
+    for c in 0..=d {
+        assert!(
+            (xa[c] - xb[c]).abs() <= 1e-12 * xb[c].abs().max(1.0),
+            "coordinate {c}: {} vs {}",
+            xa[c],
+            xb[c]
+        );
+    }
+    assert!(xa[0] != 0.0 && xa[d] != 0.0 && da[0] != 0.0);
+}

@@ -124,6 +124,9 @@ pub struct Formula {
     /// over coordinates resolves its partials without hashing.
     first_order: Vec<u32>,
     diagonal: Vec<u32>,
+    /// Per node: for a sum whose body holds no other sum, the body's nodes children first (its
+    /// values are computed for many terms at once, [`Formula::lane_sum`]); empty otherwise.
+    lane_order: Vec<Vec<usize>>,
     uses_u: bool,
     uses_time: bool,
     vars: usize,
@@ -588,6 +591,7 @@ impl Formula {
             partial_map: Default::default(),
             first_order: Vec::new(),
             diagonal: Vec::new(),
+            lane_order: Vec::new(),
             uses_u: p.uses_u,
             uses_time: p.uses_time,
             vars: p.vars,
@@ -617,7 +621,242 @@ impl Formula {
             }
         }
         (f.first_order, f.diagonal) = (first, diagonal);
+        f.lane_order = (0..f.nodes.len())
+            .map(|i| match f.nodes[i] {
+                Node::Sum { body, .. } => {
+                    let mut order = Vec::new();
+                    if f.postorder_without_sums(body, &mut order) {
+                        order
+                    } else {
+                        Vec::new()
+                    }
+                }
+                _ => Vec::new(),
+            })
+            .collect();
         Ok(f)
+    }
+
+    /// Appends node `i`'s subtree children first; false if it holds a sum.
+    fn postorder_without_sums(&self, i: usize, out: &mut Vec<usize>) -> bool {
+        let ok = match self.nodes[i] {
+            Node::Sum { .. } => return false,
+            Node::Neg(a) | Node::Call(_, a) => self.postorder_without_sums(a, out),
+            Node::Add(a, b) | Node::Sub(a, b) | Node::Mul(a, b) | Node::Div(a, b) | Node::Pow(a, b, _) => {
+                self.postorder_without_sums(a, out) && self.postorder_without_sums(b, out)
+            }
+            _ => true,
+        };
+        out.push(i);
+        ok
+    }
+
+    /// A sum without inner sums at order 0, [`LANES`] terms at a time: each body node's values for
+    /// all of them in one pass (the same arithmetic per term as the node-by-node walk, summed in
+    /// term order), and with `grad = Some((bar, g))` the reverse sweep of `bar·sum` likewise.
+    fn lane_sum(&self, ws: &mut Workspace, i: usize, env: &dyn Env, grad: Option<(f64, &mut Grads<'_>)>) -> f64 {
+        let Node::Sum { var, lo, hi, body } = self.nodes[i] else {
+            unreachable!("a sum")
+        };
+        let (lo, hi) = (self.scalar(ws, lo).round() as i64, self.scalar(ws, hi).round() as i64);
+        if hi.saturating_sub(lo) >= self.max_sum_terms() {
+            ws.long_sum = Some(hi.saturating_sub(lo).saturating_add(1));
+            return f64::NAN;
+        }
+        let order = &self.lane_order[i];
+        let mut lanes = std::mem::take(&mut ws.lanes);
+        if lanes.len() < self.nodes.len() {
+            lanes.resize_with(self.nodes.len(), Lane::default);
+        }
+        let mut grad = grad;
+        let mut total = 0.0;
+        let mut start = lo;
+        while start <= hi {
+            let m = ((hi - start + 1) as usize).min(LANES);
+            for &j in order {
+                self.lane_forward(ws, &mut lanes, j, var, start, m, env);
+            }
+            // term by term, as the walk adds them
+            total = lanes[body].value[..m].iter().fold(total, |acc, v| acc + v);
+            if let Some((bar, g)) = grad.as_mut() {
+                for &j in order {
+                    let adj = &mut lanes[j].adjoint;
+                    adj.clear();
+                    adj.resize(m, 0.0);
+                }
+                lanes[body].adjoint.fill(*bar);
+                for &j in order.iter().rev() {
+                    self.lane_reverse(&mut lanes, j, m, g);
+                }
+            }
+            start += m as i64;
+        }
+        ws.lanes = lanes;
+        total
+    }
+
+    /// Values of body node `j` for terms `start..start + m` of sum variable `var`.
+    #[allow(clippy::too_many_arguments)]
+    fn lane_forward(
+        &self,
+        ws: &mut Workspace,
+        lanes: &mut [Lane],
+        j: usize,
+        var: usize,
+        start: i64,
+        m: usize,
+        env: &dyn Env,
+    ) {
+        let mut one = [0.0];
+        let mut out = std::mem::take(&mut lanes[j].value);
+        out.clear();
+        out.resize(m, 0.0);
+        let mut index = std::mem::take(&mut lanes[j].index);
+        let child = |c: usize| &lanes[c].value[..m];
+        let (mut s1, mut s2) = ([0.0], [0.0]);
+        match self.nodes[j] {
+            Node::Const(v) => out.fill(v),
+            Node::Dim => out.fill(self.scope.dim as f64),
+            Node::Var(v) if v == var => out
+                .iter_mut()
+                .enumerate()
+                .for_each(|(t, o)| *o = (start + t as i64) as f64),
+            Node::Var(v) => out.fill(ws.vars[v] as f64),
+            Node::Time => {
+                env.coord(self.scope.dim, &mut one);
+                out.fill(one[0]);
+            }
+            Node::Quantity(k) => {
+                env.quantity(k, &mut one);
+                out.fill(one[0]);
+            }
+            Node::Coord(e) => {
+                index.clear();
+                for (t, o) in out.iter_mut().enumerate() {
+                    let c = match self.nodes[e] {
+                        Node::Var(v) if v == var => start + t as i64,
+                        _ => {
+                            ws.vars[var] = start + t as i64;
+                            self.scalar(ws, e).round() as i64
+                        }
+                    };
+                    if c < 0 || c as usize >= self.scope.dim {
+                        ws.bad_index = Some(c);
+                        *o = f64::NAN;
+                        index.push(usize::MAX);
+                    } else {
+                        env.coord(c as usize, &mut one);
+                        *o = one[0];
+                        index.push(c as usize);
+                    }
+                }
+            }
+            Node::PartialVar(p) => {
+                index.clear();
+                let mut key = std::mem::take(&mut ws.key);
+                for (t, o) in out.iter_mut().enumerate() {
+                    ws.vars[var] = start + t as i64;
+                    let k = self.resolve(p, &ws.vars, &mut key).and_then(|_| self.lookup(&key));
+                    match k {
+                        Some(k) => {
+                            env.quantity(k + 1, &mut one);
+                            *o = one[0];
+                            index.push(k + 1);
+                        }
+                        None => {
+                            *o = f64::NAN;
+                            index.push(usize::MAX);
+                        }
+                    }
+                }
+                ws.key = key;
+            }
+            Node::Neg(a) => out.iter_mut().zip(child(a)).for_each(|(o, v)| *o = -v),
+            Node::Add(a, b) => (0..m).for_each(|t| out[t] = child(a)[t] + child(b)[t]),
+            Node::Sub(a, b) => (0..m).for_each(|t| out[t] = child(a)[t] - child(b)[t]),
+            Node::Mul(a, b) => (0..m).for_each(|t| out[t] = child(a)[t] * child(b)[t]),
+            Node::Div(a, b) => (0..m).for_each(|t| div(&child(a)[t..=t], &child(b)[t..=t], &mut out[t..=t])),
+            Node::Pow(a, _, Some(p)) => {
+                (0..m).for_each(|t| pow_const(&child(a)[t..=t], p, &mut out[t..=t], &mut s1, &mut s2))
+            }
+            Node::Pow(a, b, None) => (0..m).for_each(|t| {
+                log(&child(a)[t..=t], &mut s1);
+                mul(&child(b)[t..=t], &s1, &mut s2);
+                exp(&s2, &mut out[t..=t]);
+            }),
+            Node::Call(f, a) => (0..m).for_each(|t| call(f, &child(a)[t..=t], &mut out[t..=t], &mut s1, &mut s2)),
+            Node::Sum { .. } => unreachable!("no sum inside a lane sum"),
+        }
+        lanes[j].value = out;
+        lanes[j].index = index;
+    }
+
+    /// Adds node `j`'s adjoints (terms `..m`) into its children's, or into `g` at the leaves.
+    fn lane_reverse(&self, lanes: &mut [Lane], j: usize, m: usize, g: &mut Grads<'_>) {
+        let adj = std::mem::take(&mut lanes[j].adjoint);
+        let push = |lanes: &mut [Lane], c: usize, f: &dyn Fn(usize) -> f64| {
+            let mut a = std::mem::take(&mut lanes[c].adjoint);
+            a.iter_mut().take(m).enumerate().for_each(|(t, x)| *x += f(t));
+            lanes[c].adjoint = a;
+        };
+        let val = |lanes: &[Lane], c: usize| lanes[c].value[..m].to_vec();
+        match self.nodes[j] {
+            Node::Const(_) | Node::Dim | Node::Var(_) => {}
+            Node::Time => {
+                if let Some(d) = g.dx.get_mut(self.scope.dim) {
+                    *d += adj.iter().sum::<f64>();
+                }
+            }
+            Node::Quantity(k) => {
+                if let Some(d) = g.dq.get_mut(k) {
+                    *d += adj.iter().sum::<f64>();
+                }
+            }
+            Node::Coord(_) | Node::PartialVar(_) => {
+                let into = if matches!(self.nodes[j], Node::Coord(_)) {
+                    &mut *g.dx
+                } else {
+                    &mut *g.dq
+                };
+                for (t, &k) in lanes[j].index[..m].iter().enumerate() {
+                    if let Some(d) = into.get_mut(k) {
+                        *d += adj[t];
+                    }
+                }
+            }
+            Node::Neg(a) => push(lanes, a, &|t| -adj[t]),
+            Node::Add(a, b) => {
+                push(lanes, a, &|t| adj[t]);
+                push(lanes, b, &|t| adj[t]);
+            }
+            Node::Sub(a, b) => {
+                push(lanes, a, &|t| adj[t]);
+                push(lanes, b, &|t| -adj[t]);
+            }
+            Node::Mul(a, b) => {
+                let (va, vb) = (val(lanes, a), val(lanes, b));
+                push(lanes, a, &|t| adj[t] * vb[t]);
+                push(lanes, b, &|t| adj[t] * va[t]);
+            }
+            Node::Div(a, b) => {
+                let (vb, y) = (val(lanes, b), val(lanes, j));
+                push(lanes, a, &|t| adj[t] / vb[t]);
+                push(lanes, b, &|t| -adj[t] * y[t] / vb[t]);
+            }
+            Node::Pow(a, b, constant) => {
+                let (va, vb, y) = (val(lanes, a), val(lanes, b), val(lanes, j));
+                push(lanes, a, &|t| adj[t] * pow_derivative(va[t], vb[t], y[t], constant));
+                if constant.is_none() {
+                    push(lanes, b, &|t| adj[t] * y[t] * va[t].ln());
+                }
+            }
+            Node::Call(f, a) => {
+                let (x, y) = (val(lanes, a), val(lanes, j));
+                push(lanes, a, &|t| adj[t] * call_derivative(f, x[t], y[t]));
+            }
+            Node::Sum { .. } => unreachable!("no sum inside a lane sum"),
+        }
+        lanes[j].adjoint = adj;
     }
 
     /// The position in [`Formula::partials`] of the partial with sorted index `key`.
@@ -776,6 +1015,7 @@ impl Formula {
             bad_index: None,
             long_sum: None,
             key: Vec::new(),
+            lanes: Vec::new(),
         }
     }
 
@@ -864,38 +1104,18 @@ impl Formula {
             }
             Node::Pow(a, b, constant) => {
                 let (va, vb, y) = (v(ws, a), v(ws, b), v(ws, i));
-                let da = match constant {
-                    Some(p) if p.fract() == 0.0 && p.abs() <= 64.0 => p * va.powi(p as i32 - 1),
-                    _ => vb * va.powf(vb - 1.0),
-                };
-                self.reverse(ws, a, bar * da, env, g);
+                self.reverse(ws, a, bar * pow_derivative(va, vb, y, constant), env, g);
                 if constant.is_none() {
                     self.reverse(ws, b, bar * y * va.ln(), env, g);
                 }
             }
             Node::Call(f, a) => {
                 let (x, y) = (v(ws, a), v(ws, i));
-                let d = match f {
-                    Func::Sin => x.cos(),
-                    Func::Cos => -x.sin(),
-                    Func::Tan => 1.0 + y * y,
-                    Func::Exp => y,
-                    Func::Log => 1.0 / x,
-                    Func::Tanh => 1.0 - y * y,
-                    Func::Sqrt => 0.5 / y,
-                    Func::Sinh => x.cosh(),
-                    Func::Cosh => x.sinh(),
-                    Func::Sech => -y * x.tanh(),
-                    Func::Atan => 1.0 / (1.0 + x * x),
-                    Func::Abs => {
-                        if x < 0.0 {
-                            -1.0
-                        } else {
-                            1.0
-                        }
-                    }
-                };
+                let d = call_derivative(f, x, y);
                 self.reverse(ws, a, bar * d, env, g);
+            }
+            Node::Sum { .. } if !self.lane_order[i].is_empty() => {
+                self.lane_sum(ws, i, env, Some((bar, g)));
             }
             Node::Sum { var, lo, hi, body } => {
                 let (lo, hi) = (self.scalar(ws, lo).round() as i64, self.scalar(ws, hi).round() as i64);
@@ -985,6 +1205,10 @@ impl Formula {
                 self.node(ws, a, env);
                 self.node(ws, b, env);
             }
+            Node::Sum { .. } if n == 1 && !self.lane_order[i].is_empty() => {
+                ws.series[start] = self.lane_sum(ws, i, env, None);
+                return;
+            }
             Node::Sum { var, lo, hi, body } => {
                 let (lo, hi) = (self.scalar(ws, lo).round() as i64, self.scalar(ws, hi).round() as i64);
                 if hi.saturating_sub(lo) >= self.max_sum_terms() {
@@ -1068,12 +1292,60 @@ pub struct Workspace {
     long_sum: Option<i64>,
     /// Scratch for resolving a partial's index.
     key: Vec<usize>,
+    /// Per node: values and adjoints over a run of a sum's terms.
+    lanes: Vec<Lane>,
 }
 
 impl Workspace {
     /// The Taylor order it was last used at.
     pub fn order(&self) -> usize {
         self.order
+    }
+}
+
+/// Terms of a sum evaluated together ([`Formula::lane_sum`]).
+const LANES: usize = 512;
+
+/// One node's values, adjoints and resolved coordinate or quantity indices over a run of a sum's
+/// terms.
+#[derive(Clone, Debug, Default)]
+struct Lane {
+    value: Vec<f64>,
+    adjoint: Vec<f64>,
+    index: Vec<usize>,
+}
+
+/// `∂(a^b)/∂a` at `a = va`, `b = vb` with `y = a^b`.
+fn pow_derivative(va: f64, vb: f64, y: f64, constant: Option<f64>) -> f64 {
+    match constant {
+        Some(p) if p.fract() == 0.0 && p.abs() <= 64.0 => p * va.powi(p as i32 - 1),
+        // a^(b−1)·b = b·y/a without a second power where a ≠ 0
+        _ if va != 0.0 && y.is_finite() => vb * y / va,
+        _ => vb * va.powf(vb - 1.0),
+    }
+}
+
+/// `f'(x)` with `y = f(x)`.
+fn call_derivative(f: Func, x: f64, y: f64) -> f64 {
+    match f {
+        Func::Sin => x.cos(),
+        Func::Cos => -x.sin(),
+        Func::Tan => 1.0 + y * y,
+        Func::Exp => y,
+        Func::Log => 1.0 / x,
+        Func::Tanh => 1.0 - y * y,
+        Func::Sqrt => 0.5 / y,
+        Func::Sinh => x.cosh(),
+        Func::Cosh => x.sinh(),
+        Func::Sech => -y * x.tanh(),
+        Func::Atan => 1.0 / (1.0 + x * x),
+        Func::Abs => {
+            if x < 0.0 {
+                -1.0
+            } else {
+                1.0
+            }
+        }
     }
 }
 

@@ -456,10 +456,12 @@ fn formula_loss_routed<T: Real>(
     let mut source = vec![0.0; n * nr];
     for (r, res) in residuals.iter().enumerate() {
         if let Some(f) = &res.source {
-            let mut ws = f.workspace(0);
-            for p in 0..n {
-                source[p * nr + r] = f.eval(&mut ws, &wide[p * din..(p + 1) * din], f64::NAN, &[]);
-            }
+            let threads = rayon::current_num_threads().max(1);
+            source
+                .par_chunks_mut(nr)
+                .zip(wide.par_chunks(din))
+                .with_min_len(n.div_ceil(threads).max(1))
+                .for_each_init(|| f.workspace(0), |ws, (s, x)| s[r] = f.eval(ws, x, f64::NAN, &[]));
         } else if let Some(exact) = &res.derived_source {
             let values = derived_source(res, exact, din, &wide).map_err(NnError::Architecture)?;
             for p in 0..n {
@@ -482,49 +484,71 @@ fn formula_loss_routed<T: Real>(
         .map_err(eval_err)?;
     let inv_n = 1.0 / n as f64;
     let mut cot = vec![0.0; n * q_count];
-    work.formula_residuals.clear();
-    work.formula_residuals.resize(n * nr, 0.0);
+    let mut values = std::mem::take(&mut work.formula_residuals);
+    values.clear();
+    values.resize(n * nr, 0.0);
     let mut cot_u = vec![0.0; n];
-    let mut loss = 0.0;
-    let mut workspaces: Vec<_> = residuals
-        .iter()
-        .map(|r| r.nonlinear.as_ref().map(|f| f.workspace(1)))
-        .collect();
-    let mut q = Vec::new();
-    let mut dq = Vec::new();
-    for p in 0..n {
-        let x = &wide[p * din..(p + 1) * din];
-        let u = work.pass.u(p);
-        for (r, res) in residuals.iter().enumerate() {
-            let mut value = work.pass.value(p, r) - source[p * nr + r];
-            q.clear();
-            q.push(u);
-            q.extend(maps[r].iter().map(|&g| match (routes.routes[g], quantity_of[g]) {
-                (Route::Jets, Some(k)) => work.pass.value(p, k),
-                (Route::Sampled, Some(k)) => scale * work.pass.value(p, k),
-                (Route::GradientSweep, _) => work.sweep.gradient(p)[partials[g][0]],
-                _ => 0.0,
-            }));
-            dq.clear();
-            dq.resize(q.len(), 0.0);
-            if let (Some(f), Some(ws)) = (&res.nonlinear, workspaces[r].as_mut()) {
-                value += f.eval_with_gradient(ws, x, f64::NAN, &q, &mut dq);
-            }
-            work.formula_residuals[p * nr + r] = value;
-            loss += res.weight * value * value * inv_n;
-            let dr = 2.0 * res.weight * value * inv_n * weight;
-            cot[p * q_count + r] += dr;
-            cot_u[p] += dr * dq[0];
-            for (k, &g) in maps[r].iter().enumerate() {
-                match (routes.routes[g], quantity_of[g]) {
-                    (Route::Jets, Some(j)) => cot[p * q_count + j] += dr * dq[k + 1],
-                    (Route::Sampled, Some(j)) => cot[p * q_count + j] += dr * scale * dq[k + 1],
-                    (Route::GradientSweep, _) => work.lambda[p * din + partials[g][0]] += dr * dq[k + 1],
-                    _ => {}
+    // λ = ∂loss/∂∇u per point (one unused entry per point without the sweep)
+    let lambda_width = if sweep { din } else { 1 };
+    let mut lambda = std::mem::take(&mut work.lambda);
+    lambda.clear();
+    lambda.resize(n * lambda_width, 0.0);
+    let mut point_loss = vec![0.0; n];
+    let (pass, grad_sweep) = (&work.pass, &work.sweep);
+    // the points side by side (each its own formula workspaces), the loss summed in point order
+    let threads = rayon::current_num_threads().max(1);
+    cot.par_chunks_mut(q_count)
+        .zip(cot_u.par_iter_mut())
+        .zip(lambda.par_chunks_mut(lambda_width))
+        .zip(values.par_chunks_mut(nr))
+        .zip(point_loss.par_iter_mut())
+        .enumerate()
+        .with_min_len(n.div_ceil(threads).max(1))
+        .for_each_init(
+            || {
+                let workspaces: Vec<_> = residuals
+                    .iter()
+                    .map(|r| r.nonlinear.as_ref().map(|f| f.workspace(1)))
+                    .collect();
+                (workspaces, Vec::new(), Vec::new())
+            },
+            |(workspaces, q, dq), (p, ((((cot, cot_u), lambda), values), point_loss))| {
+                let x = &wide[p * din..(p + 1) * din];
+                let u = pass.u(p);
+                for (r, res) in residuals.iter().enumerate() {
+                    let mut value = pass.value(p, r) - source[p * nr + r];
+                    q.clear();
+                    q.push(u);
+                    q.extend(maps[r].iter().map(|&g| match (routes.routes[g], quantity_of[g]) {
+                        (Route::Jets, Some(k)) => pass.value(p, k),
+                        (Route::Sampled, Some(k)) => scale * pass.value(p, k),
+                        (Route::GradientSweep, _) => grad_sweep.gradient(p)[partials[g][0]],
+                        _ => 0.0,
+                    }));
+                    dq.clear();
+                    dq.resize(q.len(), 0.0);
+                    if let (Some(f), Some(ws)) = (&res.nonlinear, workspaces[r].as_mut()) {
+                        value += f.eval_with_gradient(ws, x, f64::NAN, q, dq);
+                    }
+                    values[r] = value;
+                    *point_loss += res.weight * value * value * inv_n;
+                    let dr = 2.0 * res.weight * value * inv_n * weight;
+                    cot[r] += dr;
+                    *cot_u += dr * dq[0];
+                    for (k, &g) in maps[r].iter().enumerate() {
+                        match (routes.routes[g], quantity_of[g]) {
+                            (Route::Jets, Some(j)) => cot[j] += dr * dq[k + 1],
+                            (Route::Sampled, Some(j)) => cot[j] += dr * scale * dq[k + 1],
+                            (Route::GradientSweep, _) => lambda[partials[g][0]] += dr * dq[k + 1],
+                            _ => {}
+                        }
+                    }
                 }
-            }
-        }
-    }
+            },
+        );
+    let loss: f64 = point_loss.iter().sum();
+    work.formula_residuals = values;
+    work.lambda = lambda;
     *points = work.pass.backward(net, &plan, &cot, &cot_u, grad).map_err(eval_err)?;
     work.pass.set_offset(None);
     if sweep {
