@@ -753,38 +753,61 @@ impl Formula {
             }
             Node::PartialVar(p) => {
                 index.clear();
-                let mut key = std::mem::take(&mut ws.key);
-                for (t, o) in out.iter_mut().enumerate() {
-                    ws.vars[var] = start + t as i64;
-                    let k = self.resolve(p, &ws.vars, &mut key).and_then(|_| self.lookup(&key));
-                    match k {
-                        Some(k) => {
-                            env.quantity(k + 1, &mut one);
-                            *o = one[0];
-                            index.push(k + 1);
-                        }
-                        None => {
+                // d[i] and d[i,i] of the sum's variable: by table, from the point's quantities
+                let table = match self.patterns[p].as_slice() {
+                    [IndexTerm::Var(v)] if *v == var => Some(&self.first_order),
+                    [IndexTerm::Var(v), IndexTerm::Var(w)] if *v == var && *w == var => Some(&self.diagonal),
+                    _ => None,
+                };
+                if let (Some(table), Some(q)) = (table, env.point_quantities()) {
+                    for (t, o) in out.iter_mut().enumerate() {
+                        let i = start + t as i64;
+                        let k = if i >= 0 && (i as usize) < self.scope.dim {
+                            table.get(i as usize).copied().unwrap_or(u32::MAX)
+                        } else {
+                            u32::MAX
+                        };
+                        if k == u32::MAX {
                             *o = f64::NAN;
                             index.push(usize::MAX);
+                        } else {
+                            let k = k as usize + 1;
+                            *o = q.get(k).copied().unwrap_or(f64::NAN);
+                            index.push(k);
                         }
                     }
+                } else {
+                    let mut key = std::mem::take(&mut ws.key);
+                    for (t, o) in out.iter_mut().enumerate() {
+                        ws.vars[var] = start + t as i64;
+                        let k = self.resolve(p, &ws.vars, &mut key).and_then(|_| self.lookup(&key));
+                        match k {
+                            Some(k) => {
+                                env.quantity(k + 1, &mut one);
+                                *o = one[0];
+                                index.push(k + 1);
+                            }
+                            None => {
+                                *o = f64::NAN;
+                                index.push(usize::MAX);
+                            }
+                        }
+                    }
+                    ws.key = key;
                 }
-                ws.key = key;
             }
             Node::Neg(a) => out.iter_mut().zip(child(a)).for_each(|(o, v)| *o = -v),
             Node::Add(a, b) => (0..m).for_each(|t| out[t] = child(a)[t] + child(b)[t]),
             Node::Sub(a, b) => (0..m).for_each(|t| out[t] = child(a)[t] - child(b)[t]),
             Node::Mul(a, b) => (0..m).for_each(|t| out[t] = child(a)[t] * child(b)[t]),
-            Node::Div(a, b) => (0..m).for_each(|t| div(&child(a)[t..=t], &child(b)[t..=t], &mut out[t..=t])),
-            Node::Pow(a, _, Some(p)) => {
-                (0..m).for_each(|t| pow_const(&child(a)[t..=t], p, &mut out[t..=t], &mut s1, &mut s2))
-            }
+            Node::Div(a, b) => (0..m).for_each(|t| out[t] = child(a)[t] / child(b)[t]),
+            Node::Pow(a, _, Some(p)) => (0..m).for_each(|t| out[t] = pow0(child(a)[t], p)),
             Node::Pow(a, b, None) => (0..m).for_each(|t| {
                 log(&child(a)[t..=t], &mut s1);
                 mul(&child(b)[t..=t], &s1, &mut s2);
                 exp(&s2, &mut out[t..=t]);
             }),
-            Node::Call(f, a) => (0..m).for_each(|t| call(f, &child(a)[t..=t], &mut out[t..=t], &mut s1, &mut s2)),
+            Node::Call(f, a) => (0..m).for_each(|t| out[t] = call0(f, child(a)[t])),
             Node::Sum { .. } => unreachable!("no sum inside a lane sum"),
         }
         lanes[j].value = out;
@@ -794,12 +817,14 @@ impl Formula {
     /// Adds node `j`'s adjoints (terms `..m`) into its children's, or into `g` at the leaves.
     fn lane_reverse(&self, lanes: &mut [Lane], j: usize, m: usize, g: &mut Grads<'_>) {
         let adj = std::mem::take(&mut lanes[j].adjoint);
-        let push = |lanes: &mut [Lane], c: usize, f: &dyn Fn(usize) -> f64| {
+        // child c's adjoint += adj·f(t) with f reading the lanes' values
+        fn add(lanes: &mut [Lane], c: usize, m: usize, adj: &[f64], f: impl Fn(&[Lane], usize) -> f64) {
             let mut a = std::mem::take(&mut lanes[c].adjoint);
-            a.iter_mut().take(m).enumerate().for_each(|(t, x)| *x += f(t));
+            for t in 0..m {
+                a[t] += adj[t] * f(lanes, t);
+            }
             lanes[c].adjoint = a;
-        };
-        let val = |lanes: &[Lane], c: usize| lanes[c].value[..m].to_vec();
+        }
         match self.nodes[j] {
             Node::Const(_) | Node::Dim | Node::Var(_) => {}
             Node::Time => {
@@ -824,36 +849,34 @@ impl Formula {
                     }
                 }
             }
-            Node::Neg(a) => push(lanes, a, &|t| -adj[t]),
+            Node::Neg(a) => add(lanes, a, m, &adj, |_, _| -1.0),
             Node::Add(a, b) => {
-                push(lanes, a, &|t| adj[t]);
-                push(lanes, b, &|t| adj[t]);
+                add(lanes, a, m, &adj, |_, _| 1.0);
+                add(lanes, b, m, &adj, |_, _| 1.0);
             }
             Node::Sub(a, b) => {
-                push(lanes, a, &|t| adj[t]);
-                push(lanes, b, &|t| -adj[t]);
+                add(lanes, a, m, &adj, |_, _| 1.0);
+                add(lanes, b, m, &adj, |_, _| -1.0);
             }
             Node::Mul(a, b) => {
-                let (va, vb) = (val(lanes, a), val(lanes, b));
-                push(lanes, a, &|t| adj[t] * vb[t]);
-                push(lanes, b, &|t| adj[t] * va[t]);
+                add(lanes, a, m, &adj, |l, t| l[b].value[t]);
+                add(lanes, b, m, &adj, |l, t| l[a].value[t]);
             }
             Node::Div(a, b) => {
-                let (vb, y) = (val(lanes, b), val(lanes, j));
-                push(lanes, a, &|t| adj[t] / vb[t]);
-                push(lanes, b, &|t| -adj[t] * y[t] / vb[t]);
+                add(lanes, a, m, &adj, |l, t| 1.0 / l[b].value[t]);
+                add(lanes, b, m, &adj, |l, t| -l[j].value[t] / l[b].value[t]);
             }
             Node::Pow(a, b, constant) => {
-                let (va, vb, y) = (val(lanes, a), val(lanes, b), val(lanes, j));
-                push(lanes, a, &|t| adj[t] * pow_derivative(va[t], vb[t], y[t], constant));
+                add(lanes, a, m, &adj, |l, t| {
+                    pow_derivative(l[a].value[t], l[b].value[t], l[j].value[t], constant)
+                });
                 if constant.is_none() {
-                    push(lanes, b, &|t| adj[t] * y[t] * va[t].ln());
+                    add(lanes, b, m, &adj, |l, t| l[j].value[t] * l[a].value[t].ln());
                 }
             }
-            Node::Call(f, a) => {
-                let (x, y) = (val(lanes, a), val(lanes, j));
-                push(lanes, a, &|t| adj[t] * call_derivative(f, x[t], y[t]));
-            }
+            Node::Call(f, a) => add(lanes, a, m, &adj, |l, t| {
+                call_derivative(f, l[a].value[t], l[j].value[t])
+            }),
             Node::Sum { .. } => unreachable!("no sum inside a lane sum"),
         }
         lanes[j].adjoint = adj;
@@ -1315,6 +1338,48 @@ struct Lane {
     index: Vec<usize>,
 }
 
+/// `f(x)`: the order-0 value of [`call`] (the same operations).
+fn call0(f: Func, x: f64) -> f64 {
+    match f {
+        Func::Sin => x.sin(),
+        Func::Cos => x.cos(),
+        Func::Tan => x.tan(),
+        Func::Exp => x.exp(),
+        Func::Log => x.ln(),
+        Func::Tanh => x.tanh(),
+        Func::Sqrt => x.sqrt(),
+        Func::Sinh => x.sinh(),
+        Func::Cosh => x.cosh(),
+        Func::Sech => 1.0 / x.cosh(),
+        Func::Atan => x.atan(),
+        Func::Abs => {
+            if x < 0.0 {
+                -x
+            } else {
+                x
+            }
+        }
+    }
+}
+
+/// `a^p` for a constant `p`: the order-0 value of [`pow_const`] (repeated products for small
+/// integers; a fourth root raised to an integer for quarter powers of `a ≥ 0`, e.g. `^1.75`,
+/// within a few ulp and several times faster than `powf`).
+fn pow0(a: f64, p: f64) -> f64 {
+    if p.fract() == 0.0 && p.abs() <= 64.0 {
+        let mut y = 1.0;
+        for _ in 0..p.abs() as usize {
+            y *= a;
+        }
+        return if p < 0.0 { 1.0 / y } else { y };
+    }
+    let q = 4.0 * p;
+    if q.fract() == 0.0 && q.abs() <= 64.0 && a >= 0.0 {
+        return a.sqrt().sqrt().powi(q as i32);
+    }
+    a.powf(p)
+}
+
 /// `∂(a^b)/∂a` at `a = va`, `b = vb` with `y = a^b`.
 fn pow_derivative(va: f64, vb: f64, y: f64, constant: Option<f64>) -> f64 {
     match constant {
@@ -1361,6 +1426,10 @@ trait Env {
     fn coord(&self, i: usize, out: &mut [f64]);
     /// Quantity `k` (0: `u`).
     fn quantity(&self, k: usize, out: &mut [f64]);
+    /// All quantities as values at a point (order 0), where they are that.
+    fn point_quantities(&self) -> Option<&[f64]> {
+        None
+    }
 }
 
 struct PointEnv<'a> {
@@ -1374,6 +1443,9 @@ struct PointEnv<'a> {
 impl Env for PointEnv<'_> {
     fn coord(&self, i: usize, out: &mut [f64]) {
         constant(out, if i < self.x.len() { self.x[i] } else { self.t });
+    }
+    fn point_quantities(&self) -> Option<&[f64]> {
+        self.tangent.is_none().then_some(self.q)
     }
     fn quantity(&self, k: usize, out: &mut [f64]) {
         constant(out, self.q.get(k).copied().unwrap_or(f64::NAN));
@@ -1488,7 +1560,7 @@ fn pow_const(a: &[f64], p: f64, y: &mut [f64], s1: &mut [f64], s2: &mut [f64]) {
         }
         return;
     }
-    y[0] = a[0].powf(p);
+    y[0] = pow0(a[0], p);
     for k in 1..y.len() {
         let s: f64 = (1..=k).map(|j| (p * j as f64 - (k - j) as f64) * a[j] * y[k - j]).sum();
         y[k] = s / (k as f64 * a[0]);
