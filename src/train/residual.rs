@@ -64,6 +64,8 @@ pub struct ResidualWork<T> {
     lambda: Vec<f64>,
     /// The last formula condition's residuals `r`, `[points × residuals]`.
     formula_residuals: Vec<f64>,
+    /// The formula condition's points in f64.
+    wide: Vec<f64>,
     tape: Tape<T>,
     cotangent: Jet<T>,
     collapsed_tape: CollapsedTape<T>,
@@ -452,7 +454,9 @@ fn formula_loss_routed<T: Real>(
     let q_count = plan.quantities.len();
     // sources at the (rounded) points the network sees
     let t_source = std::time::Instant::now();
-    let wide: Vec<f64> = points.iter().map(|v| v.as_f64()).collect();
+    let mut wide = std::mem::take(&mut work.wide);
+    wide.clear();
+    wide.par_extend(points.par_iter().map(|v| v.as_f64()));
     let mut source = vec![0.0; n * nr];
     for (r, res) in residuals.iter().enumerate() {
         if let Some(f) = &res.source {
@@ -495,6 +499,20 @@ fn formula_loss_routed<T: Real>(
     lambda.resize(n * lambda_width, 0.0);
     let mut point_loss = vec![0.0; n];
     let (pass, grad_sweep) = (&work.pass, &work.sweep);
+    // where each residual's partials are read, flat (no lookups per point and partial)
+    let reads: Vec<Vec<Read>> = maps
+        .iter()
+        .map(|m| {
+            m.iter()
+                .map(|&g| match (routes.routes[g], quantity_of[g]) {
+                    (Route::Jets, Some(k)) => Read::Plan(k, 1.0),
+                    (Route::Sampled, Some(k)) => Read::Plan(k, scale),
+                    (Route::GradientSweep, _) => Read::Gradient(partials[g][0]),
+                    _ => Read::Zero,
+                })
+                .collect()
+        })
+        .collect();
     // the points side by side (each its own formula workspaces), the loss summed in point order
     let threads = rayon::current_num_threads().max(1);
     cot.par_chunks_mut(q_count)
@@ -515,15 +533,15 @@ fn formula_loss_routed<T: Real>(
             |(workspaces, q, dq), (p, ((((cot, cot_u), lambda), values), point_loss))| {
                 let x = &wide[p * din..(p + 1) * din];
                 let u = pass.u(p);
+                let grad_u = if sweep { grad_sweep.gradient(p) } else { &[] };
                 for (r, res) in residuals.iter().enumerate() {
                     let mut value = pass.value(p, r) - source[p * nr + r];
                     q.clear();
                     q.push(u);
-                    q.extend(maps[r].iter().map(|&g| match (routes.routes[g], quantity_of[g]) {
-                        (Route::Jets, Some(k)) => pass.value(p, k),
-                        (Route::Sampled, Some(k)) => scale * pass.value(p, k),
-                        (Route::GradientSweep, _) => grad_sweep.gradient(p)[partials[g][0]],
-                        _ => 0.0,
+                    q.extend(reads[r].iter().map(|read| match *read {
+                        Read::Plan(k, s) => s * pass.value(p, k),
+                        Read::Gradient(c) => grad_u[c],
+                        Read::Zero => 0.0,
                     }));
                     dq.clear();
                     dq.resize(q.len(), 0.0);
@@ -535,12 +553,11 @@ fn formula_loss_routed<T: Real>(
                     let dr = 2.0 * res.weight * value * inv_n * weight;
                     cot[r] += dr;
                     *cot_u += dr * dq[0];
-                    for (k, &g) in maps[r].iter().enumerate() {
-                        match (routes.routes[g], quantity_of[g]) {
-                            (Route::Jets, Some(j)) => cot[j] += dr * dq[k + 1],
-                            (Route::Sampled, Some(j)) => cot[j] += dr * scale * dq[k + 1],
-                            (Route::GradientSweep, _) => lambda[partials[g][0]] += dr * dq[k + 1],
-                            _ => {}
+                    for (read, dqk) in reads[r].iter().zip(&dq[1..]) {
+                        match *read {
+                            Read::Plan(j, s) => cot[j] += dr * s * dqk,
+                            Read::Gradient(c) => lambda[c] += dr * dqk,
+                            Read::Zero => {}
                         }
                     }
                 }
@@ -549,6 +566,7 @@ fn formula_loss_routed<T: Real>(
     let loss: f64 = point_loss.iter().sum();
     work.formula_residuals = values;
     work.lambda = lambda;
+    work.wide = wide;
     *points = work.pass.backward(net, &plan, &cot, &cot_u, grad).map_err(eval_err)?;
     work.pass.set_offset(None);
     if sweep {
@@ -558,6 +576,17 @@ fn formula_loss_routed<T: Real>(
             .map_err(eval_err)?;
     }
     Ok(weight * loss)
+}
+
+/// Where a formula residual reads one partial at a point.
+#[derive(Clone, Copy, Debug)]
+enum Read {
+    /// Quantity `k` of the plan pass, times a scale (`d/R` for a sampled diagonal, else 1).
+    Plan(usize, f64),
+    /// Entry `c` of `∇u` from the gradient sweep.
+    Gradient(usize),
+    /// A sampled diagonal partial whose coordinate was not drawn.
+    Zero,
 }
 
 /// The gPINN terms of one step (spec §6.2), each `g = Σ_t a_t·u_{i_t i_t j} + F'(u)u_j − ∂_j f`

@@ -555,7 +555,10 @@ fn save_checkpoint<T: Real>(
 fn formula_jet_bytes(cfg: &TrainConfig) -> u64 {
     let problem = cfg.problem();
     let elem: u128 = if cfg.precision == "f64" { 8 } else { 4 };
-    let widths = (problem.input_dim() + cfg.width * cfg.depth.saturating_sub(1)) as u128;
+    // the jets' features through the layers (their input tangents are one-hot or sparse: the
+    // first layer's input is not stored per jet)
+    let widths = (cfg.width * cfg.depth) as u128;
+    let din = problem.input_dim() as u128;
     let mut total: u128 = 0;
     for c in &problem.conditions {
         if let Term::Formula { residuals } = &c.term {
@@ -582,6 +585,10 @@ fn formula_jet_bytes(cfg: &TrainConfig) -> u64 {
             }
             if routes.sweep() {
                 coefficients += 4;
+                // the sweep's dense per-point vectors: the tangent λ and ∇N in T, ∇u, λ and ∇ψ
+                // in f64, and its discarded parameter gradient
+                total += c.points as u128 * din * (2 * elem + 24);
+                total += (din * cfg.width as u128 + (cfg.width * cfg.width * cfg.depth) as u128) * elem;
             }
             // values, the tape's derivative series and the cotangents
             total += c.points as u128 * coefficients * widths * elem * 3;
