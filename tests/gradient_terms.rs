@@ -22,9 +22,10 @@ fn net(din: usize, block: Option<usize>, seed: u64) -> Mlp<f64> {
     Mlp::<f64>::new(arch, seed).unwrap()
 }
 
-/// Loss and gradient of the first formula condition of `problem` at fixed points, with the
-/// first-order partials from jets (`jets = true`) or from the sweep.
-fn loss_and_grad(problem: &Problem, net: &Mlp<f64>, pts: &[f64], jets: bool) -> (f64, Vec<f64>) {
+/// One step of the formula condition of `problem` at fixed points, with the first-order partials
+/// from jets (`jets = true`) or from the sweep and the sampled diagonal coordinates `diagonal`
+/// (empty: exact): the loss, its gradient and the residuals.
+fn step(problem: &Problem, net: &Mlp<f64>, pts: &[f64], jets: bool, diagonal: &[usize]) -> (f64, Vec<f64>, Vec<f64>) {
     let din = problem.input_dim();
     let cond = problem
         .conditions
@@ -40,7 +41,7 @@ fn loss_and_grad(problem: &Problem, net: &Mlp<f64>, pts: &[f64], jets: bool) -> 
             .map(|r| ProbePlan::exact(&r.operator, din).unwrap())
             .collect(),
         pairs: Vec::new(),
-        diagonal: Vec::new(),
+        diagonal: diagonal.to_vec(),
     };
     let mut work = ResidualWork::<f64>::default();
     work.first_order_jets = jets;
@@ -48,6 +49,12 @@ fn loss_and_grad(problem: &Problem, net: &Mlp<f64>, pts: &[f64], jets: bool) -> 
     let mut p = pts.to_vec();
     let loss = condition_step(net, problem, cond, &mut p, &draw, &mut work, &mut grad).unwrap();
     assert_eq!(p, pts, "the points come back unchanged");
+    (loss, grad, work.formula_residuals().to_vec())
+}
+
+/// Loss and gradient with every partial exact, by jets or by the sweep.
+fn loss_and_grad(problem: &Problem, net: &Mlp<f64>, pts: &[f64], jets: bool) -> (f64, Vec<f64>) {
+    let (loss, grad, _) = step(problem, net, pts, jets, &[]);
     (loss, grad)
 }
 
@@ -205,24 +212,7 @@ fn the_sweep_gradient_matches_central_differences() {
 
 /// The residuals of the formula condition at `pts` with `diagonal` drawn (empty: exact).
 fn residual_values(problem: &Problem, net: &Mlp<f64>, pts: &[f64], diagonal: &[usize]) -> Vec<f64> {
-    let din = problem.input_dim();
-    let cond = &problem.conditions[0];
-    let Term::Formula { residuals } = &cond.term else {
-        panic!("formula condition first")
-    };
-    let draw = ConditionDraw {
-        plans: residuals
-            .iter()
-            .map(|r| ProbePlan::exact(&r.operator, din).unwrap())
-            .collect(),
-        pairs: Vec::new(),
-        diagonal: diagonal.to_vec(),
-    };
-    let mut work = ResidualWork::<f64>::default();
-    let mut grad = vec![0.0; net.num_params()];
-    let mut p = pts.to_vec();
-    condition_step(net, problem, cond, &mut p, &draw, &mut work, &mut grad).unwrap();
-    work.formula_residuals().to_vec()
+    step(problem, net, pts, false, diagonal).2
 }
 
 #[test]

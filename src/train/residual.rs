@@ -370,9 +370,10 @@ pub fn condition_part_step<T: Real>(
 }
 
 /// `Σ_r w_r·mean r²` with `r = L_r u + N_r(x, t, u, ∂u) − f_r(x, t)`: the draws of every `L_r`
-/// and every partial the `N_r` read are one [`MultiPlan`] (shared jets) through [`PlanPass`]
-/// (with the ansatz `ψ` and the offset `φ`); `N_r` and its derivatives in `u` and the partials
-/// come from the formula's order-1 Taylor evaluation.
+/// and the partials the `N_r` read by jets are one [`MultiPlan`] (shared jets) through
+/// [`PlanPass`] (with the ansatz `ψ` and the offset `φ`), the others by their routes
+/// ([`PartialRoutes`], made once per condition: the gradient sweep, sampled diagonals); `N_r`
+/// and its derivatives in `u` and the partials come from the formula's reverse sweep.
 #[allow(clippy::too_many_arguments)]
 fn formula_loss<T: Real>(
     net: &Mlp<T>,
@@ -404,6 +405,7 @@ fn formula_loss<T: Real>(
     result
 }
 
+/// [`formula_loss`] with the condition's routes.
 #[allow(clippy::too_many_arguments)]
 fn formula_loss_routed<T: Real>(
     net: &Mlp<T>,
