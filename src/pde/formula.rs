@@ -1375,7 +1375,13 @@ fn pow0(a: f64, p: f64) -> f64 {
     }
     let q = 4.0 * p;
     if q.fract() == 0.0 && q.abs() <= 64.0 && a >= 0.0 {
-        return a.sqrt().sqrt().powi(q as i32);
+        // repeated products inline (`powi` is a library call here)
+        let r = a.sqrt().sqrt();
+        let mut y = 1.0;
+        for _ in 0..q.abs() as usize {
+            y *= r;
+        }
+        return if q < 0.0 { 1.0 / y } else { y };
     }
     a.powf(p)
 }
