@@ -337,7 +337,16 @@ pub fn condition_part_step<T: Real>(
         }
         Term::Formula { residuals } => {
             let t = std::time::Instant::now();
-            let loss = formula_loss(net, problem, residuals, weight, points, draw, work, grad);
+            // every partial the nonlinear parts read, once, and its route (made once per
+            // condition and setting, kept in `work`)
+            let sample = (!draw.diagonal.is_empty()).then_some(draw.diagonal.len());
+            let key = (residuals.as_ptr() as usize, work.first_order_jets, sample);
+            let routes = match work.routes.take() {
+                Some((k, r)) if k == key => r,
+                _ => PartialRoutes::new(residuals, sample, work.first_order_jets),
+            };
+            let loss = formula_loss(net, problem, residuals, &routes, weight, points, draw, work, grad);
+            work.routes = Some((key, routes));
             work.network_s += t.elapsed().as_secs_f64();
             loss
         }
@@ -379,38 +388,6 @@ fn formula_loss<T: Real>(
     net: &Mlp<T>,
     problem: &Problem,
     residuals: &[FormulaResidual],
-    weight: f64,
-    points: &mut Vec<T>,
-    draw: &ConditionDraw,
-    work: &mut ResidualWork<T>,
-    grad: &mut [T],
-) -> Result<f64, NnError> {
-    let nr = residuals.len();
-    if draw.plans.len() != nr {
-        return Err(NnError::Architecture(format!(
-            "{} residuals but {} operator draws",
-            nr,
-            draw.plans.len()
-        )));
-    }
-    // every partial any N_r reads, once, and its route (computed once per condition and setting)
-    let sample = (!draw.diagonal.is_empty()).then_some(draw.diagonal.len());
-    let key = (residuals.as_ptr() as usize, work.first_order_jets, sample);
-    if work.routes.as_ref().is_none_or(|(k, _)| *k != key) {
-        work.routes = Some((key, PartialRoutes::new(residuals, sample, work.first_order_jets)));
-    }
-    let (_, routes) = work.routes.take().expect("routes set");
-    let result = formula_loss_routed(net, problem, residuals, &routes, weight, points, draw, work, grad);
-    work.routes = Some((key, routes));
-    result
-}
-
-/// [`formula_loss`] with the condition's routes.
-#[allow(clippy::too_many_arguments)]
-fn formula_loss_routed<T: Real>(
-    net: &Mlp<T>,
-    problem: &Problem,
-    residuals: &[FormulaResidual],
     routes: &PartialRoutes,
     weight: f64,
     points: &mut Vec<T>,
@@ -421,6 +398,13 @@ fn formula_loss_routed<T: Real>(
     let din = net.architecture().input_dim;
     let n = points.len() / din;
     let nr = residuals.len();
+    if draw.plans.len() != nr {
+        return Err(NnError::Architecture(format!(
+            "{} residuals but {} operator draws",
+            nr,
+            draw.plans.len()
+        )));
+    }
     let (partials, maps) = (&routes.partials, &routes.maps);
     let sweep = routes.sweep();
     // the quantity of every partial read from the jets: all jet-routed ones, and the sampled
