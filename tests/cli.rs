@@ -509,7 +509,7 @@ fn parabolic_and_gpinn_runs_report_their_scores() {
         );
         assert!(s["best_rel_l2"].as_f64().unwrap().is_finite(), "{form}: {s}");
     }
-    let (code, _, err) = stde(&["train", "--dim", "20", "--gpinn-form", "consistent"]);
+    let (code, _, err) = stde(&["train", "--dim", "20", "--gpinn-form", "zipped"]);
     assert_eq!(code, 2);
     assert!(err.contains("needs a gPINN term"), "{err}");
     let (code, _, err) = stde(&["train", "--dim", "20", "--gpinn-weight", "0.1", "--gpinn-form", "all"]);

@@ -373,13 +373,13 @@ pub struct FormulaResidual {
 /// `J` (`|I| = |J| = R`; spec §6.2), with `g_ij = u_iij + F'(u)u_j − ∂_j f`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GpinnForm {
-    /// `c·mean_k g_{i_k j_k}²` over the zipped pairs (the reference code; default).
-    #[default]
+    /// `c·mean_k g_{i_k j_k}²` over the zipped pairs (the reference code).
     Zipped,
     /// `c·Σ_{j∈J} Σ_{i∈I} g_ij²`: the paper's printed double sum, without normalisation (R² jets).
     DoubleSum,
     /// `c·mean_{j∈J} ĝ_j²` with `ĝ_j = (d/R) Σ_{i∈I} u_iij + F'(u)u_j − ∂_j f`, unbiased for
-    /// `∂_j R` (so it vanishes at the exact solution in expectation; R² jets).
+    /// `∂_j R` (so it vanishes at the exact solution in expectation; R² jets). The default.
+    #[default]
     Consistent,
 }
 

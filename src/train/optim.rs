@@ -139,6 +139,87 @@ impl<S: crate::Real> Adam<S> {
     }
 }
 
+/// An exponential moving average of the parameters (Polyak averaging): the model a run leaves
+/// behind. After the `k`-th update (counting from 1) it becomes `ē ← b·ē + (1 − b)·θ` with
+/// `b = min(β, (1 + k)/(10 + k))` (the average of the steps so far while `k` is small, then an
+/// EMA of horizon `1/(1 − β)` steps). With `every = n > 1` it is updated only after every `n`-th
+/// update, with `b` raised to the `n`-th power (the same horizon at `1/n` of the memory traffic:
+/// for networks of 10⁸ parameters).
+#[derive(Clone, Debug)]
+pub struct Ema<T> {
+    /// The averaged network.
+    pub net: crate::nn::Mlp<T>,
+    /// `β`.
+    pub decay: f64,
+    /// Updates between two averaging steps.
+    pub every: usize,
+}
+
+impl<T: crate::Real> Ema<T> {
+    /// Updates between averaging steps for a network of `n` parameters: 1 up to 4·2²⁰
+    /// parameters, then one per 4·2²⁰ (at most 16).
+    pub fn every_for(n: usize) -> usize {
+        (n >> 22).clamp(1, 16)
+    }
+
+    /// The weight `b` of the old average after update `k` (from 1), or `None` when this update
+    /// is not averaged.
+    pub fn weight(&self, k: usize) -> Option<f64> {
+        if k == 0 || !k.is_multiple_of(self.every) {
+            return None;
+        }
+        let b = self.decay.min((1.0 + k as f64) / (10.0 + k as f64));
+        Some(b.powi(self.every as i32))
+    }
+
+    /// Folds the parameters after update `k` (from 1) into the average.
+    pub fn update(&mut self, params: &[T], k: usize) {
+        let Some(b) = self.weight(k) else { return };
+        let (b, a) = (T::c(b), T::c(1.0 - b));
+        self.net
+            .params_mut()
+            .par_chunks_mut(1 << 14)
+            .zip(params.par_chunks(1 << 14))
+            .for_each(|(e, p)| e.iter_mut().zip(p).for_each(|(e, &p)| *e = b * *e + a * p));
+    }
+}
+
+/// The output head's step size: the network is trained as `N = c + s·N_raw` (the level `c` and
+/// scale `s` set before the first step, [`crate::train::head`]), which is Adam on `N_raw`'s
+/// parameters. Those are the stored ones everywhere but in the last affine layer (from `start`
+/// on), whose stored values are `s·` the raw ones (plus `c` in the bias): Adam there sees the raw
+/// gradient (`s·` the stored one) and its step, made in raw units, moves the stored values `s·`
+/// as far.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HeadStep {
+    /// Where the last affine layer starts in the flat parameter vector.
+    pub start: usize,
+    /// `s`.
+    pub scale: f64,
+}
+
+impl HeadStep {
+    /// Whether it changes anything (`s ≠ 1`).
+    pub fn active(&self) -> bool {
+        self.scale != 1.0
+    }
+
+    /// The raw gradient from the stored one, in place (before the norm and the update).
+    pub fn raw_gradient<T: crate::Real>(&self, grad: &mut [T]) {
+        let s = T::c(self.scale);
+        grad[self.start..].iter_mut().for_each(|g| *g *= s);
+    }
+
+    /// After the update: the last layer's step `s·` what the optimiser made (`before` holds the
+    /// last layer's values before the update).
+    pub fn scale_step<T: crate::Real>(&self, params: &mut [T], before: &[T]) {
+        let s = self.scale;
+        for (p, &b) in params[self.start..].iter_mut().zip(before) {
+            *p = T::c(b.as_f64() + s * (p.as_f64() - b.as_f64()));
+        }
+    }
+}
+
 /// Writes the gradient's entries `range` into `dst` (`range.len()` values): how
 /// [`Adam::update_streamed`] gets the part of the gradient that is never stored whole.
 pub type GradientFill<'a, T> = &'a (dyn Fn(std::ops::Range<usize>, &mut [T]) + Sync);
@@ -290,6 +371,106 @@ mod tests {
             .step_by(2)
             .filter(|&i| (p32[i] - p0[i]).abs() > 0.5 * (lr * steps as f64) as f32);
         assert_eq!(moved.count(), n / 2);
+    }
+
+    /// The moving average equals its definition, written out: `ē₀ = θ₀`, then after update `k`
+    /// `ē ← b_k ē + (1 − b_k) θ_k`, `b_k = min(β, (1 + k)/(10 + k))`; with `every = 3` only after
+    /// updates 3, 6, … with `b_k³`.
+    #[test]
+    fn moving_average_equals_its_definition() {
+        let arch = crate::nn::Architecture::mlp(2, 3, 2);
+        let net = crate::nn::Mlp::<f64>::new(arch, 1).unwrap();
+        let n = net.num_params();
+        let theta = |k: usize| -> Vec<f64> {
+            (0..n)
+                .map(|i| ((i * 7 + k * 3) as f64 * 0.61).sin() * k as f64)
+                .collect()
+        };
+        for every in [1, 3] {
+            let mut ema = Ema {
+                net: net.clone(),
+                decay: 0.95,
+                every,
+            };
+            let mut want: Vec<f64> = net.params().to_vec();
+            for k in 1..=40 {
+                ema.update(&theta(k), k);
+                if k % every == 0 {
+                    let b = 0.95f64.min((1.0 + k as f64) / (10.0 + k as f64)).powi(every as i32);
+                    want.iter_mut()
+                        .zip(theta(k))
+                        .for_each(|(e, t)| *e = b * *e + (1.0 - b) * t);
+                }
+            }
+            for (got, want) in ema.net.params().iter().zip(&want) {
+                assert!(
+                    (got - want).abs() <= 1e-12 * (1.0 + want.abs()),
+                    "every {every}: {got} vs {want}"
+                );
+            }
+            // the warm-up: the first update weighs the new parameters 9/11
+            assert_eq!(
+                Ema {
+                    every: 1,
+                    ..ema.clone()
+                }
+                .weight(1),
+                Some(2.0 / 11.0)
+            );
+            assert_eq!(ema.weight(0), None);
+        }
+        assert_eq!(Ema::<f32>::every_for(1000), 1);
+        assert_eq!(Ema::<f32>::every_for(128 << 20), 16);
+    }
+
+    /// Adam with the head's step on the stored parameters is Adam on the raw ones of
+    /// `N = c + s·N_raw`: a linear model `N = Σ w_i x_i + b` with its "last layer" `(w, b)`
+    /// stored as `s·w_raw`, `s·b_raw + c`, trained on a least-squares loss; both runs stay related
+    /// by exactly that map (to rounding) through 50 steps.
+    #[test]
+    fn head_step_is_adam_on_the_raw_parameters() {
+        let (s, c) = (37.5, -120.0);
+        let xs: Vec<[f64; 2]> = (0..8)
+            .map(|i| [(i as f64 * 0.9).sin(), (i as f64 * 0.4).cos()])
+            .collect();
+        let target = |x: &[f64; 2]| -80.0 + 30.0 * x[0] - 12.0 * x[1];
+        // stored [w0, w1, b]: dL/dθ of mean (N − y)²
+        let grad = |p: &[f64]| {
+            let mut g = [0.0; 3];
+            for x in &xs {
+                let r = p[0] * x[0] + p[1] * x[1] + p[2] - target(x);
+                g[0] += 2.0 * r * x[0] / 8.0;
+                g[1] += 2.0 * r * x[1] / 8.0;
+                g[2] += 2.0 * r / 8.0;
+            }
+            g
+        };
+        let mut raw = vec![0.3, -0.2, 0.1];
+        let mut stored = vec![s * raw[0], s * raw[1], s * raw[2] + c];
+        let (mut a_raw, mut a_stored) = (Adam::<f64>::new(3), Adam::<f64>::new(3));
+        let head = HeadStep { start: 0, scale: s };
+        for _ in 0..50 {
+            // the raw model's loss: N = c + s·(w_raw·x + b_raw); its gradient is s· the stored one
+            let as_stored = [s * raw[0], s * raw[1], s * raw[2] + c];
+            let g_raw: Vec<f64> = grad(&as_stored).iter().map(|g| s * g).collect();
+            a_raw.update(&mut raw, &g_raw, 1e-2);
+            let mut g = grad(&stored).to_vec();
+            head.raw_gradient(&mut g);
+            let before = stored.clone();
+            a_stored.update(&mut stored, &g, 1e-2);
+            head.scale_step(&mut stored, &before);
+        }
+        let want = [s * raw[0], s * raw[1], s * raw[2] + c];
+        for i in 0..3 {
+            assert!(
+                (stored[i] - want[i]).abs() < 1e-9 * (1.0 + want[i].abs()),
+                "{i}: {} vs {}",
+                stored[i],
+                want[i]
+            );
+        }
+        // and it moved: the stored parameters travelled far more than 50 plain steps of 1e-2
+        assert!((stored[2] - c - s * 0.1).abs() > 5.0, "{stored:?}");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! losses after a resume are bit-identical.
 
 use super::config::TrainConfig;
-use super::optim::{Adam, GradientFill, Schedule, gradient_norm};
+use super::head::{self, Head};
+use super::optim::{Adam, Ema, GradientFill, Schedule, gradient_norm};
 use super::plot;
 use super::residual::{ConditionDraw, ResidualWork, condition_part_step, point_source, predict, zero_first_weight};
 use super::routes::{PartialRoutes, Route};
@@ -105,7 +106,7 @@ pub struct Summary {
     pub seed: u64,
     /// Problem seed (the instance's coefficients).
     pub problem_seed: u64,
-    /// Relative L2 error at the last evaluation (null for a point evaluation).
+    /// Relative L2 error of the final model (null for a point evaluation): the answer.
     pub final_rel_l2: f64,
     /// Best relative L2 error over evaluations.
     pub best_rel_l2: f64,
@@ -118,6 +119,15 @@ pub struct Summary {
     pub reference_value: Option<f64>,
     /// `u` at the evaluation point at the last evaluation (parabolic problems).
     pub final_value: Option<f64>,
+    /// Final error over the best evaluated (L1 for a point evaluation, else L2); a warning is
+    /// printed above 10.
+    pub final_over_best: Option<f64>,
+    /// Decay of the parameters' moving average that was evaluated (0: the last iterate).
+    pub ema: f64,
+    /// The output head's level `c` (`N = c + s·N_raw`, [`crate::train::head`]).
+    pub output_level: f64,
+    /// The output head's scale `s`.
+    pub output_scale: f64,
     /// Training iterations per second (evaluation excluded).
     pub it_per_s: f64,
     /// Wall time of the whole run (all sessions), seconds.
@@ -333,7 +343,7 @@ pub fn samples_diagonal(cfg: &TrainConfig, cond: &Condition) -> bool {
 /// What condition `c`'s estimator draws at step `k`: one plan (two for the unbiased loss) and,
 /// with the gPINN term, the pairs `(i_k, j_k)` of the first plan's coordinates with an independent
 /// uniform subset.
-fn draw_condition(
+pub(super) fn draw_condition(
     cfg: &TrainConfig,
     cond: &Condition,
     estimators: &mut [Estimator],
@@ -388,6 +398,11 @@ fn draw_condition(
         draw.pairs = is.into_iter().zip(js.into_iter().map(|j| j as usize)).collect();
     }
     Ok(())
+}
+
+/// The model a run leaves behind: the moving average where there is one, else the last iterate.
+fn model<'a, T>(net: &'a Mlp<T>, ema: &'a Option<Ema<T>>) -> &'a Mlp<T> {
+    ema.as_ref().map_or(net, |e| &e.net)
 }
 
 /// One evaluation: relative L2 and L1 errors (L2 is NaN for a point evaluation) and, for a point
@@ -495,6 +510,8 @@ struct State {
     elapsed: f64,
     train_time: f64,
     last_value: Option<f64>,
+    /// The output head (`None` until fitted at the start of a fresh run).
+    head: Option<Head>,
 }
 
 impl State {
@@ -509,13 +526,19 @@ impl State {
             elapsed: 0.0,
             train_time: 0.0,
             last_value: None,
+            head: None,
         }
     }
 }
 
+/// Saves the run: the model it leaves behind (`model`: the moving average, or the last iterate)
+/// as the checkpoint's network, and for resuming the optimiser state and, when they differ from
+/// the model, the trained parameters (`train.params`).
+#[allow(clippy::too_many_arguments)]
 fn save_checkpoint<T: Real>(
     dir: &Path,
-    net: &Mlp<T>,
+    model: &Mlp<T>,
+    train_params: Option<&[T]>,
     adam: &Adam<T>,
     st: &State,
     cfg: &TrainConfig,
@@ -532,6 +555,9 @@ fn save_checkpoint<T: Real>(
     if let Some(v) = st.last_value {
         meta.insert("last_value".to_string(), format!("{v:e}"));
     }
+    let head = st.head.unwrap_or(Head::NONE);
+    meta.insert("output_level".to_string(), format!("{:e}", head.level));
+    meta.insert("output_scale".to_string(), format!("{:e}", head.scale));
     meta.insert("equation".to_string(), cfg.equation.clone());
     if let Some(a) = problem.ansatz.metadata() {
         meta.insert("ansatz".to_string(), a.to_string());
@@ -540,12 +566,15 @@ fn save_checkpoint<T: Real>(
         meta.insert("offset".to_string(), phi.text().to_string());
     }
     // Adam's moments in the training precision, streamed to the file
-    let extra = [
+    let mut extra = vec![
         ("adam.m".to_string(), checkpoint::Extra::Native(&adam.m[..])),
         ("adam.v".to_string(), checkpoint::Extra::Native(&adam.v[..])),
     ];
+    if let Some(p) = train_params {
+        extra.push(("train.params".to_string(), checkpoint::Extra::Native(p)));
+    }
     let path = dir.join("checkpoint.safetensors");
-    checkpoint::save_with(&path, net, &meta, &extra).map_err(|e| TrainError::Io(e.to_string()))
+    checkpoint::save_with(&path, model, &meta, &extra).map_err(|e| TrainError::Io(e.to_string()))
 }
 
 /// Memory of the jets a formula residual pushes per step beyond what
@@ -769,11 +798,7 @@ fn same_config_everywhere(group: Group, cfg: &TrainConfig) -> Result<(), TrainEr
 /// Rank 0's start of a run: the folder, then the checkpoint, optimiser state and metrics of a
 /// resumed run (metrics trimmed to the checkpoint), or a new network, `config.toml` and metrics
 /// header.
-fn open_run<T: Real>(
-    cfg: &TrainConfig,
-    opts: &RunOptions,
-    arch: &Architecture,
-) -> Result<(Mlp<T>, Adam<T>, State), TrainError> {
+fn open_run<T: Real>(cfg: &TrainConfig, opts: &RunOptions, arch: &Architecture) -> Result<Opened<T>, TrainError> {
     let dir = &opts.out;
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let metrics_path = dir.join("metrics.csv");
@@ -821,6 +846,11 @@ fn open_run<T: Real>(
             elapsed: get("elapsed_s").unwrap_or(0.0),
             train_time: get("train_s").unwrap_or(0.0),
             last_value: get("last_value"),
+            // a checkpoint without a head (older runs) has none
+            head: Some(Head {
+                level: get("output_level").unwrap_or(0.0),
+                scale: get("output_scale").unwrap_or(1.0),
+            }),
         };
         // keep the metrics written up to the checkpoint (replaced atomically)
         let text = std::fs::read_to_string(&metrics_path).unwrap_or_default();
@@ -828,23 +858,49 @@ fn open_run<T: Real>(
         write_atomic(&metrics_path, (kept.join("\n") + "\n").as_bytes())?;
         // moments are saved as f64 whatever the precision
         let (m, v) = (m.into_iter().map(T::c).collect(), v.into_iter().map(T::c).collect());
-        (ck.net, Adam { m, v, step }, st)
+        // the checkpoint's network is the model; the trained parameters, where they differ
+        let (net, average) = match ck.extra.get("train.params") {
+            Some(p) if p.len() == ck.net.num_params() => {
+                let mut net = ck.net.clone();
+                net.params_mut().iter_mut().zip(p).for_each(|(x, &v)| *x = T::c(v));
+                (net, Some(ck.net))
+            }
+            Some(_) => {
+                return Err(TrainError::Config(
+                    "checkpoint's train.params has the wrong length".into(),
+                ));
+            }
+            None => (ck.net, None),
+        };
+        (net, Adam { m, v, step }, st, average)
     } else {
         let net = Mlp::<T>::new(arch.clone(), cfg.seed)?;
         let n = net.num_params();
         write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
         write_atomic(&metrics_path, b"step,loss,lr,rel_l2,rel_l1,elapsed_s,grad_norm\n")?;
-        (net, Adam::new(n), State::fresh())
+        (net, Adam::new(n), State::fresh(), None)
     })
 }
 
+/// What a run starts from: the trained network, the optimiser, the run state and the saved
+/// moving average (resumed runs that kept one).
+type Opened<T> = (Mlp<T>, Adam<T>, State, Option<Mlp<T>>);
+
 /// Gives every rank rank 0's parameters, optimiser state and run state (as `f64`, exact for
 /// `f32` and `f64` parameters).
-fn share_state<T: Real>(group: Group, net: &mut Mlp<T>, adam: &mut Adam<T>, st: &mut State) {
-    let mut params: Vec<f64> = net.params_mut().iter().map(|p| p.as_f64()).collect();
-    group.broadcast(&mut params);
-    for (p, v) in net.params_mut().iter_mut().zip(&params) {
-        *p = T::c(*v);
+fn share_state<T: Real>(
+    group: Group,
+    net: &mut Mlp<T>,
+    adam: &mut Adam<T>,
+    st: &mut State,
+    average: Option<&mut Mlp<T>>,
+) {
+    for net in std::iter::once(net).chain(average) {
+        let mut params: Vec<f64> = net.params_mut().iter().map(|p| p.as_f64()).collect();
+        group.broadcast(&mut params);
+        for (p, v) in net.params_mut().iter_mut().zip(&params) {
+            *p = T::c(*v);
+        }
     }
     for moments in [&mut adam.m, &mut adam.v] {
         let mut wide: Vec<f64> = moments.iter().map(|x| x.as_f64()).collect();
@@ -863,6 +919,9 @@ fn share_state<T: Real>(group: Group, net: &mut Mlp<T>, adam: &mut Adam<T>, st: 
         st.train_time,
         st.last_value.unwrap_or(f64::NAN),
         f64::from(u8::from(st.last_value.is_some())),
+        st.head.map_or(0.0, |h| h.level),
+        st.head.map_or(1.0, |h| h.scale),
+        f64::from(u8::from(st.head.is_some())),
     ];
     group.broadcast(&mut s);
     *st = State {
@@ -874,6 +933,10 @@ fn share_state<T: Real>(group: Group, net: &mut Mlp<T>, adam: &mut Adam<T>, st: 
         elapsed: s[5],
         train_time: s[6],
         last_value: (s[8] > 0.0).then_some(s[7]),
+        head: (s[11] > 0.0).then_some(Head {
+            level: s[9],
+            scale: s[10],
+        }),
     };
     adam.step = st.step;
 }
@@ -896,13 +959,44 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             .map_err(TrainError::from)
             .map(|net| {
                 let n = net.num_params();
-                (net, Adam::new(n), State::fresh())
+                (net, Adam::new(n), State::fresh(), None)
             })
     };
-    let (mut net, mut adam, mut st) = agree(group, opened)?;
+    let (mut net, mut adam, mut st, average) = agree(group, opened)?;
+    // the model the run leaves behind: the parameters' moving average (resumed, or from here)
+    let mut ema = (cfg.ema > 0.0).then(|| Ema {
+        net: average.unwrap_or_else(|| net.clone()),
+        decay: cfg.ema,
+        every: Ema::<T>::every_for(net.num_params()),
+    });
     if group.size() > 1 {
-        share_state(group, &mut net, &mut adam, &mut st);
+        share_state(group, &mut net, &mut adam, &mut st, ema.as_mut().map(|e| &mut e.net));
     }
+    if st.head.is_none() {
+        let fitted = match cfg.output_scaling.as_str() {
+            "auto" if group.is_root() => head::fit(cfg, &problem, &mut estimators, &sample_diagonal, &mut net),
+            _ => Ok(Head::NONE),
+        };
+        let mut h = agree(group, fitted).map(|h| [h.level, h.scale])?;
+        group.broadcast(&mut h);
+        let fitted = Head {
+            level: h[0],
+            scale: h[1],
+        };
+        fitted.apply(&mut net);
+        if let Some(e) = ema.as_mut() {
+            e.net = net.clone();
+        }
+        if !opts.quiet && group.is_root() && fitted != Head::NONE {
+            eprintln!(
+                "output head: level {:.4e}, scale {:.4e} (--output-scaling off: none)",
+                fitted.level, fitted.scale
+            );
+        }
+        st.head = Some(fitted);
+    }
+    let head_step = st.head.unwrap_or(Head::NONE).step(&net);
+    let mut head_before: Vec<T> = Vec::new();
     let mut metrics = if group.is_root() {
         let f = std::fs::OpenOptions::new()
             .append(true)
@@ -1082,6 +1176,11 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         }
         let lr = schedule.lr(cfg.lr, k, cfg.steps, cfg.exp_decay);
         let t_update = Instant::now();
+        if head_step.active() {
+            head_step.raw_gradient(&mut grad);
+            head_before.clear();
+            head_before.extend_from_slice(&net.params()[head_step.start..]);
+        }
         let deferred = match stream_first {
             true => work.deferred_first_weight(&points[0], din),
             false => None,
@@ -1112,6 +1211,12 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             adam.update(net.params_mut(), &grad, lr);
             norm
         };
+        if head_step.active() {
+            head_step.scale_step(net.params_mut(), &head_before);
+        }
+        if let Some(e) = ema.as_mut() {
+            e.update(net.params(), k + 1);
+        }
         update_s += t_update.elapsed().as_secs_f64();
         let step_s = t0.elapsed().as_secs_f64();
         session_train += step_s;
@@ -1125,7 +1230,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         if eval_now {
             let scores = local(
                 group,
-                evaluate(&net, &problem, cfg, group, &mut targets, &mut eval_tape),
+                evaluate(model(&net, &ema), &problem, cfg, group, &mut targets, &mut eval_tape),
             )?;
             let (l2, l1) = (scores.rel_l2, scores.rel_l1);
             st.last_value = scores.value;
@@ -1166,7 +1271,9 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             .map_err(|e| io_err(&metrics_path, e));
             local(group, written)?;
             if eval_now || stop {
-                local(group, save_checkpoint(dir, &net, &adam, &st, cfg, &problem))?;
+                let train_params = ema.as_ref().map(|_| net.params());
+                let saved = save_checkpoint(dir, model(&net, &ema), train_params, &adam, &st, cfg, &problem);
+                local(group, saved)?;
             }
         }
         bar.set_position(st.step as u64);
@@ -1176,6 +1283,18 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         }
     }
     bar.finish_and_clear();
+    // a final model far worse than the best evaluated one is reported, not hidden
+    let (last, best) = match problem.evaluation {
+        Evaluation::PointValue { .. } => (st.last_l1, st.best_l1),
+        Evaluation::ExactSolution { .. } => (st.last_l2, st.best_l2),
+    };
+    let final_over_best = last / best;
+    if final_over_best > 10.0 && !silent {
+        eprintln!(
+            "warning: the final model's error {last:.3e} is {final_over_best:.0}× the best evaluated ({best:.3e}): the run diverged after its best evaluation (try a lower --lr, or --schedule linear)"
+        );
+    }
+    let head = st.head.unwrap_or(Head::NONE);
     let summary = Summary {
         equation: cfg.equation.clone(),
         dim: problem.dim,
@@ -1195,6 +1314,14 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             Evaluation::ExactSolution { .. } => None,
         },
         final_value: st.last_value,
+        final_over_best: if final_over_best.is_finite() {
+            Some(final_over_best)
+        } else {
+            None
+        },
+        ema: cfg.ema,
+        output_level: head.level,
+        output_scale: head.scale,
         it_per_s: st.step as f64 / st.train_time.max(1e-12),
         wall_s: st.elapsed,
         peak_rss_mb: peak_rss_mb(),
