@@ -96,7 +96,7 @@ mod tiles {
         let (m, n, k) = (case.m, case.n, case.k);
         let (a_rs, a_cs) = case.a_strides;
         assert!(m % R == 0 && n % (16 * NB) == 0 && c.len() >= m * n);
-        assert!(stde::pde::vecmath::has_avx512());
+        assert!(stde::lanes::has_avx512());
         for i0 in (0..m).step_by(R) {
             for p in 0..n / (16 * NB) {
                 // SAFETY: the CPU has AVX-512 F (asserted); the tile lies inside the shapes
@@ -124,7 +124,7 @@ fn register_tile(crit: &mut Criterion) {
         let mut c = vec![0.0f32; case.m * case.n];
         group.bench_function(format!("{name}_faer"), |b| b.iter(|| case.faer(&mut c)));
         #[cfg(target_arch = "x86_64")]
-        if stde::pde::vecmath::has_avx512() {
+        if stde::lanes::has_avx512() {
             type Kernel = fn(&Case, &mut [f32]);
             let kernels: [(&str, Kernel); 3] = [
                 ("14x32", tiles::product::<14, 2>),

@@ -1,7 +1,7 @@
 //! `cargo bench --bench source`: the exact two-body source term at one point of d = 10⁵ (the
 //! `O(d)` cost that dominates a d = 10⁶ training step), against a libm `sin_cos` loop, and the
 //! vectorised `sin_cos_slice` alone, the f32 kernel as built (x86-64-v3) and in its AVX-512
-//! build where the CPU has it (`sin_cos_slice_f32_widest`); and a formula source (`pde::formula`) summing over the same
+//! build where the CPU has it (`sin_cos_slice_f32_widest`); and a formula source (`formula`) summing over the same
 //! 10⁵ coordinates, interpreted.
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -40,9 +40,9 @@ fn source(c: &mut Criterion) {
             }
         })
     });
-    let formula = stde::pde::formula::Formula::parse(
+    let formula = stde::formula::Formula::parse(
         "sum(i, 0, d-1, sin(x[i]) + x[i]^2)",
-        stde::pde::formula::Scope {
+        stde::formula::Scope {
             dim: d,
             time: false,
             solution: false,

@@ -2,6 +2,7 @@
 //! A checkpoint that records a hard-constraint ansatz (trainer checkpoints: `u = (1 − ‖x‖²)·N`)
 //! is evaluated as `u`, not as the bare network, unless asked otherwise.
 
+use crate::formula::{Formula, Scope};
 use crate::io::points::{PointsError, read_points};
 use crate::nn::checkpoint::{self, CheckpointError};
 use crate::nn::{Ansatz, Mlp, Tape};
@@ -9,7 +10,6 @@ use crate::operator::{
     DenseDistribution, Estimator, EstimatorKind, EvalError, Family, MultiPlan, OperatorError, PlanPass, ProbePlan,
     Sampling, evaluate_plan_with, parse,
 };
-use crate::pde::formula::{Formula, Scope};
 use crate::real::Real;
 use rand::{SeedableRng, rngs::StdRng};
 use std::path::PathBuf;

@@ -346,7 +346,7 @@ fn fma_chains_widest(rounds: usize, a: f32, b: f32) -> f64 {
         fma_chains::<256>(rounds, a, b)
     }
     #[cfg(target_arch = "x86_64")]
-    if crate::pde::vecmath::has_avx512() {
+    if crate::lanes::has_avx512() {
         // SAFETY: the CPU has the features `avx512` is compiled for (checked above)
         std::hint::black_box(unsafe { avx512(rounds, a, b) });
         return (2 * 256 * rounds) as f64;

@@ -29,8 +29,10 @@
 pub mod apply;
 pub mod bench;
 pub mod dist;
+pub mod formula;
 pub mod io;
 pub mod jet;
+pub mod lanes;
 pub mod list;
 pub mod nn;
 pub mod operator;

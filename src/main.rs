@@ -652,6 +652,9 @@ struct BenchStepArgs {
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 20)]
     warmup: usize,
+    /// Decay of the parameters' moving average (default: the trainer's; 0 = none).
+    #[arg(long)]
+    ema: Option<f64>,
     /// f64 instead of f32.
     #[arg(long)]
     f64: bool,
@@ -715,7 +718,7 @@ fn run_bench_step(a: &BenchStepArgs) -> Result<(), String> {
     macro_rules! set {
         ($($f:ident),*) => { $(if let Some(v) = &a.$f { cfg.$f = v.clone(); })* };
     }
-    set!(dim, method, rand_batch, batch, width, depth, block_size);
+    set!(dim, method, rand_batch, batch, width, depth, block_size, ema);
     if a.rand_batch.is_none() && cfg.rand_batch > cfg.dim {
         cfg.rand_batch = cfg.dim;
     }

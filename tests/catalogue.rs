@@ -22,9 +22,9 @@ fn exact_solutions_satisfy_the_residuals_through_the_engine() {
         let Term::Formula { residuals } = &p.conditions[0].term else {
             panic!()
         };
-        let u_star = stde::pde::formula::Formula::parse(
+        let u_star = stde::formula::Formula::parse(
             &exact,
-            stde::pde::formula::Scope {
+            stde::formula::Scope {
                 dim: d,
                 time: p.time,
                 solution: false,

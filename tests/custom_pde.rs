@@ -121,9 +121,9 @@ fn the_shipped_example_files_are_consistent() {
         let d = s.dim.unwrap();
         let p = s.problem(d, 4, SamplerKind::RadiusUniform).unwrap();
         let din = p.input_dim();
-        let exact = stde::pde::formula::Formula::parse(
+        let exact = stde::formula::Formula::parse(
             s.exact.as_deref().unwrap(),
-            stde::pde::formula::Scope {
+            stde::formula::Scope {
                 dim: d,
                 time: p.time,
                 solution: false,

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{D8, Nested, TestRng, factorial};
-use stde::pde::formula::{Formula, Scope};
+use stde::formula::{Formula, Scope};
 
 const SPACE_TIME: Scope = Scope {
     dim: 2,

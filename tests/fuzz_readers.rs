@@ -5,12 +5,12 @@
 //! `PROPTEST_CASES=100000 cargo test --release --test fuzz_readers`.
 
 use proptest::prelude::*;
+use stde::formula::{Formula, Scope};
 use stde::io::npy;
 use stde::io::points::parse_points;
 use stde::nn::{Activation, Architecture, Mlp, checkpoint};
 use stde::operator::parse;
 use stde::pde::custom::PdeSpec;
-use stde::pde::formula::{Formula, Scope};
 use stde::train::TrainConfig;
 
 /// Text made of the characters the grammars use, so that parsers get past their first token.

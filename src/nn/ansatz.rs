@@ -15,6 +15,8 @@ pub const UNIT_BALL: &str = "1 - |x|^2";
 pub const TIME: &str = "t";
 /// The metadata value for the squared time factor (`u = t²·N`).
 pub const TIME_SQUARED: &str = "t^2";
+/// The metadata value of the time-to-go factor ends with this (`"T - t"`, `T` the horizon).
+pub const TIME_TO_GO_SUFFIX: &str = " - t";
 
 /// What multiplies the network output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +31,25 @@ pub enum Ansatz {
     /// `u = t²·N`: zero with zero time derivative at `t = 0` (a second-order-in-time problem at
     /// rest initially, e.g. the wave equation).
     TimeSquared,
+    /// `u = (T − t)·N`: zero at the horizon `t = T` (terminal data go in an offset added to `u`).
+    TimeToGo(Horizon),
+}
+
+/// The horizon `T` of [`Ansatz::TimeToGo`] (a finite positive number, kept by its bits so that
+/// the ansatz compares exactly).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Horizon(u64);
+
+impl Horizon {
+    /// `T`; `None` unless finite and positive.
+    pub fn new(t: f64) -> Option<Horizon> {
+        (t.is_finite() && t > 0.0).then(|| Horizon(t.to_bits()))
+    }
+
+    /// `T`.
+    pub fn get(self) -> f64 {
+        f64::from_bits(self.0)
+    }
 }
 
 impl Ansatz {
@@ -39,9 +60,12 @@ impl Ansatz {
             Some(UNIT_BALL) => Ok(Ansatz::UnitBall),
             Some(TIME) => Ok(Ansatz::Time),
             Some(TIME_SQUARED) => Ok(Ansatz::TimeSquared),
-            Some(other) => Err(format!(
-                "unknown ansatz '{other}' in the checkpoint metadata (known: '{UNIT_BALL}', '{TIME}', '{TIME_SQUARED}')"
-            )),
+            Some(other) => match other.strip_suffix(TIME_TO_GO_SUFFIX).map(|t| t.trim().parse::<f64>()) {
+                Some(Ok(t)) if Horizon::new(t).is_some() => Ok(Ansatz::TimeToGo(Horizon::new(t).expect("checked"))),
+                _ => Err(format!(
+                    "unknown ansatz '{other}' in the checkpoint metadata (known: '{UNIT_BALL}', '{TIME}', '{TIME_SQUARED}', 'T{TIME_TO_GO_SUFFIX}')"
+                )),
+            },
         }
     }
 
@@ -52,7 +76,7 @@ impl Ansatz {
         let mut psi = vec![0.0; order + 1];
         match self {
             Ansatz::Identity => psi[0] = 1.0,
-            Ansatz::Time | Ansatz::TimeSquared => {
+            Ansatz::Time | Ansatz::TimeSquared | Ansatz::TimeToGo(_) => {
                 let d = input.dim();
                 let p = row / input.dirs();
                 let mut t = vec![0.0; order + 1];
@@ -64,10 +88,13 @@ impl Ansatz {
                         }
                     });
                 }
-                if *self == Ansatz::Time {
-                    psi = t;
-                } else {
-                    rules::mul_forward(&t, &t, &mut psi);
+                match self {
+                    Ansatz::Time => psi = t,
+                    Ansatz::TimeToGo(h) => {
+                        psi = t.iter().map(|c| -c).collect();
+                        psi[0] += h.get();
+                    }
+                    _ => rules::mul_forward(&t, &t, &mut psi),
                 }
             }
             Ansatz::UnitBall => {
@@ -108,12 +135,13 @@ impl Ansatz {
     }
 
     /// The metadata value recorded for this ansatz (`None` for the identity).
-    pub fn metadata(&self) -> Option<&'static str> {
+    pub fn metadata(&self) -> Option<String> {
         match self {
             Ansatz::Identity => None,
-            Ansatz::UnitBall => Some(UNIT_BALL),
-            Ansatz::Time => Some(TIME),
-            Ansatz::TimeSquared => Some(TIME_SQUARED),
+            Ansatz::UnitBall => Some(UNIT_BALL.into()),
+            Ansatz::Time => Some(TIME.into()),
+            Ansatz::TimeSquared => Some(TIME_SQUARED.into()),
+            Ansatz::TimeToGo(h) => Some(format!("{:?}{TIME_TO_GO_SUFFIX}", h.get())),
         }
     }
 
@@ -124,6 +152,7 @@ impl Ansatz {
             Ansatz::UnitBall => 1.0 - x.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>(),
             Ansatz::Time => x.last().map_or(1.0, |t| t.as_f64()),
             Ansatz::TimeSquared => x.last().map_or(1.0, |t| t.as_f64() * t.as_f64()),
+            Ansatz::TimeToGo(h) => x.last().map_or(1.0, |t| h.get() - t.as_f64()),
         }
     }
 
@@ -142,6 +171,11 @@ impl Ansatz {
             Ansatz::TimeSquared => {
                 if let (Some(o), Some(t)) = (out.last_mut(), x.last()) {
                     *o = 2.0 * t.as_f64();
+                }
+            }
+            Ansatz::TimeToGo(_) => {
+                if let Some(o) = out.last_mut() {
+                    *o = -1.0;
                 }
             }
         }
@@ -188,6 +222,11 @@ mod tests {
         assert_eq!(Ansatz::from_metadata(&meta), Ok(Ansatz::Identity));
         meta.insert("ansatz".to_string(), UNIT_BALL.to_string());
         assert_eq!(Ansatz::from_metadata(&meta), Ok(Ansatz::UnitBall));
+        let to_go = Ansatz::TimeToGo(Horizon::new(0.3).unwrap());
+        meta.insert("ansatz".to_string(), to_go.metadata().unwrap());
+        assert_eq!(Ansatz::from_metadata(&meta), Ok(to_go));
+        meta.insert("ansatz".to_string(), "-1 - t".to_string());
+        assert!(Ansatz::from_metadata(&meta).is_err());
         meta.insert("ansatz".to_string(), "exp(x)".to_string());
         let e = Ansatz::from_metadata(&meta).unwrap_err();
         assert!(e.contains("exp(x)"), "{e}");

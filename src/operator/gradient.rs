@@ -10,9 +10,9 @@
 //! jet ([`GradientSweep::backward`]) give the parameter gradient.
 
 use super::eval::EvalError;
+use crate::formula::Formula;
 use crate::jet::{InputJets, Jet, Tangent};
 use crate::nn::{Ansatz, Mlp, Tape};
-use crate::pde::formula::Formula;
 use crate::real::Real;
 
 /// Reusable state of the gradient sweep at one batch of points.

@@ -9,9 +9,9 @@
 
 use super::eval::{EvalError, set_tangents};
 use super::plan::{MultiPlan, Readout};
+use crate::formula::{Formula, Workspace};
 use crate::jet::{InputJets, Jet, PrimalBlockSums};
 use crate::nn::{Ansatz, Mlp, Tape};
-use crate::pde::formula::{Formula, Workspace};
 use crate::real::{Real, factorial};
 use std::sync::Arc;
 

@@ -111,9 +111,9 @@ impl BallProblem {
                         tr[j] = c[j] * cz[j] * (xi * a + xj * b);
                     }
                     crate::tensor::profile_count(crate::tensor::Work::SourceFlops, m * TWO_BODY_TERM_FLOPS);
-                    phi += vecmath::sum4(&tp[..m]);
-                    lap += vecmath::sum4(&tl[..m]);
-                    radial += vecmath::sum4(&tr[..m]);
+                    phi += crate::lanes::sum4(&tp[..m]);
+                    lap += crate::lanes::sum4(&tl[..m]);
+                    radial += crate::lanes::sum4(&tr[..m]);
                     i0 += m;
                 }
             }
@@ -411,7 +411,7 @@ impl BallProblem {
 
     /// `(u*, Δu*)` in one pass.
     pub fn solution_and_laplacian<T: crate::Real>(&self, x: &[T]) -> (f64, f64) {
-        let psi = 1.0 - vecmath::sum_squares4(x);
+        let psi = 1.0 - crate::lanes::sum_squares4(x);
         let (phi, lap, radial) = self.parts(x);
         (psi * phi, psi * lap - 4.0 * radial - 2.0 * x.len() as f64 * phi)
     }
@@ -508,7 +508,7 @@ impl BallProblem {
     /// the terms `i = j − 1, j` depend on `x_j`, and their derivatives come from dual numbers.
     fn two_body_source_partials(&self, x: &[f64], js: &[usize], out: &mut [f64]) -> f64 {
         let d = x.len();
-        let psi = 1.0 - vecmath::sum_squares4(x);
+        let psi = 1.0 - crate::lanes::sum_squares4(x);
         let (phi, lap, _) = self.parts(x);
         let (u, lap_u) = self.solution_and_laplacian(x);
         let (f_u, df_u, _) = self.nonlinearity(u);
@@ -578,7 +578,7 @@ impl Equation for BallProblem {
     fn source_f32_and_norm2(&self, x: &[f32]) -> (f64, f64) {
         if self.solution != Solution::TwoBody {
             let (u, lap) = self.solution_and_laplacian(x);
-            return (lap + self.nonlinearity(u).0, vecmath::sum_squares(x));
+            return (lap + self.nonlinearity(u).0, crate::lanes::sum_squares(x));
         }
         self.two_body_source(x.len(), self.two_body_parts_f32(x))
     }

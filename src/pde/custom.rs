@@ -7,6 +7,8 @@
 //!                                 # | gaussian-time (x ~ N(0, I), t in [0, horizon))
 //! ansatz = "ball"                 # none | ball (u = (1 − |x|²)·N) | initial (u = initial + t·N)
 //!                                 # | initial-at-rest (u = initial + t²·N)
+//!                                 # | terminal (u = terminal.target + (T − t)·N: the terminal
+//!                                 #   data hold exactly, no terminal penalty)
 //! exact = "sum(i, 0, d-1, sin(x[i]))*(1 - sum(i, 0, d-1, x[i]^2))"
 //!
 //! [[residual]]
@@ -30,6 +32,7 @@ use super::formula::{Formula, Scope};
 use super::problem::{Condition, Domain, Evaluation, FormulaResidual, FormulaValue, Problem, Term};
 use super::sampler::SamplerKind;
 use crate::nn::Ansatz;
+use crate::nn::ansatz::Horizon;
 use crate::operator::{Operator, parse};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -220,14 +223,37 @@ impl PdeSpec {
                 };
                 (psi, Some(f))
             }
+            "terminal" => {
+                let target = self.terminal.as_ref().and_then(|t| t.target.as_deref());
+                let (true, Some(text)) = (time, target) else {
+                    return Err(
+                        "ansatz 'terminal' needs a time domain and the terminal data: [terminal] target = \"...\""
+                            .into(),
+                    );
+                };
+                let g = formula(text, data, "terminal.target")?;
+                if g.uses_time() {
+                    return Err("terminal.target: with ansatz 'terminal' the target must not depend on t".into());
+                }
+                let horizon = Horizon::new(self.horizon.unwrap_or(1.0)).ok_or("horizon must be a positive number")?;
+                (Ansatz::TimeToGo(horizon), Some(g))
+            }
             other => {
                 return Err(format!(
-                    "ansatz '{other}' is unknown (expected none, ball, initial or initial-at-rest)"
+                    "ansatz '{other}' is unknown (expected none, ball, initial, initial-at-rest or terminal)"
                 ));
             }
         };
-        if self.initial.is_some() && offset.is_none() {
+        if self.initial.is_some() && !matches!(ansatz, Ansatz::Time | Ansatz::TimeSquared) {
             return Err("initial is given but the ansatz is not 'initial'".into());
+        }
+        if let (Ansatz::TimeToGo(_), Some(t)) = (ansatz, &self.terminal)
+            && (t.points.is_some() || t.weight.is_some())
+        {
+            return Err(
+                "[terminal] points and weight: with ansatz 'terminal' the terminal data hold exactly (no penalty)"
+                    .into(),
+            );
         }
         let mut conditions = vec![Condition {
             name: "interior",
@@ -261,7 +287,11 @@ impl PdeSpec {
                 },
             });
         }
-        if let Some(b) = &self.terminal {
+        if let Some(b) = self
+            .terminal
+            .as_ref()
+            .filter(|_| !matches!(ansatz, Ansatz::TimeToGo(_)))
+        {
             if !time {
                 return Err("[terminal] needs a time domain (ball-time, gaussian-time)".into());
             }

@@ -9,7 +9,7 @@
 pub mod ball;
 pub mod catalogue;
 pub mod custom;
-pub mod formula;
+pub use crate::formula;
 pub mod highorder;
 pub mod parabolic;
 pub mod problem;
@@ -44,7 +44,7 @@ pub trait Equation: Send + Sync {
     /// [`Equation::source_f32`] and `‖x‖²` (for the unit-ball ansatz), which an implementation
     /// that reads every coordinate anyway can return from the same pass over the point.
     fn source_f32_and_norm2(&self, x: &[f32]) -> (f64, f64) {
-        (self.source_f32(x), vecmath::sum_squares(x))
+        (self.source_f32(x), crate::lanes::sum_squares(x))
     }
     /// [`Equation::source_f32_and_norm2`] at the point `scale·x`, leaving `x` scaled (each
     /// coordinate by one f32 product), with `visit` called on growing prefixes of the scaled

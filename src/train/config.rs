@@ -11,6 +11,18 @@ pub const MAX_THREADS: usize = 4096;
 /// Time steps per path of the trajectory sampler (the reference code's `n_t`, spec §7.3).
 pub const PATH_STEPS: usize = 20;
 
+/// Test points per evaluation batch (fewer at large d, see [`test_batch`]).
+pub(crate) const TEST_BATCH: usize = 200;
+
+/// Coordinates per evaluation batch at most (100 MB in f32).
+const TEST_BATCH_VALUES: usize = 25_000_000;
+
+/// Test points per evaluation batch at dimension `d`: 200, or fewer so that a batch holds at
+/// most `TEST_BATCH_VALUES` coordinates.
+pub fn test_batch(d: usize) -> usize {
+    (TEST_BATCH_VALUES / d.max(1)).clamp(1, TEST_BATCH)
+}
+
 /// Everything that defines a training run (written resolved to `config.toml` in the run folder).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -518,7 +530,7 @@ impl TrainConfig {
         let jet_bytes = self.depth as f64 * 5.0 * (rows * 2.0 + self.batch as f64) * h * elem;
         // residual points (moved into the jets, not copied), two copies of one test batch, the
         // coefficients c_i and one f64 point per thread
-        let test_batch = crate::train::run::test_batch(self.dim) as f64;
+        let test_batch = test_batch(self.dim) as f64;
         let threads = if self.threads == 0 {
             rayon::current_num_threads()
         } else {

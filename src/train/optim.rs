@@ -112,13 +112,13 @@ impl<S: crate::Real> Adam<S> {
                     let mut tile = crate::tensor::Scratch::<T>::reused(p.len());
                     fill(lo..hi, &mut tile);
                     step.apply(p, &tile, m, v);
-                    crate::pde::vecmath::sum_squares4(&tile)
+                    crate::lanes::sum_squares4(&tile)
                 } else {
                     if lo < streamed {
                         fill(lo..streamed, &mut g[..streamed - lo]);
                     }
                     step.apply(p, g, m, v);
-                    crate::pde::vecmath::sum_squares4(g)
+                    crate::lanes::sum_squares4(g)
                 }
             })
             .collect_into_vec(parts);
@@ -273,7 +273,7 @@ const NORM_CHUNK: usize = 1 << 16;
 pub fn gradient_norm<T: crate::Real>(grad: &[T], parts: &mut Vec<f64>) -> f64 {
     // squares in f64: an f32 square overflows beyond |g| ≈ 1.8·10¹⁹
     grad.par_chunks(NORM_CHUNK)
-        .map(crate::pde::vecmath::sum_squares4)
+        .map(crate::lanes::sum_squares4)
         .collect_into_vec(parts);
     parts.iter().sum::<f64>().sqrt()
 }

@@ -16,13 +16,13 @@
 //! is the first-order output of one jet along `a`. So the term costs three passes at the terminal
 //! points, whatever `d`.
 
+use crate::formula::Formula;
 use crate::jet::collapsed::CollapsedJet;
 use crate::jet::{InputJets, Jet, PrimalBlockSums, Tangent};
+use crate::lanes::sum_squares;
 use crate::nn::first_layer::OneHotWeightGrad;
 use crate::nn::{Ansatz, CollapsedTape, Mlp, NnError, Tape};
 use crate::operator::{EvalError, GradientSweep, MultiPlan, PlanBuilder, PlanPass, ProbeDirection, ProbePlan};
-use crate::pde::formula::Formula;
-use crate::pde::vecmath::sum_squares;
 use crate::pde::{Condition, Equation, FormulaResidual, GpinnForm, Problem, Target, Term};
 use crate::real::{Real, Slice, SliceMut};
 use crate::train::routes::{PartialRoutes, Route};

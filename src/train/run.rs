@@ -7,7 +7,7 @@
 //! uninterrupted run drew; with one thread (`--threads 1`) the arithmetic order is fixed too, so the
 //! losses after a resume are bit-identical.
 
-use super::config::TrainConfig;
+use super::config::{TEST_BATCH, TrainConfig, test_batch};
 use super::head::{self, Head};
 use super::optim::{Adam, Ema, GradientFill, Schedule, gradient_norm};
 use super::plot;
@@ -38,18 +38,6 @@ const TEST: u64 = 3;
 const GPINN: u64 = 4;
 /// Stream purpose of the coordinates of sampled diagonal partials (formula conditions).
 const DIAGONAL: u64 = 5;
-/// Test points per evaluation batch (fewer at large d, see [`test_batch`]).
-const TEST_BATCH: usize = 200;
-
-/// Coordinates per evaluation batch at most (100 MB in f32).
-const TEST_BATCH_VALUES: usize = 25_000_000;
-
-/// Test points per evaluation batch at dimension `d`: 200, or fewer so that a batch holds at
-/// most `TEST_BATCH_VALUES` coordinates.
-pub fn test_batch(d: usize) -> usize {
-    (TEST_BATCH_VALUES / d.max(1)).clamp(1, TEST_BATCH)
-}
-
 /// How a run is driven.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -560,7 +548,7 @@ fn save_checkpoint<T: Real>(
     meta.insert("output_scale".to_string(), format!("{:e}", head.scale));
     meta.insert("equation".to_string(), cfg.equation.clone());
     if let Some(a) = problem.ansatz.metadata() {
-        meta.insert("ansatz".to_string(), a.to_string());
+        meta.insert("ansatz".to_string(), a);
     }
     if let Some(phi) = &problem.offset {
         meta.insert("offset".to_string(), phi.text().to_string());
