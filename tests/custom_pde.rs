@@ -96,6 +96,21 @@ fn pde_file_errors_name_the_field_and_the_problem() {
             "domain = \"ball\"\nexact = \"x[i]\"\n[[residual]]\noperator = \"laplacian\"\n".to_string(),
             "exact: formula error at position 2",
         ),
+        (base("ansatz = \"terminal\"", "operator = \"laplacian\""), "needs a time domain"),
+        (
+            "domain = \"gaussian-time\"\nansatz = \"terminal\"\n[[residual]]\noperator = \"d[t]\"\n".to_string(),
+            "[terminal] target",
+        ),
+        (
+            "domain = \"gaussian-time\"\nansatz = \"terminal\"\n[[residual]]\noperator = \"d[t]\"\n[terminal]\ntarget = \"t*x[0]\"\n"
+                .to_string(),
+            "must not depend on t",
+        ),
+        (
+            "domain = \"gaussian-time\"\nansatz = \"terminal\"\n[[residual]]\noperator = \"d[t]\"\n[terminal]\ntarget = \"x[0]\"\nweight = 5\n"
+                .to_string(),
+            "hold exactly",
+        ),
     ];
     for (text, needle) in cases {
         let Err(e) = spec(&text).problem(3, 4, SamplerKind::RadiusUniform) else {

@@ -84,7 +84,7 @@ fn assert_same(name: &str, a: (f64, Vec<f64>), b: (f64, Vec<f64>)) {
 }
 
 /// Each user-PDE shape the sweep serves, with every ansatz (and an offset).
-const USER_PDES: [(&str, &str); 5] = [
+const USER_PDES: [(&str, &str); 6] = [
     (
         "ball, ‖∇u‖²",
         r#"
@@ -139,6 +139,20 @@ operator = "d[t]"
 nonlinear = "0.08*sum(i, 0, d-1, x[i]^2*d[i,i]) - 0.05*(u - sum(i, 0, d-1, x[i]*d[i]))"
 [terminal]
 target = "sum(i, 0, d-1, x[i]^2)"
+"#,
+    ),
+    (
+        "terminal ansatz u = g + (T − t)·N, |∂u|^1.75 and ∂_t (HJB form)",
+        r#"
+domain = "gaussian-time"
+ansatz = "terminal"
+horizon = 0.7
+[[residual]]
+operator = "laplacian + d[t]"
+nonlinear = "-sum(i, 0, d-1, abs(d[i])^1.75)/d + d[t]*u"
+source = "-2"
+[terminal]
+target = "sum(i, 0, d-1, sin(x[i]))"
 "#,
     ),
 ];

@@ -32,7 +32,9 @@ fn partial(net: &Mlp<f64>, ansatz: Ansatz, x: &[f64], index: &[usize]) -> f64 {
     match ansatz {
         Ansatz::UnitBall => mixed_partial_ball(net, x, index),
         Ansatz::Identity => mixed_partial(net, x, index),
-        Ansatz::Time | Ansatz::TimeSquared => unreachable!("the time ansätze are tested in tests/highorder.rs"),
+        Ansatz::Time | Ansatz::TimeSquared | Ansatz::TimeToGo(_) => {
+            unreachable!("the time ansätze are tested in tests/highorder.rs and tests/gradient_terms.rs")
+        }
     }
 }
 

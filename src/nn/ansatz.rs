@@ -232,6 +232,33 @@ mod tests {
         assert!(e.contains("exp(x)"), "{e}");
     }
 
+    /// `ψ = T − t` along `x(s) = x₀ + v₁s + v₂s²/2` has the normalised coefficients
+    /// `T − t₀, −v₁ₜ, −v₂ₜ/2`; `t` and `t²` as before; value and gradient agree with them.
+    #[test]
+    fn time_factors_follow_the_input_curve() {
+        use crate::jet::Tangent;
+        // one point (x, t) = (0.4, 0.25), one direction: v₁ = (0.3, 2), v₂ = (0, −6)
+        let mut input = InputJets::new(2, 2, 1, vec![0.4, 0.25]).unwrap();
+        input.set(1, Tangent::Dense(vec![0.3, 2.0])).unwrap();
+        input.set(2, Tangent::Dense(vec![0.0, -6.0])).unwrap();
+        let h = Horizon::new(0.7).unwrap();
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-15);
+        let to_go = Ansatz::TimeToGo(h).series(&input, 0, None);
+        assert!(close(&to_go, &[0.45, -2.0, 3.0]), "{to_go:?}");
+        let t = Ansatz::Time.series(&input, 0, None);
+        assert!(close(&t, &[0.25, 2.0, -3.0]), "{t:?}");
+        // (t(s))² = 0.0625 + s + (4 − 1.5)s² + …
+        let t2 = Ansatz::TimeSquared.series(&input, 0, None);
+        assert!(close(&t2, &[0.0625, 1.0, 2.5]), "{t2:?}");
+        let x = [0.4, 0.25];
+        assert!((Ansatz::TimeToGo(h).value(&x) - 0.45).abs() < 1e-15);
+        let mut g = [9.0; 2];
+        Ansatz::TimeToGo(h).gradient(&x, &mut g);
+        assert_eq!(g, [0.0, -1.0]);
+        assert_eq!(Horizon::new(0.0), None);
+        assert_eq!(Horizon::new(f64::NAN), None);
+    }
+
     #[test]
     fn merge_dot_matches_dense() {
         let a = [(0, 1.0), (3, 2.0), (7, -1.0)];

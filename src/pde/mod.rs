@@ -175,7 +175,7 @@ macro_rules! high_order_entry {
 }
 
 macro_rules! catalogue_entry {
-    ($name:literal, $min_dim:expr, $time:expr, $summary:literal) => {
+    ($name:literal, $min_dim:expr, $time:expr, $boundary:expr, $summary:literal) => {
         EquationEntry {
             name: $name,
             min_dim: $min_dim,
@@ -184,7 +184,7 @@ macro_rules! catalogue_entry {
             gradient_term: false,
             time: $time,
             terminal: false,
-            boundary: true,
+            boundary: $boundary,
             build: |s| catalogue::problem($name, s.dim, s.batch, s.sampler, s.boundary_batch, s.boundary_weight),
             summary: $summary,
         }
@@ -287,29 +287,34 @@ pub const EQUATIONS: [EquationEntry; 21] = [
         "hjb-lin",
         1,
         true,
-        "u_t + Δu − (1/d)Σ|∂_i u|^1.75 = −2, u(x, 1) = Σx_i, u* = Σx_i + 1 − t; x ~ N(0, I) (§9.1)"
+        false,
+        "u_t + Δu − (1/d)Σ|∂_i u|^1.75 = −2, u = Σx_i + (1 − t)·N, u* = Σx_i + 1 − t; x ~ N(0, I) (§9.1)"
     ),
     catalogue_entry!(
         "hjb-lqg",
         1,
         true,
-        "u_t + Δu − ‖∇u‖² = 0, u(x, 1) = ln((1 + ‖x‖²)/2), u* by Cole–Hopf quadrature; x ~ N(0, I) (§9.2)"
+        false,
+        "u_t + Δu − ‖∇u‖² = 0, u = ln((1 + ‖x‖²)/2) + (1 − t)·N, u* by Cole–Hopf quadrature; x ~ N(0, I) (§9.2)"
     ),
     catalogue_entry!(
         "black-scholes-barenblatt",
         1,
         true,
-        "u_t + 0.08Σx_i²u_ii − 0.05(u − x·∇u) = 0, u* = e^{0.21(1 − t)}‖x‖²; x ~ N(0, I) (§9.3)"
+        false,
+        "u_t + 0.08Σx_i²u_ii − 0.05(u − x·∇u) = 0, u = ‖x‖² + (1 − t)·N, u* = e^{0.21(1 − t)}‖x‖²; x ~ N(0, I) (§9.3)"
     ),
     catalogue_entry!(
         "wave",
         1,
+        true,
         true,
         "u_tt − Δu = 0 in the unit ball × [0, 1), u = Σ sinh x_i + t²N, u* = cosh t Σ sinh x_i (§9.4)"
     ),
     catalogue_entry!(
         "poisson-houman",
         2,
+        false,
         false,
         "Δu = Δu* in the unit ball, u* = (1 − ‖x‖²)Σ a_i sin(x_i + 3cos x_{i+1} + x_{i+1}cos x_i) (§9.6)"
     ),
