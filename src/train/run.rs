@@ -929,15 +929,19 @@ fn share_state<T: Real>(
     adam.step = st.step;
 }
 
-fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
+/// The state a run starts from, the same on every rank: rank 0 opens the run (its folder,
+/// checkpoint and metrics) and the others receive its state; the model the run leaves behind
+/// (the parameters' moving average, resumed or from here); on a fresh run the output head,
+/// fitted on rank 0 and applied everywhere.
+fn start<T: Real>(
+    cfg: &TrainConfig,
+    opts: &RunOptions,
+    problem: &Problem,
+    estimators: &mut [Vec<Estimator>],
+    sample_diagonal: &[bool],
+) -> Result<(Mlp<T>, Adam<T>, State, Option<Ema<T>>), TrainError> {
     let group = opts.group;
-    let dir = &opts.out;
-    let problem = cfg.problem();
-    let mut estimators = estimators(cfg, &problem).map_err(TrainError::Config)?;
-    let sample_diagonal: Vec<bool> = problem.conditions.iter().map(|c| samples_diagonal(cfg, c)).collect();
-    let din = problem.input_dim();
-    let arch = cfg.architecture(din);
-    let metrics_path = dir.join("metrics.csv");
+    let arch = cfg.architecture(problem.input_dim());
     // rank 0 opens the run (its folder, checkpoint and metrics); the others start from the seed
     // and then receive rank 0's state
     let opened = if group.is_root() {
@@ -962,7 +966,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     }
     if st.head.is_none() {
         let fitted = match cfg.output_scaling.as_str() {
-            "auto" if group.is_root() => head::fit(cfg, &problem, &mut estimators, &sample_diagonal, &mut net),
+            "auto" if group.is_root() => head::fit(cfg, problem, estimators, sample_diagonal, &mut net),
             _ => Ok(Head::NONE),
         };
         let mut h = agree(group, fitted).map(|h| [h.level, h.scale])?;
@@ -983,6 +987,18 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         }
         st.head = Some(fitted);
     }
+    Ok((net, adam, st, ema))
+}
+
+fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, TrainError> {
+    let group = opts.group;
+    let dir = &opts.out;
+    let problem = cfg.problem();
+    let mut estimators = estimators(cfg, &problem).map_err(TrainError::Config)?;
+    let sample_diagonal: Vec<bool> = problem.conditions.iter().map(|c| samples_diagonal(cfg, c)).collect();
+    let din = problem.input_dim();
+    let metrics_path = dir.join("metrics.csv");
+    let (mut net, mut adam, mut st, mut ema) = start(cfg, opts, &problem, &mut estimators, &sample_diagonal)?;
     let head_step = st.head.unwrap_or(Head::NONE).step(&net);
     let mut head_before: Vec<T> = Vec::new();
     let mut metrics = if group.is_root() {
