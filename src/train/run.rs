@@ -874,6 +874,10 @@ fn open_run<T: Real>(cfg: &TrainConfig, opts: &RunOptions, arch: &Architecture) 
 /// moving average (resumed runs that kept one).
 type Opened<T> = (Mlp<T>, Adam<T>, State, Option<Mlp<T>>);
 
+/// What a run trains from: the trained network, the optimiser, the run state and the moving
+/// average (the model it leaves behind), if any.
+type Started<T> = (Mlp<T>, Adam<T>, State, Option<Ema<T>>);
+
 /// Gives every rank rank 0's parameters, optimiser state and run state (as `f64`, exact for
 /// `f32` and `f64` parameters).
 fn share_state<T: Real>(
@@ -939,7 +943,7 @@ fn start<T: Real>(
     problem: &Problem,
     estimators: &mut [Vec<Estimator>],
     sample_diagonal: &[bool],
-) -> Result<(Mlp<T>, Adam<T>, State, Option<Ema<T>>), TrainError> {
+) -> Result<Started<T>, TrainError> {
     let group = opts.group;
     let arch = cfg.architecture(problem.input_dim());
     // rank 0 opens the run (its folder, checkpoint and metrics); the others start from the seed
