@@ -24,6 +24,8 @@ pub struct Listing {
     pub residuals: Vec<String>,
     /// Highest derivative order in any residual.
     pub order: usize,
+    /// The trained function: `u = N`, or the hard constraint `u = φ + ψ·N`.
+    pub ansatz: String,
     /// Conditions: `name (points per step, weight)`.
     pub conditions: Vec<String>,
     /// How a run is scored.
@@ -167,6 +169,7 @@ pub fn list() -> Vec<Listing> {
                 time: e.time,
                 residuals,
                 order,
+                ansatz: ansatz_text(&problem),
                 conditions,
                 evaluation,
                 exact_plan: residual_plan(&problem).map(|p| describe_plan(&p)),
@@ -186,4 +189,20 @@ pub fn list() -> Vec<Listing> {
             }
         })
         .collect()
+}
+
+/// `u = φ + ψ·N` of a problem in words.
+fn ansatz_text(problem: &crate::pde::Problem) -> String {
+    use crate::nn::Ansatz;
+    let psi = match problem.ansatz {
+        Ansatz::Identity => String::new(),
+        Ansatz::UnitBall => "(1 − ‖x‖²)·".into(),
+        Ansatz::Time => "t·".into(),
+        Ansatz::TimeSquared => "t²·".into(),
+        Ansatz::TimeToGo(h) => format!("({} − t)·", h.get()),
+    };
+    match &problem.offset {
+        Some(phi) => format!("u = {} + {psi}N", phi.text()),
+        None => format!("u = {psi}N"),
+    }
 }

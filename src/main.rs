@@ -61,6 +61,7 @@ fn run_list(a: &ListArgs) -> Result<(), String> {
         for r in &e.residuals {
             out += &format!("    residual   {r}\n");
         }
+        out += &format!("    ansatz     {}\n", e.ansatz);
         out += &format!("    conditions {}\n", e.conditions.join(", "));
         out += &format!("    evaluation {}\n", e.evaluation);
         if let Some(p) = &e.exact_plan {
