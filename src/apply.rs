@@ -185,6 +185,28 @@ pub fn apply(cfg: &ApplyConfig) -> Result<(Vec<f64>, Vec<f64>), ApplyError> {
         Ansatz::from_metadata(&ck.metadata)
             .map_err(|e| ApplyError::Invalid(format!("{}: {e}", cfg.checkpoint.display())))?
     };
+    // `d[t]`, `d[0,t]`: the time is the last input, where the network has one
+    let timed = crate::pde::custom::with_time_index(&cfg.operator, want.saturating_sub(1));
+    let cfg = &if timed != cfg.operator {
+        let has_time = ck.metadata.get("time").map(String::as_str) == Some("true")
+            || ck.metadata.contains_key("offset")
+            || matches!(
+                Ansatz::from_metadata(&ck.metadata),
+                Ok(Ansatz::Time | Ansatz::TimeSquared | Ansatz::TimeToGo(_))
+            );
+        if !has_time {
+            return Err(ApplyError::Invalid(format!(
+                "the operator names the time (d[t]) but {} records no time input (a checkpoint of a time-dependent problem has time = true in its metadata)",
+                cfg.checkpoint.display()
+            )));
+        }
+        ApplyConfig {
+            operator: timed,
+            ..cfg.clone()
+        }
+    } else {
+        cfg.clone()
+    };
     if cfg.f32 {
         run_with(&ck.net.cast::<f32>(), ansatz, offset.as_ref(), cfg, &x, n)
     } else {

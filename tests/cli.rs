@@ -710,6 +710,33 @@ fn apply_evaluates_the_initial_value_ansatz() {
             "{u} {ux} vs {want_u} {want_ux}"
         );
     }
+    // the time by name, as in PDE files: d[t] is d[1] here, u_t = sin(πx)·0 + N + t·N_t
+    let by_name = apply_csv(&["--checkpoint", &ck, "--points", &p, "--operator", "d[t] + d[0,t]"]);
+    let by_index = apply_csv(&["--checkpoint", &ck, "--points", &p, "--operator", "d[1] + d[0,1]"]);
+    assert_eq!(by_name, by_index);
+    // a checkpoint without a time input refuses it
+    let elliptic = tmp.path().join("elliptic");
+    let (code, _, err) = stde(&[
+        "train",
+        "--quiet",
+        "--dim",
+        "2",
+        "--rand-batch",
+        "2",
+        "--width",
+        "8",
+        "--steps",
+        "2",
+        "--test-points",
+        "10",
+        "--out",
+        &path(&elliptic),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let eck = path(&elliptic.join("checkpoint.safetensors"));
+    let (code, _, err) = stde(&["apply", "--checkpoint", &eck, "--points", &p, "--operator", "d[t]"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("records no time input"), "{err}");
 }
 
 /// Run folders: a fresh run refuses a folder holding another run (or starts clean with

@@ -339,7 +339,7 @@ impl PdeSpec {
 }
 
 /// The operator text with `t` inside `d[...]` replaced by the time's index `d`.
-fn with_time_index(text: &str, d: usize) -> String {
+pub(crate) fn with_time_index(text: &str, d: usize) -> String {
     let mut out = String::with_capacity(text.len());
     let mut inside = false;
     let b = text.as_bytes();

@@ -547,6 +547,8 @@ fn save_checkpoint<T: Real>(
     meta.insert("output_level".to_string(), format!("{:e}", head.level));
     meta.insert("output_scale".to_string(), format!("{:e}", head.scale));
     meta.insert("equation".to_string(), cfg.equation.clone());
+    // the input's last coordinate is the time (read by `stde apply` for `d[t]`)
+    meta.insert("time".to_string(), problem.time.to_string());
     if let Some(a) = problem.ansatz.metadata() {
         meta.insert("ansatz".to_string(), a);
     }
