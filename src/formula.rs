@@ -127,6 +127,10 @@ pub struct Formula {
     /// Per node: for a sum whose body holds no other sum, the body's nodes children first (its
     /// values are computed for many terms at once, [`Formula::lane_sum`]); empty otherwise.
     lane_order: Vec<Vec<usize>>,
+    /// Per node: a sum over fixed bounds whose terms read no coordinate but their own `x[var]`
+    /// (no time, no quantity): along a curve whose tangents touch few coordinates, only those
+    /// terms change ([`Formula::series_sparse`]).
+    coordinate_sum: Vec<bool>,
     uses_u: bool,
     uses_time: bool,
     vars: usize,
@@ -592,6 +596,7 @@ impl Formula {
             first_order: Vec::new(),
             diagonal: Vec::new(),
             lane_order: Vec::new(),
+            coordinate_sum: Vec::new(),
             uses_u: p.uses_u,
             uses_time: p.uses_time,
             vars: p.vars,
@@ -634,7 +639,30 @@ impl Formula {
                 _ => Vec::new(),
             })
             .collect();
+        f.coordinate_sum = (0..f.nodes.len())
+            .map(|i| match f.nodes[i] {
+                Node::Sum { var, lo, hi, body } => {
+                    f.reads_only(lo, None) && f.reads_only(hi, None) && f.reads_only(body, Some(var))
+                }
+                _ => false,
+            })
+            .collect();
         Ok(f)
+    }
+
+    /// Whether node `i`'s subtree reads nothing of the point but coordinate `x[var]` (none with
+    /// `var = None`), and no variable but `var`: no time, quantity or sum.
+    fn reads_only(&self, i: usize, var: Option<usize>) -> bool {
+        match self.nodes[i] {
+            Node::Const(_) | Node::Dim => true,
+            Node::Var(v) => Some(v) == var,
+            Node::Coord(e) => var.is_some() && matches!(self.nodes[e], Node::Var(v) if Some(v) == var),
+            Node::Time | Node::Quantity(_) | Node::PartialVar(_) | Node::Sum { .. } => false,
+            Node::Neg(a) | Node::Call(_, a) => self.reads_only(a, var),
+            Node::Add(a, b) | Node::Sub(a, b) | Node::Mul(a, b) | Node::Div(a, b) | Node::Pow(a, b, _) => {
+                self.reads_only(a, var) && self.reads_only(b, var)
+            }
+        }
     }
 
     /// Appends node `i`'s subtree children first; false if it holds a sum.
@@ -729,6 +757,18 @@ impl Formula {
             Node::Quantity(k) => {
                 env.quantity(k, &mut one);
                 out.fill(one[0]);
+            }
+            Node::Coord(e)
+                if matches!(self.nodes[e], Node::Var(v) if v == var)
+                    && let Some(x) = env.point_x()
+                    && start >= 0
+                    && start as usize + m <= self.scope.dim.min(x.len()) =>
+            {
+                // x[var] over the run: one copy
+                let s = start as usize;
+                out.copy_from_slice(&x[s..s + m]);
+                index.clear();
+                index.extend(s..s + m);
             }
             Node::Coord(e) => {
                 index.clear();
@@ -1039,6 +1079,7 @@ impl Formula {
             long_sum: None,
             key: Vec::new(),
             lanes: Vec::new(),
+            point_sums: Vec::new(),
         }
     }
 
@@ -1166,6 +1207,48 @@ impl Formula {
         out[..=order].copy_from_slice(&ws.series[s..s + order + 1]);
     }
 
+    /// Prepares [`Formula::series_sparse`] at the point `x` (`x[d]` the time where the formula
+    /// reads it): every sum whose terms read only their own coordinate is evaluated here, once
+    /// for all the curves through `x`.
+    pub fn sparse_point(&self, ws: &mut Workspace, x: &[f64]) {
+        let order = ws.order;
+        self.prepare(ws, 0);
+        let t = x.get(self.scope.dim).copied().unwrap_or(f64::NAN);
+        let env = PointEnv {
+            x,
+            t,
+            q: &[],
+            tangent: None,
+        };
+        ws.point_sums.clear();
+        ws.point_sums.resize(self.nodes.len(), f64::NAN);
+        for j in (0..self.nodes.len()).filter(|&j| self.coordinate_sum[j]) {
+            self.node(ws, j, &env);
+            ws.point_sums[j] = ws.series[j * 3];
+        }
+        ws.order = order;
+    }
+
+    /// [`Formula::series`] along a curve through the point of the last
+    /// [`Formula::sparse_point`] (`coord(i)[0]` must be that point's `x_i`) whose tangents touch
+    /// only the coordinates in `support` (sorted, distinct): a sum whose terms read only their
+    /// own coordinate costs its terms in `support`, not all `d` (the same value as
+    /// [`Formula::series`] up to rounding: the untouched terms' sum is the one of the point).
+    pub fn series_sparse(
+        &self,
+        ws: &mut Workspace,
+        coord: &dyn Fn(usize, &mut [f64]),
+        support: &[usize],
+        out: &mut [f64],
+    ) {
+        let order = ws.order;
+        self.prepare(ws, order);
+        let env = SparseCurveEnv { coord, support };
+        self.node(ws, self.root, &env);
+        let s = self.root * 3 * (ws.order + 1);
+        out[..=order].copy_from_slice(&ws.series[s..s + order + 1]);
+    }
+
     fn prepare(&self, ws: &mut Workspace, order: usize) {
         ws.order = order;
         let need = self.nodes.len() * 3 * (order + 1);
@@ -1230,6 +1313,27 @@ impl Formula {
             }
             Node::Sum { .. } if n == 1 && !self.lane_order[i].is_empty() => {
                 ws.series[start] = self.lane_sum(ws, i, env, None);
+                return;
+            }
+            Node::Sum { var, lo, hi, body }
+                if self.coordinate_sum[i]
+                    && let Some(support) = env.support()
+                    && ws.point_sums.len() == self.nodes.len() =>
+            {
+                let (lo, hi) = (self.scalar(ws, lo).round() as i64, self.scalar(ws, hi).round() as i64);
+                ws.series[start..start + n].fill(0.0);
+                ws.series[start] = ws.point_sums[i];
+                for &c in support
+                    .iter()
+                    .filter(|&&c| c < self.scope.dim && (lo..=hi).contains(&(c as i64)))
+                {
+                    ws.vars[var] = c as i64;
+                    self.node(ws, body, env);
+                    let b = body * 3 * n;
+                    for k in 1..n {
+                        ws.series[start + k] += ws.series[b + k];
+                    }
+                }
                 return;
             }
             Node::Sum { var, lo, hi, body } => {
@@ -1317,6 +1421,9 @@ pub struct Workspace {
     key: Vec<usize>,
     /// Per node: values and adjoints over a run of a sum's terms.
     lanes: Vec<Lane>,
+    /// Per node: a coordinate sum's value at the point of [`Formula::sparse_point`] (NaN for
+    /// other nodes).
+    point_sums: Vec<f64>,
 }
 
 impl Workspace {
@@ -1436,6 +1543,14 @@ trait Env {
     fn point_quantities(&self) -> Option<&[f64]> {
         None
     }
+    /// The coordinates a curve's tangents touch, where only those (sorted, distinct).
+    fn support(&self) -> Option<&[usize]> {
+        None
+    }
+    /// The spatial point, where the curve is a point (order 0).
+    fn point_x(&self) -> Option<&[f64]> {
+        None
+    }
 }
 
 struct PointEnv<'a> {
@@ -1452,6 +1567,9 @@ impl Env for PointEnv<'_> {
     }
     fn point_quantities(&self) -> Option<&[f64]> {
         self.tangent.is_none().then_some(self.q)
+    }
+    fn point_x(&self) -> Option<&[f64]> {
+        Some(self.x)
     }
     fn quantity(&self, k: usize, out: &mut [f64]) {
         constant(out, self.q.get(k).copied().unwrap_or(f64::NAN));
@@ -1471,6 +1589,23 @@ impl Env for CurveEnv<'_> {
     }
     fn quantity(&self, _k: usize, out: &mut [f64]) {
         out.fill(f64::NAN);
+    }
+}
+
+struct SparseCurveEnv<'a> {
+    coord: &'a dyn Fn(usize, &mut [f64]),
+    support: &'a [usize],
+}
+
+impl Env for SparseCurveEnv<'_> {
+    fn coord(&self, i: usize, out: &mut [f64]) {
+        (self.coord)(i, out);
+    }
+    fn quantity(&self, _k: usize, out: &mut [f64]) {
+        out.fill(f64::NAN);
+    }
+    fn support(&self) -> Option<&[usize]> {
+        Some(self.support)
     }
 }
 

@@ -109,6 +109,59 @@ fn taylor_series_along_a_curve_match_nested_duals() {
     }
 }
 
+/// Along curves whose tangents touch a few coordinates, [`Formula::series_sparse`] (coordinate
+/// sums taken at the point once, then only the touched terms) equals the full
+/// [`Formula::series`], for sums it may shortcut and sums it must not (reading time, another
+/// coordinate, a nested sum).
+#[test]
+fn sparse_curve_series_equal_the_full_series() {
+    let d = 40;
+    let scope = Scope {
+        dim: d,
+        time: true,
+        solution: false,
+    };
+    let texts = [
+        "log((1 + sum(i, 0, d-1, x[i]^2))/2) + sum(i, 0, d-1, x[i])",
+        "exp(-t) * sum(i, 0, d-1, sin(x[i]) * i) + sum(i, 1, d-1, x[i]*x[i-1])",
+        "sum(i, 0, d-1, x[i]*t) + sum(i, 0, d-1, sum(j, 0, i, x[j]*x[i]))/d + x[3]^3",
+        "sum(i, 0, d/2, cos(x[i]))^2 * sum(i, d/2, d-1, x[i]^3)",
+    ];
+    let order = 3;
+    let mut rng = TestRng::new(5);
+    for text in texts {
+        let f = Formula::parse(text, scope).unwrap();
+        let (mut dense_ws, mut sparse_ws) = (f.workspace(order), f.workspace(order));
+        for point in 0..3 {
+            let x0: Vec<f64> = rng.vec(d + 1, 1.0);
+            f.sparse_point(&mut sparse_ws, &x0);
+            for support in [vec![0], vec![3, 17], vec![2, 20, 39, d], vec![d]] {
+                let tangents: Vec<Vec<f64>> = (0..order).map(|_| rng.vec(support.len(), 1.0)).collect();
+                let coord = |i: usize, out: &mut [f64]| {
+                    out.fill(0.0);
+                    out[0] = x0[i];
+                    if let Some(j) = support.iter().position(|&c| c == i) {
+                        for k in 1..out.len() {
+                            out[k] = tangents[k - 1][j] / factorial(k);
+                        }
+                    }
+                };
+                let (mut want, mut got) = (vec![0.0; order + 1], vec![0.0; order + 1]);
+                f.series(&mut dense_ws, &coord, &mut want);
+                f.series_sparse(&mut sparse_ws, &coord, &support, &mut got);
+                for k in 0..=order {
+                    assert!(
+                        (got[k] - want[k]).abs() <= 1e-12 * want[k].abs().max(1.0),
+                        "{text}, point {point}, support {support:?}, order {k}: {} vs {}",
+                        got[k],
+                        want[k]
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn gradients_with_respect_to_the_solution_match_finite_differences() {
     let scope = Scope {

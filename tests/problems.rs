@@ -7,7 +7,9 @@ mod common;
 use common::*;
 use std::sync::Arc;
 use stde::nn::{Activation, Ansatz, Architecture, Mlp};
-use stde::operator::{Estimator, EstimatorKind, MultiPlan, Operator, PlanBuilder, PlanPass, ProbePlan};
+use stde::operator::{
+    Estimator, EstimatorKind, MultiPlan, Operator, PlanBuilder, PlanPass, ProbePlan, formula_quantities,
+};
 use stde::pde::{BallProblem, Condition, Domain, Equation, GpinnForm, Parabolic, Problem, SamplerKind, Term};
 use stde::train::residual::{ConditionDraw, ResidualWork, condition_step, point_source};
 use stde::train::slices::{Drawn, Slices};
@@ -127,6 +129,54 @@ fn plan_pass_matches_nested_duals_and_finite_differences() {
         let back = pass.backward(&net, &mp, &a, &b, &mut grad).unwrap();
         assert_eq!(back, xs, "points handed back");
         check_gradient(&net, &grad, loss_of, &format!("plan pass {ansatz:?}"));
+    }
+}
+
+/// An offset `φ` (parameter-free, added to `u`) contributes to every quantity exactly the
+/// formula's own derivatives: the pass with the offset minus the pass without it equals
+/// [`formula_quantities`] (the formula's full series along every probe), for one-hot, two-hot and
+/// dense probes at a dimension where the pass takes the offset's coordinate sums by their
+/// touched terms only.
+#[test]
+fn an_offsets_jets_along_structured_probes_equal_its_full_series() {
+    let d = 40;
+    let din = d + 1;
+    let scope = stde::formula::Scope {
+        dim: d,
+        time: true,
+        solution: false,
+    };
+    let phi = Arc::new(
+        stde::formula::Formula::parse(
+            "log((1 + sum(i, 0, d-1, x[i]^2))/2) + t*sum(i, 0, d-1, sin(x[i])) + x[0]*x[5]^2",
+            scope,
+        )
+        .unwrap(),
+    );
+    let w: Vec<f64> = (0..din).map(|i| (i as f64 * 0.7).sin()).collect();
+    let mp = MultiPlan::new(vec![
+        plan(|b| (0..d).for_each(|i| b.add_partial(1.0, &[i, i]).unwrap())),
+        plan(|b| b.add_partial(1.0, &[d]).unwrap()),
+        plan(|b| b.add_partial(2.0, &[0, 5]).unwrap()),
+        plan(|b| b.add_partial(1.0, &[3, 3, 7]).unwrap()),
+        plan(|b| b.add_directional(0.5, 2, &w)),
+    ]);
+    let xs = points(3, din, 0.5, 4);
+    let net = net(din, 3);
+    let mut plain = PlanPass::<f64>::default();
+    plain.forward(&net, Ansatz::Identity, &mp, xs.clone(), None).unwrap();
+    let mut with = PlanPass::<f64>::default();
+    with.set_offset(Some(phi.clone()));
+    with.forward(&net, Ansatz::Identity, &mp, xs.clone(), None).unwrap();
+    for p in 0..3 {
+        let x = &xs[p * din..(p + 1) * din];
+        let want = formula_quantities(&mp, &phi, x);
+        for (q, w) in want.iter().enumerate() {
+            let got = with.value(p, q) - plain.value(p, q);
+            assert!(rel_err(got, *w, 1.0) < 1e-10, "point {p} quantity {q}: {got} vs {w}");
+        }
+        let phi0 = phi.eval(&mut phi.workspace(0), x, f64::NAN, &[]);
+        assert!(rel_err(with.u(p) - plain.u(p), phi0, 1.0) < 1e-12);
     }
 }
 

@@ -251,7 +251,9 @@ impl<T: Real> PlanPass<T> {
 }
 
 /// Adds the derivative-convention jets of `φ` along each row's input curve to `y`
-/// (`[rows × (order + 1)]`).
+/// (`[rows × (order + 1)]`). A row whose tangents touch few coordinates (one-hot, sparse) costs
+/// those coordinates' terms of `φ`'s coordinate sums ([`Formula::series_sparse`], the sums'
+/// values at the point computed once per point); a dense row costs one evaluation over all `d`.
 pub(crate) fn add_offset_series<T: Real>(phi: &Formula, ws: &mut Workspace, input: &InputJets<T>, y: &mut [f64]) {
     let (order, din, dirs) = (input.order(), input.dim(), input.dirs());
     let width = order + 1;
@@ -259,24 +261,52 @@ pub(crate) fn add_offset_series<T: Real>(phi: &Formula, ws: &mut Workspace, inpu
         *ws = phi.workspace(order);
     }
     let mut entries: Vec<(usize, usize, f64)> = Vec::new();
+    let mut support: Vec<usize> = Vec::new();
+    // `[din × width]` normalised coefficients of a dense row's coordinates
+    let mut dense: Vec<f64> = Vec::new();
+    let mut x0 = vec![0.0; din];
+    let mut prepared = usize::MAX;
     let mut out = vec![0.0; width];
     for row in 0..y.len() / width {
         let p = row / dirs;
-        let x0 = &input.primal()[p * din..(p + 1) * din];
+        x0.iter_mut()
+            .zip(&input.primal()[p * din..(p + 1) * din])
+            .for_each(|(w, v)| *w = v.as_f64());
         entries.clear();
         for k in 1..=order {
             input.for_each_entry(k, row, |c, a| entries.push((k, c, a.as_f64())));
         }
-        let coord = |i: usize, s: &mut [f64]| {
-            s.fill(0.0);
-            s[0] = x0[i].as_f64();
-            for &(k, c, a) in &entries {
-                if c == i {
-                    s[k] += a;
-                }
+        support.clear();
+        support.extend(entries.iter().map(|e| e.1));
+        support.sort_unstable();
+        support.dedup();
+        if support.len() * 8 <= din {
+            if prepared != p {
+                phi.sparse_point(ws, &x0);
+                prepared = p;
             }
-        };
-        phi.series(ws, &coord, &mut out);
+            let coord = |i: usize, s: &mut [f64]| {
+                s.fill(0.0);
+                s[0] = x0[i];
+                for &(k, c, a) in &entries {
+                    if c == i {
+                        s[k] += a;
+                    }
+                }
+            };
+            phi.series_sparse(ws, &coord, &support, &mut out);
+        } else {
+            dense.clear();
+            dense.resize(din * width, 0.0);
+            for (i, &v) in x0.iter().enumerate() {
+                dense[i * width] = v;
+            }
+            for &(k, c, a) in &entries {
+                dense[c * width + k] += a;
+            }
+            let coord = |i: usize, s: &mut [f64]| s.copy_from_slice(&dense[i * width..(i + 1) * width]);
+            phi.series(ws, &coord, &mut out);
+        }
         for k in 0..=order {
             y[row * width + k] += out[k] * factorial(k);
         }
