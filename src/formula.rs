@@ -129,7 +129,7 @@ pub struct Formula {
     lane_order: Vec<Vec<usize>>,
     /// Per node: a sum over fixed bounds whose terms read no coordinate but their own `x[var]`
     /// (no time, no quantity): along a curve whose tangents touch few coordinates, only those
-    /// terms change ([`Formula::series_sparse`]).
+    /// terms change ([`Formula::series_through_point`]).
     coordinate_sum: Vec<bool>,
     uses_u: bool,
     uses_time: bool,
@@ -1080,6 +1080,7 @@ impl Formula {
             key: Vec::new(),
             lanes: Vec::new(),
             point_sums: Vec::new(),
+            unit_series: Vec::new(),
         }
     }
 
@@ -1207,10 +1208,10 @@ impl Formula {
         out[..=order].copy_from_slice(&ws.series[s..s + order + 1]);
     }
 
-    /// Prepares [`Formula::series_sparse`] at the point `x` (`x[d]` the time where the formula
-    /// reads it): every sum whose terms read only their own coordinate is evaluated here, once
-    /// for all the curves through `x`.
-    pub fn sparse_point(&self, ws: &mut Workspace, x: &[f64]) {
+    /// Prepares [`Formula::series_through_point`] at the point `x` (`x[d]` the time where the
+    /// formula reads it): every sum whose terms read only their own coordinate is evaluated
+    /// here, once for all the curves through `x`.
+    pub fn prepare_point(&self, ws: &mut Workspace, x: &[f64]) {
         let order = ws.order;
         self.prepare(ws, 0);
         let t = x.get(self.scope.dim).copied().unwrap_or(f64::NAN);
@@ -1222,31 +1223,123 @@ impl Formula {
         };
         ws.point_sums.clear();
         ws.point_sums.resize(self.nodes.len(), f64::NAN);
+        ws.unit_series.resize_with(self.nodes.len(), Vec::new);
         for j in (0..self.nodes.len()).filter(|&j| self.coordinate_sum[j]) {
             self.node(ws, j, &env);
             ws.point_sums[j] = ws.series[j * 3];
+            ws.unit_series[j].clear();
         }
         ws.order = order;
     }
 
     /// [`Formula::series`] along a curve through the point of the last
-    /// [`Formula::sparse_point`] (`coord(i)[0]` must be that point's `x_i`) whose tangents touch
-    /// only the coordinates in `support` (sorted, distinct): a sum whose terms read only their
-    /// own coordinate costs its terms in `support`, not all `d` (the same value as
-    /// [`Formula::series`] up to rounding: the untouched terms' sum is the one of the point).
-    pub fn series_sparse(
-        &self,
-        ws: &mut Workspace,
-        coord: &dyn Fn(usize, &mut [f64]),
-        support: &[usize],
-        out: &mut [f64],
-    ) {
+    /// [`Formula::prepare_point`] (the curve's coordinates at `s = 0` must be that point). A sum
+    /// whose terms read only their own coordinate costs, along a [`Curve::Touching`], its terms
+    /// in the touched coordinates, not all `d`; along a [`Curve::Dense`], `O(K²)` arithmetic a
+    /// term (each term's Taylor series in its coordinate, computed once per point, composed with
+    /// the coordinate's curve) instead of an evaluation. Equal to [`Formula::series`] up to
+    /// rounding.
+    pub fn series_through_point(&self, ws: &mut Workspace, curve: Curve<'_>, out: &mut [f64]) {
         let order = ws.order;
         self.prepare(ws, order);
-        let env = SparseCurveEnv { coord, support };
+        let env = PointCurveEnv {
+            curve,
+            width: order + 1,
+        };
         self.node(ws, self.root, &env);
         let s = self.root * 3 * (ws.order + 1);
         out[..=order].copy_from_slice(&ws.series[s..s + order + 1]);
+    }
+
+    /// `Σ_c (term_c(curve_c) − term_c(x_c))` over `terms` of coordinate sum `i` along the dense
+    /// curve with coefficient slots `slots`: each term's series in its own coordinate (a table
+    /// made once per point) composed with the coordinate's curve.
+    fn compose_terms(
+        &self,
+        ws: &mut Workspace,
+        i: usize,
+        env: &dyn Env,
+        slots: &[Vec<f64>],
+        terms: std::ops::Range<usize>,
+    ) -> Vec<f64> {
+        let Node::Sum { var, body, .. } = self.nodes[i] else {
+            unreachable!("a sum")
+        };
+        let n = ws.order + 1;
+        let mut table = std::mem::take(&mut ws.unit_series[i]);
+        if table.is_empty() {
+            let unit = UnitEnv { inner: env };
+            for c in terms.clone() {
+                ws.vars[var] = c as i64;
+                self.node(ws, body, &unit);
+                table.extend_from_slice(&ws.series[body * 3 * n..body * 3 * n + n]);
+            }
+        }
+        let mut acc = vec![0.0; n];
+        let slot = |k: usize| &slots[k - 1][terms.clone()];
+        match n {
+            1 => {}
+            2 => acc[1] = table.chunks_exact(2).zip(slot(1)).map(|(a, v)| a[1] * v).sum(),
+            3 => {
+                for ((a, v1), v2) in table.chunks_exact(3).zip(slot(1)).zip(slot(2)) {
+                    acc[1] += a[1] * v1;
+                    acc[2] += a[1] * v2 + a[2] * v1 * v1;
+                }
+            }
+            _ => {
+                let (mut delta, mut power, mut next) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+                for (t, a) in table.chunks_exact(n).enumerate() {
+                    // Σ_m a_m δ^m, δ = the coordinate's curve less its value
+                    for k in 1..n {
+                        delta[k] = slots[k - 1][terms.start + t];
+                    }
+                    power.copy_from_slice(&delta);
+                    for m in 1..n {
+                        for k in m..n {
+                            acc[k] += a[m] * power[k];
+                        }
+                        if m + 1 < n {
+                            mul(&power, &delta, &mut next);
+                            std::mem::swap(&mut power, &mut next);
+                        }
+                    }
+                }
+            }
+        }
+        ws.unit_series[i] = table;
+        acc
+    }
+
+    /// Coordinate sum `i` along a curve through the prepared point into its value buffer: the
+    /// point's sum plus, for every touched term, its series less its value.
+    fn coordinate_sum_series(&self, ws: &mut Workspace, i: usize, env: &dyn Env, curve: Curve<'_>) {
+        let Node::Sum { var, lo, hi, body } = self.nodes[i] else {
+            unreachable!("a sum")
+        };
+        let n = ws.order + 1;
+        let start = i * 3 * n;
+        let (lo, hi) = (self.scalar(ws, lo).round() as i64, self.scalar(ws, hi).round() as i64);
+        let (lo, hi) = (lo.max(0), hi.min(self.scope.dim as i64 - 1));
+        ws.series[start..start + n].fill(0.0);
+        ws.series[start] = ws.point_sums[i];
+        let touched = match curve {
+            Curve::Touching { touched, .. } => touched,
+            Curve::Dense { slots, .. } => {
+                if lo <= hi {
+                    let acc = self.compose_terms(ws, i, env, slots, lo as usize..hi as usize + 1);
+                    ws.series[start + 1..start + n].copy_from_slice(&acc[1..]);
+                }
+                return;
+            }
+        };
+        for &c in touched.iter().filter(|&&c| (lo..=hi).contains(&(c as i64))) {
+            ws.vars[var] = c as i64;
+            self.node(ws, body, env);
+            let b = body * 3 * n;
+            for k in 1..n {
+                ws.series[start + k] += ws.series[b + k];
+            }
+        }
     }
 
     fn prepare(&self, ws: &mut Workspace, order: usize) {
@@ -1315,25 +1408,12 @@ impl Formula {
                 ws.series[start] = self.lane_sum(ws, i, env, None);
                 return;
             }
-            Node::Sum { var, lo, hi, body }
+            Node::Sum { .. }
                 if self.coordinate_sum[i]
-                    && let Some(support) = env.support()
+                    && let Some(curve) = env.through_point()
                     && ws.point_sums.len() == self.nodes.len() =>
             {
-                let (lo, hi) = (self.scalar(ws, lo).round() as i64, self.scalar(ws, hi).round() as i64);
-                ws.series[start..start + n].fill(0.0);
-                ws.series[start] = ws.point_sums[i];
-                for &c in support
-                    .iter()
-                    .filter(|&&c| c < self.scope.dim && (lo..=hi).contains(&(c as i64)))
-                {
-                    ws.vars[var] = c as i64;
-                    self.node(ws, body, env);
-                    let b = body * 3 * n;
-                    for k in 1..n {
-                        ws.series[start + k] += ws.series[b + k];
-                    }
-                }
+                self.coordinate_sum_series(ws, i, env, curve);
                 return;
             }
             Node::Sum { var, lo, hi, body } => {
@@ -1421,9 +1501,12 @@ pub struct Workspace {
     key: Vec<usize>,
     /// Per node: values and adjoints over a run of a sum's terms.
     lanes: Vec<Lane>,
-    /// Per node: a coordinate sum's value at the point of [`Formula::sparse_point`] (NaN for
+    /// Per node: a coordinate sum's value at the point of [`Formula::prepare_point`] (NaN for
     /// other nodes).
     point_sums: Vec<f64>,
+    /// Per node: a coordinate sum's terms' Taylor series in their own coordinate at that point,
+    /// `[terms × (order + 1)]` (empty until a dense curve needs them).
+    unit_series: Vec<Vec<f64>>,
 }
 
 impl Workspace {
@@ -1543,8 +1626,8 @@ trait Env {
     fn point_quantities(&self) -> Option<&[f64]> {
         None
     }
-    /// The coordinates a curve's tangents touch, where only those (sorted, distinct).
-    fn support(&self) -> Option<&[usize]> {
+    /// The curve, where it passes through the prepared point ([`Formula::prepare_point`]).
+    fn through_point(&self) -> Option<Curve<'_>> {
         None
     }
     /// The spatial point, where the curve is a point (order 0).
@@ -1592,20 +1675,68 @@ impl Env for CurveEnv<'_> {
     }
 }
 
-struct SparseCurveEnv<'a> {
-    coord: &'a dyn Fn(usize, &mut [f64]),
-    support: &'a [usize],
+/// An input curve through a point, for [`Formula::series_through_point`].
+#[derive(Clone, Copy)]
+pub enum Curve<'a> {
+    /// `coord(i, out)` writes coordinate `i`'s normalised coefficients (`i = d`: the time); only
+    /// the coordinates in `touched` (sorted, distinct) move.
+    Touching {
+        /// Coefficients of one coordinate.
+        coord: &'a dyn Fn(usize, &mut [f64]),
+        /// The coordinates that move.
+        touched: &'a [usize],
+    },
+    /// Every coordinate moves: `x` the point, `slots[k − 1]` the normalised coefficients of
+    /// order `k` of every coordinate (`K` slots of `din` numbers).
+    Dense {
+        /// The point.
+        x: &'a [f64],
+        /// Per order `k = 1..=K`, every coordinate's coefficient.
+        slots: &'a [Vec<f64>],
+    },
 }
 
-impl Env for SparseCurveEnv<'_> {
+struct PointCurveEnv<'a> {
+    curve: Curve<'a>,
+    width: usize,
+}
+
+impl Env for PointCurveEnv<'_> {
     fn coord(&self, i: usize, out: &mut [f64]) {
-        (self.coord)(i, out);
+        match self.curve {
+            Curve::Touching { coord, .. } => coord(i, out),
+            Curve::Dense { x, slots } => {
+                out[0] = x[i];
+                for (o, slot) in out[1..self.width].iter_mut().zip(slots) {
+                    *o = slot[i];
+                }
+            }
+        }
     }
     fn quantity(&self, _k: usize, out: &mut [f64]) {
         out.fill(f64::NAN);
     }
-    fn support(&self) -> Option<&[usize]> {
-        Some(self.support)
+    fn through_point(&self) -> Option<Curve<'_>> {
+        Some(self.curve)
+    }
+}
+
+/// Every coordinate moving with unit speed from the point of `inner`'s curve: a term reading
+/// only its own coordinate gets its Taylor series in that coordinate.
+struct UnitEnv<'a> {
+    inner: &'a dyn Env,
+}
+
+impl Env for UnitEnv<'_> {
+    fn coord(&self, i: usize, out: &mut [f64]) {
+        self.inner.coord(i, out);
+        out[1..].fill(0.0);
+        if out.len() > 1 {
+            out[1] = 1.0;
+        }
+    }
+    fn quantity(&self, _k: usize, out: &mut [f64]) {
+        out.fill(f64::NAN);
     }
 }
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{D8, Nested, TestRng, factorial};
-use stde::formula::{Formula, Scope};
+use stde::formula::{Curve, Formula, Scope};
 
 const SPACE_TIME: Scope = Scope {
     dim: 2,
@@ -109,12 +109,12 @@ fn taylor_series_along_a_curve_match_nested_duals() {
     }
 }
 
-/// Along curves whose tangents touch a few coordinates, [`Formula::series_sparse`] (coordinate
-/// sums taken at the point once, then only the touched terms) equals the full
-/// [`Formula::series`], for sums it may shortcut and sums it must not (reading time, another
-/// coordinate, a nested sum).
+/// Along curves through a prepared point, [`Formula::series_through_point`] (coordinate sums
+/// taken at the point once, then only the touched terms, or for a dense curve each term's series
+/// in its coordinate composed with the curve) equals the full [`Formula::series`], for sums it
+/// may shortcut and sums it must not (reading time, another coordinate, a nested sum).
 #[test]
-fn sparse_curve_series_equal_the_full_series() {
+fn series_through_a_prepared_point_equal_the_full_series() {
     let d = 40;
     let scope = Scope {
         dim: d,
@@ -127,15 +127,22 @@ fn sparse_curve_series_equal_the_full_series() {
         "sum(i, 0, d-1, x[i]*t) + sum(i, 0, d-1, sum(j, 0, i, x[j]*x[i]))/d + x[3]^3",
         "sum(i, 0, d/2, cos(x[i]))^2 * sum(i, d/2, d-1, x[i]^3)",
     ];
-    let order = 3;
     let mut rng = TestRng::new(5);
-    for text in texts {
+    for (text, order) in texts.iter().flat_map(|t| [1, 2, 3].map(|k| (t, k))) {
         let f = Formula::parse(text, scope).unwrap();
         let (mut dense_ws, mut sparse_ws) = (f.workspace(order), f.workspace(order));
         for point in 0..3 {
             let x0: Vec<f64> = rng.vec(d + 1, 1.0);
-            f.sparse_point(&mut sparse_ws, &x0);
-            for support in [vec![0], vec![3, 17], vec![2, 20, 39, d], vec![d]] {
+            f.prepare_point(&mut sparse_ws, &x0);
+            let all: Vec<usize> = (0..=d).collect();
+            for (support, dense) in [
+                (vec![0], false),
+                (vec![3, 17], false),
+                (vec![2, 20, 39, d], false),
+                (vec![d], false),
+                (all.clone(), true),
+                (all, false),
+            ] {
                 let tangents: Vec<Vec<f64>> = (0..order).map(|_| rng.vec(support.len(), 1.0)).collect();
                 let coord = |i: usize, out: &mut [f64]| {
                     out.fill(0.0);
@@ -148,11 +155,30 @@ fn sparse_curve_series_equal_the_full_series() {
                 };
                 let (mut want, mut got) = (vec![0.0; order + 1], vec![0.0; order + 1]);
                 f.series(&mut dense_ws, &coord, &mut want);
-                f.series_sparse(&mut sparse_ws, &coord, &support, &mut got);
+                let slots: Vec<Vec<f64>> = (1..=order)
+                    .map(|k| {
+                        (0..=d)
+                            .map(|i| {
+                                let mut c = vec![0.0; order + 1];
+                                coord(i, &mut c);
+                                c[k]
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let curve = if dense {
+                    Curve::Dense { x: &x0, slots: &slots }
+                } else {
+                    Curve::Touching {
+                        coord: &coord,
+                        touched: &support,
+                    }
+                };
+                f.series_through_point(&mut sparse_ws, curve, &mut got);
                 for k in 0..=order {
                     assert!(
                         (got[k] - want[k]).abs() <= 1e-12 * want[k].abs().max(1.0),
-                        "{text}, point {point}, support {support:?}, order {k}: {} vs {}",
+                        "{text}, point {point}, support {support:?} (dense {dense}), order {k}: {} vs {}",
                         got[k],
                         want[k]
                     );

@@ -278,6 +278,46 @@ impl<T: Real> InputJets<T> {
             .any(|t| matches!(t, Tangent::Dense(_) | Tangent::Shared(_)))
     }
 
+    /// The normalised coefficient `v/k!` of coordinate `c` in slot `k` of `row` (`O(1)` for
+    /// every tangent kind but sparse, which scans the row's entries).
+    pub fn entry(&self, k: usize, row: usize, c: usize) -> T {
+        let inv = T::one() / T::c(factorial(k));
+        let v = match &self.slots[k - 1] {
+            Tangent::Zero => T::zero(),
+            Tangent::OneHot(idx) if idx[row] == c => T::one(),
+            Tangent::OneHot(_) => T::zero(),
+            Tangent::Sparse {
+                row_ptr,
+                indices,
+                values,
+            } => (row_ptr[row]..row_ptr[row + 1])
+                .filter(|&j| indices[j] == c)
+                .fold(T::zero(), |acc, j| acc + values[j]),
+            Tangent::Dense(v) => v[row * self.dim + c],
+            Tangent::Shared(v) => v[(row % self.dirs) * self.dim + c],
+        };
+        v * inv
+    }
+
+    /// Writes the normalised coefficients `v/k!` of every coordinate in slot `k` of `row` into
+    /// `out` (`dim` numbers; one contiguous conversion for dense tangents).
+    pub fn row_slot(&self, k: usize, row: usize, out: &mut [f64]) {
+        let inv = 1.0 / factorial(k);
+        let d = self.dim;
+        let dense = |v: &[T], out: &mut [f64]| out.iter_mut().zip(v).for_each(|(o, x)| *o = x.as_f64() * inv);
+        match &self.slots[k - 1] {
+            Tangent::Dense(v) => dense(&v[row * d..(row + 1) * d], out),
+            Tangent::Shared(v) => {
+                let r = row % self.dirs;
+                dense(&v[r * d..(r + 1) * d], out)
+            }
+            _ => {
+                out.fill(0.0);
+                self.for_each_entry(k, row, |c, a| out[c] += a.as_f64());
+            }
+        }
+    }
+
     /// Calls `f(coordinate, a)` for every non-zero of slot `k` in `row`, with `a = v/k!` the
     /// normalised coefficient (dense slots visit every coordinate).
     pub fn for_each_entry(&self, k: usize, row: usize, mut f: impl FnMut(usize, T)) {
@@ -351,5 +391,38 @@ mod tests {
         assert_eq!(j.support(), Support::from_orders(&[1]));
         assert!(InputJets::<f64>::new(0, 3, 1, vec![0.0; 3]).is_err());
         assert!(InputJets::<f64>::new(2, 4, 1, vec![0.0; 6]).is_err());
+    }
+
+    /// `entry` and `row_slot` read what `for_each_entry` visits (summed per coordinate), for
+    /// every tangent kind.
+    #[test]
+    fn entry_and_row_slot_agree_with_the_entries() {
+        let (d, points, dirs) = (4, 2, 2);
+        let rows = points * dirs;
+        let kinds = [
+            Tangent::Zero,
+            Tangent::OneHot(vec![0, 3, 1, 3]),
+            Tangent::Sparse {
+                row_ptr: vec![0, 2, 2, 5, 6],
+                indices: vec![1, 2, 0, 0, 3, 2],
+                values: vec![0.5, -1.0, 2.0, 0.25, 3.0, -4.0],
+            },
+            Tangent::Dense((0..rows * d).map(|i| i as f64 * 0.3 - 1.0).collect()),
+            Tangent::Shared((0..dirs * d).map(|i| 1.5 - i as f64 * 0.2).collect()),
+        ];
+        for kind in kinds {
+            let mut j = InputJets::<f64>::new(2, d, dirs, vec![0.0; points * d]).unwrap();
+            j.set(2, kind).unwrap();
+            for row in 0..rows {
+                let mut want = vec![0.0; d];
+                j.for_each_entry(2, row, |c, a| want[c] += a);
+                let mut got = vec![f64::NAN; d];
+                j.row_slot(2, row, &mut got);
+                assert_eq!(got, want, "row {row}");
+                for (c, w) in want.iter().enumerate() {
+                    assert_eq!(j.entry(2, row, c), *w, "row {row} coordinate {c}");
+                }
+            }
+        }
     }
 }

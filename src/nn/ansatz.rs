@@ -81,12 +81,8 @@ impl Ansatz {
                 let p = row / input.dirs();
                 let mut t = vec![0.0; order + 1];
                 t[0] = input.primal()[p * d + d - 1].as_f64();
-                for k in 1..=order {
-                    input.for_each_entry(k, row, |c, a| {
-                        if c == d - 1 {
-                            t[k] += a.as_f64();
-                        }
-                    });
+                for (k, tk) in t.iter_mut().enumerate().skip(1) {
+                    *tk = input.entry(k, row, d - 1).as_f64();
                 }
                 match self {
                     Ansatz::Time => psi = t,

@@ -9,8 +9,8 @@
 
 use super::eval::{EvalError, set_tangents};
 use super::plan::{MultiPlan, Readout};
-use crate::formula::{Formula, Workspace};
-use crate::jet::{InputJets, Jet, PrimalBlockSums};
+use crate::formula::{Curve, Formula, Workspace};
+use crate::jet::{InputJets, Jet, PrimalBlockSums, Tangent};
 use crate::nn::{Ansatz, Mlp, Tape};
 use crate::real::{Real, factorial};
 use std::sync::Arc;
@@ -251,9 +251,9 @@ impl<T: Real> PlanPass<T> {
 }
 
 /// Adds the derivative-convention jets of `φ` along each row's input curve to `y`
-/// (`[rows × (order + 1)]`). A row whose tangents touch few coordinates (one-hot, sparse) costs
-/// those coordinates' terms of `φ`'s coordinate sums ([`Formula::series_sparse`], the sums'
-/// values at the point computed once per point); a dense row costs one evaluation over all `d`.
+/// (`[rows × (order + 1)]`), through [`Formula::series_through_point`]: `φ`'s coordinate sums
+/// are taken once per point; a row whose tangents are one-hot or sparse then costs the touched
+/// coordinates' terms, a dense row `O(K²)` arithmetic per coordinate.
 pub(crate) fn add_offset_series<T: Real>(phi: &Formula, ws: &mut Workspace, input: &InputJets<T>, y: &mut [f64]) {
     let (order, din, dirs) = (input.order(), input.dim(), input.dirs());
     let width = order + 1;
@@ -262,29 +262,35 @@ pub(crate) fn add_offset_series<T: Real>(phi: &Formula, ws: &mut Workspace, inpu
     }
     let mut entries: Vec<(usize, usize, f64)> = Vec::new();
     let mut support: Vec<usize> = Vec::new();
-    // `[din × width]` normalised coefficients of a dense row's coordinates
-    let mut dense: Vec<f64> = Vec::new();
+    // a dense row's normalised coefficients, one slot of `din` per order
+    let mut slots = vec![vec![0.0; din]; order];
     let mut x0 = vec![0.0; din];
     let mut prepared = usize::MAX;
     let mut out = vec![0.0; width];
+    let dense_rows = (1..=order).any(|k| matches!(input.slot(k), Tangent::Dense(_) | Tangent::Shared(_)));
     for row in 0..y.len() / width {
         let p = row / dirs;
-        x0.iter_mut()
-            .zip(&input.primal()[p * din..(p + 1) * din])
-            .for_each(|(w, v)| *w = v.as_f64());
-        entries.clear();
-        for k in 1..=order {
-            input.for_each_entry(k, row, |c, a| entries.push((k, c, a.as_f64())));
+        if prepared != p {
+            x0.iter_mut()
+                .zip(&input.primal()[p * din..(p + 1) * din])
+                .for_each(|(w, v)| *w = v.as_f64());
+            phi.prepare_point(ws, &x0);
+            prepared = p;
         }
-        support.clear();
-        support.extend(entries.iter().map(|e| e.1));
-        support.sort_unstable();
-        support.dedup();
-        if support.len() * 8 <= din {
-            if prepared != p {
-                phi.sparse_point(ws, &x0);
-                prepared = p;
+        if dense_rows {
+            for (k, slot) in slots.iter_mut().enumerate() {
+                input.row_slot(k + 1, row, slot);
             }
+            phi.series_through_point(ws, Curve::Dense { x: &x0, slots: &slots }, &mut out);
+        } else {
+            entries.clear();
+            for k in 1..=order {
+                input.for_each_entry(k, row, |c, a| entries.push((k, c, a.as_f64())));
+            }
+            support.clear();
+            support.extend(entries.iter().map(|e| e.1));
+            support.sort_unstable();
+            support.dedup();
             let coord = |i: usize, s: &mut [f64]| {
                 s.fill(0.0);
                 s[0] = x0[i];
@@ -294,18 +300,14 @@ pub(crate) fn add_offset_series<T: Real>(phi: &Formula, ws: &mut Workspace, inpu
                     }
                 }
             };
-            phi.series_sparse(ws, &coord, &support, &mut out);
-        } else {
-            dense.clear();
-            dense.resize(din * width, 0.0);
-            for (i, &v) in x0.iter().enumerate() {
-                dense[i * width] = v;
-            }
-            for &(k, c, a) in &entries {
-                dense[c * width + k] += a;
-            }
-            let coord = |i: usize, s: &mut [f64]| s.copy_from_slice(&dense[i * width..(i + 1) * width]);
-            phi.series(ws, &coord, &mut out);
+            phi.series_through_point(
+                ws,
+                Curve::Touching {
+                    coord: &coord,
+                    touched: &support,
+                },
+                &mut out,
+            );
         }
         for k in 0..=order {
             y[row * width + k] += out[k] * factorial(k);
