@@ -24,8 +24,8 @@ if [[ $what == jax ]]; then
   for d in 1000 10000 100000; do
     steps=50; [[ $d == 100000 ]] && steps=10
     "$JAXENV/bin/python" scripts/jax_hjb.py --dim $d --steps $steps
-    $stde bench step --equation hjb-lin --dim $d --steps $steps --warmup 3 | head -3
-    $stde bench step --equation hjb-lin --dim $d --method dense --steps $steps --warmup 3 | head -3
+    $stde bench step --equation hjb-lin --dim $d --steps $steps --warmup 3 | sed -n 1,3p
+    $stde bench step --equation hjb-lin --dim $d --method dense --steps $steps --warmup 3 | sed -n 1,3p
   done
   exit 0
 fi
@@ -33,7 +33,7 @@ fi
 if [[ $what == all || $what == speed ]]; then
   for eq in hjb-lin hjb-lqg black-scholes-barenblatt; do
     for d in 1000 10000 100000; do
-      $stde bench step --equation $eq --dim $d --steps 20 --warmup 3 | head -3
+      $stde bench step --equation $eq --dim $d --steps 20 --warmup 3 | sed -n 1,3p
     done
   done
 fi

@@ -431,9 +431,22 @@ fn prepare_train(
         cfg.precision = "f64".into();
     }
     let (out, resume) = match &a.resume {
-        Some(dir) => (dir.clone(), true),
+        Some(dir) => {
+            // the run's own definition, for the banner (the trainer reads it again on rank 0)
+            if group.is_root() {
+                let path = dir.join("config.toml");
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("cannot resume {}: {} ({e})", dir.display(), path.display()))?;
+                cfg = TrainConfig::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+                if let Some(steps) = a.steps {
+                    cfg.steps = steps;
+                }
+            }
+            (dir.clone(), true)
+        }
         None => {
             cfg.validate()?;
+            stde::train::flags::refuse_unused(&cfg, &cfg.problem(), &a.fixed_flags_given())?;
             let mut name = format!(
                 "runs/{}-d{}-{}-R{}-s{}",
                 cfg.equation, cfg.dim, cfg.method, cfg.rand_batch, cfg.seed

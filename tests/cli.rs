@@ -392,6 +392,41 @@ fn train_bad_input_exits_2_with_one_line() {
             vec!["--equation", "semilinear-heat", "--dim", "10", "--terminal-batch", "0"],
             "--terminal-batch",
         ),
+        // flags the problem would not use: refused, whatever their value
+        (vec!["--equation", "kdv-2d", "--method", "sparse"], "nothing to sample"),
+        (vec!["--equation", "kdv-2d", "--rand-batch", "1"], "--rand-batch"),
+        (
+            vec!["--dim", "10", "--method", "exact", "--rand-batch", "4"],
+            "draws none",
+        ),
+        (
+            vec![
+                "--equation",
+                "black-scholes-barenblatt",
+                "--dim",
+                "100",
+                "--method",
+                "dense",
+            ],
+            "one coordinate at a time",
+        ),
+        (
+            vec!["--equation", "semilinear-heat", "--dim", "10", "--volume-uniform"],
+            "radial law",
+        ),
+        (
+            vec!["--equation", "poisson-cube", "--dim", "10", "--volume-uniform"],
+            "radial law",
+        ),
+        (vec!["--dim", "10", "--horizon", "0.3"], "--horizon applies"),
+        (
+            vec!["--dim", "10", "--terminal-weight", "20"],
+            "--terminal-weight applies",
+        ),
+        (
+            vec!["--equation", "hjb-lin", "--dim", "10", "--boundary-batch", "100"],
+            "boundary",
+        ),
     ];
     for (extra, needle) in cases {
         let mut args: Vec<&str> = base.to_vec();
@@ -798,9 +833,11 @@ fn run_folders_are_never_mixed_and_resume_flags_are_checked() {
     let (code, _, err) = stde(&["train", "--quiet", "--resume", &out, "--steps", "3"]);
     assert_eq!(code, 2);
     assert!(err.contains("past --steps 3"), "{err}");
-    let (code, _, err) = stde(&["train", "--quiet", "--resume", &path(&tmp.path().join("nope"))]);
+    // a missing run is named before anything says a run started
+    let (code, stdout, err) = stde(&["train", "--resume", &path(&tmp.path().join("nope"))]);
     assert_eq!(code, 2);
     assert!(err.contains("cannot resume"), "{err}");
+    assert!(!err.contains("training") && stdout.is_empty(), "{stdout}{err}");
 }
 
 /// A run killed with SIGKILL at a random moment and then resumed ends with the same metrics and

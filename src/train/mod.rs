@@ -2,6 +2,7 @@
 //! loop with evaluation, metrics, checkpoints and resume, and the curves plot.
 
 pub mod config;
+pub mod flags;
 pub mod head;
 pub mod optim;
 pub mod plot;
