@@ -219,7 +219,8 @@ struct TrainArgs {
     /// -p<problem seed> where not the default).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Continue the run saved in this folder.
+    /// Continue the run saved in this folder (only --steps and --threads may accompany it; more
+    /// --steps extend it, and a decaying schedule then continues at the rate it reached).
     #[arg(long)]
     resume: Option<PathBuf>,
     /// Train your own PDE given by formulas in this TOML file (see README, "Your own PDE").

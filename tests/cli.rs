@@ -830,6 +830,24 @@ fn run_folders_are_never_mixed_and_resume_flags_are_checked() {
     assert_eq!(lines(&out), 7);
     let config = std::fs::read_to_string(tmp.path().join("run/config.toml")).unwrap();
     assert!(config.contains("steps = 6"), "{config}");
+    // the extension continues at the rate the decay reached, it does not restart the decay
+    assert!(config.contains("decay_steps = 2"), "{config}");
+    let metrics = std::fs::read_to_string(tmp.path().join("run/metrics.csv")).unwrap();
+    let lrs: Vec<f64> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(lrs.len(), 6);
+    assert!(lrs[1] < lrs[0], "a decaying schedule: {lrs:?}");
+    assert!(lrs[2..].iter().all(|&v| v == lrs[1]), "{lrs:?}");
+    // resuming the finished run changes nothing: its summary keeps the totals of the session
+    // that finished it
+    let summary = std::fs::read(tmp.path().join("run/summary.json")).unwrap();
+    let (code, _, err) = stde(&["train", "--quiet", "--resume", &out]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(tmp.path().join("run/summary.json")).unwrap(), summary);
+    assert_eq!(lines(&out), 7);
     let (code, _, err) = stde(&["train", "--quiet", "--resume", &out, "--steps", "3"]);
     assert_eq!(code, 2);
     assert!(err.contains("past --steps 3"), "{err}");

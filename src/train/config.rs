@@ -45,6 +45,11 @@ pub struct TrainConfig {
     pub schedule: String,
     /// `γ` of the exponential schedule (`lr·γ^k`).
     pub exp_decay: f64,
+    /// The steps a total-dependent schedule (linear, cosine, exponential-per-run) decays over:
+    /// the run's first `steps`, kept when `--resume --steps` changes the total, so that an
+    /// extended run continues at the rate it reached instead of restarting the decay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decay_steps: Option<usize>,
     /// Hidden width.
     pub width: usize,
     /// Number of affine layers.
@@ -133,6 +138,7 @@ impl Default for TrainConfig {
             lr: 1e-3,
             schedule: "linear".into(),
             exp_decay: 0.9995,
+            decay_steps: None,
             width: 128,
             depth: 4,
             block_size: 1,

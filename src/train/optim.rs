@@ -33,9 +33,10 @@ impl Schedule {
         }
     }
 
-    /// The learning rate of update `k` of `total`.
+    /// The learning rate of update `k` of a decay over `total` updates; past them (an extended
+    /// run) the rate the decay ended at.
     pub fn lr(self, base: f64, k: usize, total: usize, exp_decay: f64) -> f64 {
-        let frac = k as f64 / total.max(1) as f64;
+        let frac = k.min(total.max(1) - 1) as f64 / total.max(1) as f64;
         match self {
             Schedule::Constant => base,
             Schedule::Linear => base * (1.0 - frac),
@@ -289,6 +290,16 @@ mod tests {
         assert!((Schedule::Cosine.lr(1.0, 5, 10, 0.0) - 0.5).abs() < 1e-15);
         assert!((Schedule::Exponential.lr(1.0, 2, 10, 0.5) - 0.25).abs() < 1e-15);
         assert_eq!(Schedule::Constant.lr(0.1, 7, 10, 0.0), 0.1);
+        // past the decay (an extended run): the rate it ended at
+        assert_eq!(
+            Schedule::Linear.lr(1e-3, 15, 10, 0.0),
+            Schedule::Linear.lr(1e-3, 9, 10, 0.0)
+        );
+        assert_eq!(
+            Schedule::Cosine.lr(1.0, 10, 10, 0.0),
+            Schedule::Cosine.lr(1.0, 9, 10, 0.0)
+        );
+        assert!((Schedule::Exponential.lr(1.0, 12, 10, 0.5) - 0.5f64.powi(12)).abs() < 1e-18);
         assert_eq!(Schedule::parse("cosine"), Some(Schedule::Cosine));
         assert_eq!(Schedule::parse("step"), None);
     }

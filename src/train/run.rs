@@ -23,7 +23,7 @@ use crate::pde::sampler::stream;
 use crate::pde::{Condition, Domain, Evaluation, Problem, Term};
 use crate::real::Real;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -74,7 +74,7 @@ pub const RUN_FILES: [&str; 5] = [
 ];
 
 /// The run's outcome, written to `summary.json`.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Summary {
     /// Equation name.
     pub equation: String,
@@ -135,7 +135,7 @@ pub struct Summary {
 }
 
 /// Training time by phase (this session; evaluation excluded), seconds.
-#[derive(Clone, Copy, Debug, Default, Serialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct PhaseTimes {
     /// Drawing the residual points.
     pub sample: f64,
@@ -668,7 +668,11 @@ fn train_in_group(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, Train
             saved.threads = t;
         }
         if let Some(steps) = opts.steps {
-            // recorded in config.toml once the checkpoint's step is known to be within it
+            // recorded in config.toml once the checkpoint's step is known to be within it; the
+            // decay keeps its horizon (an extension continues at the rate it reached)
+            if steps != saved.steps && saved.decay_steps.is_none() {
+                saved.decay_steps = Some(saved.steps);
+            }
             saved.steps = steps;
         }
         saved
@@ -1184,7 +1188,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             bar.abandon();
             return Err(diverged(loss));
         }
-        let lr = schedule.lr(cfg.lr, k, cfg.steps, cfg.exp_decay);
+        let lr = schedule.lr(cfg.lr, k, cfg.decay_steps.unwrap_or(cfg.steps), cfg.exp_decay);
         let t_update = Instant::now();
         if head_step.active() {
             head_step.raw_gradient(&mut grad);
@@ -1303,6 +1307,16 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         eprintln!(
             "warning: the final model's error {last:.3e} is {final_over_best:.0}× the best evaluated ({best:.3e}): the run diverged after its best evaluation (try a lower --lr, or --schedule linear)"
         );
+    }
+    // a resumed run with no step left keeps the summary of the session that finished it
+    if start_step == cfg.steps
+        && group.is_root()
+        && let Some(done) = std::fs::read_to_string(dir.join("summary.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Summary>(&t).ok())
+            .filter(|s| s.steps == cfg.steps)
+    {
+        return Ok(done);
     }
     let head = st.head.unwrap_or(Head::NONE);
     let summary = Summary {
