@@ -252,7 +252,18 @@ impl TrainConfig {
 
     /// Checks every field; the message names the problem.
     pub fn validate(&self) -> Result<(), String> {
-        let entry = match (&self.pde, lookup(&self.equation)) {
+        let entry = self.traits()?;
+        self.validate_sizes(&entry)?;
+        self.validate_optimiser()?;
+        self.validate_gpinn(&entry)?;
+        self.validate_parabolic(&entry)?;
+        self.validate_layout(&entry)?;
+        self.validate_pde()
+    }
+
+    /// What validation needs to know of the equation (a PDE file's or the catalogue entry's).
+    fn traits(&self) -> Result<Traits, String> {
+        Ok(match (&self.pde, lookup(&self.equation)) {
             (Some(spec), _) => Traits {
                 min_dim: 1,
                 max_dim: usize::MAX,
@@ -276,7 +287,11 @@ impl TrainConfig {
                     equation_names()
                 ));
             }
-        };
+        })
+    }
+
+    /// Dimension, method, `R`, steps, threads, batch and network sizes.
+    fn validate_sizes(&self, entry: &Traits) -> Result<(), String> {
         let min_dim = entry.min_dim;
         if entry.max_dim == min_dim && self.dim != min_dim {
             return Err(format!(
@@ -319,6 +334,11 @@ impl TrainConfig {
                 "--batch, --width, --test-points and --eval-every must be positive and --depth at least 2".into(),
             );
         }
+        Ok(())
+    }
+
+    /// Learning rate, schedule, clipping, moving average, output scaling and precision.
+    fn validate_optimiser(&self) -> Result<(), String> {
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!("--lr {} must be a positive number", self.lr));
         }
@@ -328,6 +348,29 @@ impl TrainConfig {
                 self.schedule
             ));
         }
+        if !(self.clip_grad_norm.is_finite() && self.clip_grad_norm >= 0.0) {
+            return Err(format!(
+                "--clip-grad-norm {} must be a non-negative number",
+                self.clip_grad_norm
+            ));
+        }
+        if !(self.ema.is_finite() && (0.0..1.0).contains(&self.ema)) {
+            return Err(format!("--ema {} must be in [0, 1) (0: no averaging)", self.ema));
+        }
+        if !["auto", "off"].contains(&self.output_scaling.as_str()) {
+            return Err(format!(
+                "unknown --output-scaling '{}' (expected auto or off)",
+                self.output_scaling
+            ));
+        }
+        if !["f32", "f64"].contains(&self.precision.as_str()) {
+            return Err(format!("unknown precision '{}' (expected f32 or f64)", self.precision));
+        }
+        Ok(())
+    }
+
+    /// The gPINN weight and form.
+    fn validate_gpinn(&self, entry: &Traits) -> Result<(), String> {
         if !(self.gpinn_weight.is_finite() && self.gpinn_weight >= 0.0) {
             return Err(format!(
                 "--gpinn-weight {} must be a non-negative number",
@@ -369,6 +412,11 @@ impl TrainConfig {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// The parabolic sampler, the reference target switch, the horizon and terminal penalty.
+    fn validate_parabolic(&self, entry: &Traits) -> Result<(), String> {
         match self.parabolic_sampler.as_str() {
             "uniform" => {}
             "trajectory" if !entry.terminal => {
@@ -417,6 +465,11 @@ impl TrainConfig {
                 self.equation
             ));
         }
+        Ok(())
+    }
+
+    /// Weight sharing and the boundary penalty.
+    fn validate_layout(&self, entry: &Traits) -> Result<(), String> {
         if entry.time && self.block_size > 1 {
             return Err("--block-size applies to the elliptic problems only (the time coordinate has no block)".into());
         }
@@ -436,24 +489,11 @@ impl TrainConfig {
                 self.equation
             ));
         }
-        if !(self.clip_grad_norm.is_finite() && self.clip_grad_norm >= 0.0) {
-            return Err(format!(
-                "--clip-grad-norm {} must be a non-negative number",
-                self.clip_grad_norm
-            ));
-        }
-        if !(self.ema.is_finite() && (0.0..1.0).contains(&self.ema)) {
-            return Err(format!("--ema {} must be in [0, 1) (0: no averaging)", self.ema));
-        }
-        if !["auto", "off"].contains(&self.output_scaling.as_str()) {
-            return Err(format!(
-                "unknown --output-scaling '{}' (expected auto or off)",
-                self.output_scaling
-            ));
-        }
-        if !["f32", "f64"].contains(&self.precision.as_str()) {
-            return Err(format!("unknown precision '{}' (expected f32 or f64)", self.precision));
-        }
+        Ok(())
+    }
+
+    /// A PDE file's own checks.
+    fn validate_pde(&self) -> Result<(), String> {
         if let Some(spec) = &self.pde {
             if self.unbiased {
                 return Err(

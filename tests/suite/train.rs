@@ -2,8 +2,7 @@
 //! the exact solutions, a short run that lowers the loss, bit-identical losses after a resume, and
 //! bad input → one-line error with exit code 2.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use stde::jet::rules::{self, Unary};

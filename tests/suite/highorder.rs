@@ -3,9 +3,7 @@
 //! with the initial-value ansatz equal nested-dual partials; the spec's corrected jet recipes give
 //! the same values as the planner.
 
-mod common;
-
-use common::{D4, D8, Mixed, Nested, TestRng, curve_oracle, mlp_eval};
+use crate::common::{D4, D8, Mixed, Nested, TestRng, curve_oracle, mlp_eval};
 use num_dual::Dual;
 use stde::nn::{Ansatz, Architecture, Mlp};
 use stde::operator::{MultiPlan, PlanBuilder, PlanPass, ProbePlan, formula_quantities};
@@ -189,7 +187,7 @@ fn the_specs_jet_recipes_hold() {
     let e = |i: usize| -> Vec<f64> { (0..3).map(|j| f64::from(u8::from(i == j))).collect() };
     let zero = vec![0.0; 3];
     let curve = |slots: &[Vec<f64>]| curve_oracle::<D8>(&net, &x0, slots);
-    let partial = |idx: &[usize]| common::mixed_partial(&net, &x0, idx);
+    let partial = |idx: &[usize]| crate::common::mixed_partial(&net, &x0, idx);
     let close = |a: f64, b: f64, what: &str| assert!((a - b).abs() <= 1e-8 * b.abs().max(1.0), "{what}: {a} vs {b}");
     let (x, y, t) = (0, 1, 2);
     // KP: 5-jet v2 = e_t, v3 = e_x gives u_tx = y5/10

@@ -1,9 +1,7 @@
 //! The formula language: values against closed forms, Taylor series along curves against nested
 //! dual numbers, gradients against finite differences, and malformed input.
 
-mod common;
-
-use common::{D8, Nested, TestRng, factorial};
+use crate::common::{D8, Nested, TestRng, factorial};
 use stde::formula::{Curve, Formula, Scope};
 
 const SPACE_TIME: Scope = Scope {

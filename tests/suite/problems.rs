@@ -3,8 +3,7 @@
 //! elliptic and parabolic descriptions; the gPINN loss and the source gradients; the terminal
 //! value-and-gradient loss; the parabolic samplers' moments; collapsed = per-direction.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::sync::Arc;
 use stde::nn::{Activation, Ansatz, Architecture, Mlp};
 use stde::operator::{

@@ -1,8 +1,7 @@
 //! Collapsed second-order propagation against the uncollapsed engine (f64, ≤ 1e-10): the same
 //! `Σ_d y₂`, the same `y₁`, and the same parameter gradients for a loss built from both.
 
-mod common;
-use common::*;
+use crate::common::*;
 use stde::jet::collapsed::CollapsedJet;
 use stde::jet::{InputJets, Jet, Tangent};
 use stde::nn::{Activation, Architecture, CollapsedTape, Mlp, Tape};

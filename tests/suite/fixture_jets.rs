@@ -2,7 +2,6 @@
 //! `tests/fixtures/README.md`, a copy of the shared fixture): jets through the engine reproduce `jax.experimental.jet`
 //! outputs, loaded from the `stde apply` checkpoint layout, to 1e-10 relative.
 
-mod common;
 use std::path::PathBuf;
 use stde::io::npy;
 use stde::jet::{InputJets, Tangent};

@@ -2,8 +2,7 @@
 //! network evaluation (f64, 1e-8 relative: the plans subtract contaminating terms whose
 //! coefficients reach ~10³, so a few ulps of the largest term), and the JAX fixture values.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::PathBuf;
 use stde::nn::Ansatz;
 use stde::nn::{Activation, Architecture, Mlp, Tape, checkpoint};

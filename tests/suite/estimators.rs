@@ -4,8 +4,7 @@
 //! many standard errors; a correct one fails with probability ~6e-5 per case. The empirical
 //! variance is printed (`cargo test --test estimators -- --nocapture`).
 
-mod common;
-use common::*;
+use crate::common::*;
 use rand::{SeedableRng, rngs::StdRng};
 use stde::nn::{Activation, Architecture, Mlp, Tape};
 use stde::operator::{

@@ -2,8 +2,7 @@
 //! shares no code with the rule table). Tolerance 1e-10 relative in f64: the recurrences are
 //! O(K²) sums of O(1) terms, so rounding stays within a few hundred ulps.
 
-mod common;
-use common::*;
+use crate::common::*;
 use num_dual::DualNum;
 use stde::jet::rules::{self, Unary};
 

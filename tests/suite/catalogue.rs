@@ -2,9 +2,7 @@
 //! every derivative taken by the engine, terminal data match the solutions, and the HJB-LQG
 //! quadrature solution satisfies its PDE (finite differences) and agrees with seeded Monte Carlo.
 
-mod common;
-
-use common::TestRng;
+use crate::common::TestRng;
 use stde::pde::catalogue::{self, HjbLqgExact};
 use stde::pde::custom::PdeSpec;
 use stde::pde::{ExactValue, SamplerKind, Term};

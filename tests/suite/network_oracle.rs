@@ -2,8 +2,7 @@
 //! same parameters (tolerance 1e-8 relative, f64), structured tangents against dense ones, and
 //! reverse-mode gradients against central finite differences.
 
-mod common;
-use common::*;
+use crate::common::*;
 use stde::jet::{InputJets, Jet, Tangent};
 use stde::nn::{Activation, Architecture, Mlp, Tape};
 
