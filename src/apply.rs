@@ -207,9 +207,27 @@ pub fn apply(cfg: &ApplyConfig) -> Result<(Vec<f64>, Vec<f64>), ApplyError> {
     } else {
         cfg.clone()
     };
-    if cfg.f32 {
-        run_with(&ck.net.cast::<f32>(), ansatz, offset.as_ref(), cfg, &x, n)
+    let (u, lu) = if cfg.f32 {
+        run_with(&ck.net.cast::<f32>(), ansatz, offset.as_ref(), cfg, &x, n)?
     } else {
-        run_with(&ck.net, ansatz, offset.as_ref(), cfg, &x, n)
+        run_with(&ck.net, ansatz, offset.as_ref(), cfg, &x, n)?
+    };
+    // finite points and weights give finite values unless the arithmetic overflowed: say so
+    // instead of printing NaN
+    if let Some(p) = (0..n).find(|&p| !(u[p].is_finite() && lu[p].is_finite()))
+        && x[p * d..(p + 1) * d].iter().all(|v| v.is_finite())
+    {
+        return Err(ApplyError::Invalid(format!(
+            "point {p}: u = {}, L u = {}: the {} arithmetic of this operator's jets overflowed{}",
+            u[p],
+            lu[p],
+            if cfg.f32 { "f32" } else { "f64" },
+            if cfg.f32 {
+                "; run without --f32"
+            } else {
+                " (an operator of very high order)"
+            }
+        )));
     }
+    Ok((u, lu))
 }

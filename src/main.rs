@@ -447,7 +447,12 @@ fn prepare_train(
         }
         None => {
             cfg.validate()?;
-            stde::train::flags::refuse_unused(&cfg, &cfg.problem(), &a.fixed_flags_given())?;
+            // building the problem allocates O(d): only where the plain memory estimate fits (the
+            // trainer refuses the others with the figure)
+            let fits = stde::train::run::available_memory().is_none_or(|m| cfg.memory_estimate() <= m * 9 / 10);
+            if fits {
+                stde::train::flags::refuse_unused(&cfg, &cfg.problem(), &a.fixed_flags_given())?;
+            }
             let mut name = format!(
                 "runs/{}-d{}-{}-R{}-s{}",
                 cfg.equation, cfg.dim, cfg.method, cfg.rand_batch, cfg.seed
