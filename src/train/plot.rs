@@ -65,6 +65,25 @@ fn decade_label(k: i32) -> String {
     if k == 0 { "1".into() } else { format!("1e{k}") }
 }
 
+/// The y-axis gridlines of a log panel over `[lo, hi]` (`log10` of the values): one per decade
+/// where at least two decades fall inside, otherwise the bottom, middle and top of the range with
+/// their values (`2.3e-4`), so that a curve spanning less than a decade keeps labelled axes.
+fn y_labels(lo: f64, hi: f64) -> Vec<(f64, String)> {
+    let decades: Vec<f64> = (lo.ceil() as i64..=hi.floor() as i64).map(|k| k as f64).collect();
+    if decades.len() >= 2 {
+        return decades.into_iter().map(|k| (k, decade_label(k as i32))).collect();
+    }
+    let points = if hi - lo < 1e-6 {
+        vec![lo]
+    } else {
+        vec![lo, 0.5 * (lo + hi), hi]
+    };
+    points
+        .into_iter()
+        .map(|v| (v, format!("{:.1e}", 10f64.powf(v))))
+        .collect()
+}
+
 fn panel(
     area: &DrawingArea<BitMapBackend, plotters::coord::Shift>,
     pts: &[(f64, f64)],
@@ -87,8 +106,10 @@ fn panel(
         (a.min(*v), b.max(*v))
     });
     let span = (hi - lo).max(1e-9);
-    // left margin for decade labels, bottom margin for step labels, top margin for the title
-    let (ml, mr, mt, mb) = (70.0, 20.0, 28.0, 26.0);
+    // left margin for the y labels, bottom margin for step labels, top margin for the title
+    let labels = y_labels(lo, hi);
+    let longest = labels.iter().map(|(_, l)| l.len()).max().unwrap_or(0) as f64;
+    let (ml, mr, mt, mb) = ((longest * (ADVANCE * 2) as f64 + 14.0).max(70.0), 20.0, 28.0, 26.0);
     let map = |s: f64, v: f64| -> (i32, i32) {
         let x = ml + (s / steps.max(1.0)) * (w as f64 - ml - mr);
         let y = mt + (1.0 - (v - lo) / span) * (h as f64 - mt - mb);
@@ -110,17 +131,14 @@ fn panel(
     let axis = ShapeStyle::from(&BLACK).stroke_width(1);
     area.draw(&PathElement::new(vec![(x0, y0), (x0, y1), (x1, y1)], axis))
         .map_err(e)?;
-    let mut dec = lo.ceil();
-    while dec <= hi {
-        let (_, y) = map(0.0, dec);
+    for (v, label) in labels {
+        let (_, y) = map(0.0, v);
         area.draw(&PathElement::new(
             vec![(x0, y), (x1, y)],
             ShapeStyle::from(&RGBColor(220, 220, 220)),
         ))
         .map_err(e)?;
-        let label = decade_label(dec as i32);
         text(area, &label, (x0 - 6 - label.len() as i32 * ADVANCE * 2, y - 7), 2)?;
-        dec += 1.0;
     }
     let line: Vec<(i32, i32)> = vals.iter().map(|(s, v)| map(*s, *v)).collect();
     area.draw(&PathElement::new(line, ShapeStyle::from(&colour).stroke_width(2)))
@@ -172,4 +190,29 @@ pub fn curves(metrics: &Path, out: &Path) -> Result<(), String> {
         root.present().map_err(|e| e.to_string())?;
     }
     std::fs::rename(&tmp, out).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_axis_is_labelled_whatever_its_span() {
+        // several decades: one label per decade
+        let labels = y_labels(-3.2, 0.4);
+        let names: Vec<&str> = labels.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(names, ["1e-3", "1e-2", "1e-1", "1"]);
+        // less than a decade (2e-4 .. 7e-4): the range's ends and middle, with values
+        let labels = y_labels(2e-4f64.log10(), 7e-4f64.log10());
+        let names: Vec<&str> = labels.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(names, ["2.0e-4", "3.7e-4", "7.0e-4"]);
+        // one decade line inside is not enough to read the scale
+        assert_eq!(y_labels(-0.5, 0.3).len(), 3);
+        // a flat curve: one label
+        assert_eq!(y_labels(-2.0, -2.0), vec![(-2.0, "1.0e-2".to_string())]);
+        // every label character has a glyph
+        for (_, l) in y_labels(-7.3, -6.9) {
+            assert!(l.chars().all(|c| glyph(c) != [0; 7]), "{l}");
+        }
+    }
 }
