@@ -1031,31 +1031,11 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
     let mut sliced = Slices::default();
     let quiet = opts.quiet || !group.is_root();
     let silent = opts.silent || !group.is_root();
-    if !quiet && let Evaluation::PointValue { reference: None, .. } = problem.evaluation {
-        eprintln!(
-            "note: no reference value of u(0, 0) exists for {} at d = {} (published: d = 10, 100, 1000, 10000); the value is reported without an error",
-            problem.name, problem.dim
-        );
-    }
     if !quiet {
-        for line in super::routes::describe(&problem, (cfg.method != "exact").then_some(cfg.rand_batch)) {
-            eprintln!("partials of {line}");
-        }
+        announce(cfg, &problem);
     }
     let mut grad = vec![T::zero(); net.num_params()];
-    let bar = if quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new(cfg.steps as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}",
-            )
-            .expect("valid template"),
-        );
-        b.set_position(st.step as u64);
-        b
-    };
+    let bar = progress_bar(cfg.steps, st.step, quiet);
     let session = Instant::now();
     let (elapsed0, train0) = (st.elapsed, st.train_time);
     let mut session_train = 0.0;
@@ -1095,59 +1075,19 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             let draw = &*draw;
             let rows = draw.plans.iter().map(|p| p.probes.len()).sum::<usize>() + 2;
             let cut = slice_ranges(parts[c].len(), din, net.num_params(), rows);
-            let t_sample = Instant::now();
-            let mut sliced_drawn = None;
             // condition 0 keeps the stream key the elliptic trainer always used
             let batch = (RESIDUAL ^ ((c as u64) << 4)) ^ ((k as u64) << 8);
-            if let Some(source) = point_source::<T>(&problem, cond) {
-                // the source of each point, and the primal block sums of a weight-shared first
-                // layer, right where the point is drawn (still in cache); their time is counted
-                // as source and network time (summed over threads ÷ threads)
-                let (source_ns, sums_ns) = (AtomicU64::new(0), AtomicU64::new(0));
-                let drawn = cond.domain.fill_map(
-                    problem.dim,
-                    cfg.seed,
-                    batch,
-                    parts[c].start,
-                    &mut points[c],
-                    |x, pending| {
-                        let t = Instant::now();
-                        // the block sums of each stretch of the point as the source (which
-                        // finishes the point chunk by chunk) hands it on, while still in cache
-                        let (mut pre, mut sums) = (Vec::new(), std::time::Duration::ZERO);
-                        let mut visit = |prefix: &[T]| {
-                            let t_sums = Instant::now();
-                            if net.block_pre_activation_prefix(prefix, &mut pre) {
-                                sums += t_sums.elapsed();
-                            }
-                        };
-                        let v = source(x, pending, &mut visit);
-                        let sums = sums.as_nanos() as u64;
-                        source_ns.fetch_add((t.elapsed().as_nanos() as u64).saturating_sub(sums), Ordering::Relaxed);
-                        sums_ns.fetch_add(sums, Ordering::Relaxed);
-                        (v, pre)
-                    },
-                );
-                let per_thread = 1e-9 / rayon::current_num_threads() as f64;
-                let (source_s, sums_s) = (
-                    source_ns.into_inner() as f64 * per_thread,
-                    sums_ns.into_inner() as f64 * per_thread,
-                );
-                let (sources, pre): (Vec<(f64, f64)>, Vec<Vec<T>>) = drawn.into_iter().unzip();
-                if cut.len() > 1 {
-                    sliced_drawn = Some(Drawn { sources, pre });
-                } else {
-                    let block_sums = net.primal_block_sums(pre.concat());
-                    work.set_drawn(sources, block_sums);
-                }
-                work.source_s += source_s;
-                work.network_s += sums_s;
-                sample_s += t_sample.elapsed().as_secs_f64() - source_s - sums_s;
-            } else {
-                cond.domain
-                    .fill_from(problem.dim, cfg.seed, batch, parts[c].start, &mut points[c]);
-                sample_s += t_sample.elapsed().as_secs_f64();
-            }
+            let at = (cfg.seed, batch, parts[c].start);
+            let sliced_drawn = draw_points(
+                &net,
+                &problem,
+                cond,
+                at,
+                &mut points[c],
+                cut.len() > 1,
+                &mut work,
+                &mut sample_s,
+            );
             let part = if cut.len() > 1 {
                 if stream_first {
                     zero_first_weight(&net, &mut grad);
@@ -1297,6 +1237,137 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         }
     }
     bar.finish_and_clear();
+    let session = Session {
+        interrupted,
+        start_step,
+        times: PhaseTimes {
+            sample: sample_s,
+            source: work.source_s,
+            network: work.network_s,
+            update: update_s,
+            reduce: reduce_s,
+        },
+        step_times_s,
+    };
+    summarise(cfg, opts, &problem, &st, session, silent)
+}
+
+/// Draws this rank's points of condition `cond` into `points` from the stream `at = (seed,
+/// batch key, first point)`, with each point's source and, for a weight-shared first layer,
+/// its primal block sums computed where the point is drawn (still in cache). The sources go to
+/// `work`, or are returned for the slices when the batch is `cut`; the sampling time is added
+/// to `sample_s`, the source and block-sum time to `work` (summed over threads ÷ threads).
+#[allow(clippy::too_many_arguments)]
+fn draw_points<T: Real>(
+    net: &Mlp<T>,
+    problem: &Problem,
+    cond: &Condition,
+    (seed, batch, first): (u64, u64, usize),
+    points: &mut [T],
+    cut: bool,
+    work: &mut ResidualWork<T>,
+    sample_s: &mut f64,
+) -> Option<Drawn<T>> {
+    let t_sample = Instant::now();
+    let Some(source) = point_source::<T>(problem, cond) else {
+        cond.domain.fill_from(problem.dim, seed, batch, first, points);
+        *sample_s += t_sample.elapsed().as_secs_f64();
+        return None;
+    };
+    let (source_ns, sums_ns) = (AtomicU64::new(0), AtomicU64::new(0));
+    let drawn = cond
+        .domain
+        .fill_map(problem.dim, seed, batch, first, points, |x, pending| {
+            let t = Instant::now();
+            // the block sums of each stretch of the point as the source (which finishes the point
+            // chunk by chunk) hands it on, while still in cache
+            let (mut pre, mut sums) = (Vec::new(), std::time::Duration::ZERO);
+            let mut visit = |prefix: &[T]| {
+                let t_sums = Instant::now();
+                if net.block_pre_activation_prefix(prefix, &mut pre) {
+                    sums += t_sums.elapsed();
+                }
+            };
+            let v = source(x, pending, &mut visit);
+            let sums = sums.as_nanos() as u64;
+            source_ns.fetch_add((t.elapsed().as_nanos() as u64).saturating_sub(sums), Ordering::Relaxed);
+            sums_ns.fetch_add(sums, Ordering::Relaxed);
+            (v, pre)
+        });
+    let per_thread = 1e-9 / rayon::current_num_threads() as f64;
+    let (source_s, sums_s) = (
+        source_ns.into_inner() as f64 * per_thread,
+        sums_ns.into_inner() as f64 * per_thread,
+    );
+    let (sources, pre): (Vec<(f64, f64)>, Vec<Vec<T>>) = drawn.into_iter().unzip();
+    work.source_s += source_s;
+    work.network_s += sums_s;
+    *sample_s += t_sample.elapsed().as_secs_f64() - source_s - sums_s;
+    if cut {
+        return Some(Drawn { sources, pre });
+    }
+    let block_sums = net.primal_block_sums(pre.concat());
+    work.set_drawn(sources, block_sums);
+    None
+}
+
+/// What the run prints before its first step: the missing reference value, the partials' routes.
+fn announce(cfg: &TrainConfig, problem: &Problem) {
+    if let Evaluation::PointValue { reference: None, .. } = problem.evaluation {
+        eprintln!(
+            "note: no reference value of u(0, 0) exists for {} at d = {} (published: d = 10, 100, 1000, 10000); the value is reported without an error",
+            problem.name, problem.dim
+        );
+    }
+    for line in super::routes::describe(problem, (cfg.method != "exact").then_some(cfg.rand_batch)) {
+        eprintln!("partials of {line}");
+    }
+}
+
+/// The progress bar of a run of `steps` at step `at` (hidden when quiet).
+fn progress_bar(steps: usize, at: usize, quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(steps as u64);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {per_sec} {msg}",
+        )
+        .expect("valid template"),
+    );
+    b.set_position(at as u64);
+    b
+}
+
+/// What one process's part of a run did (for [`summarise`]).
+struct Session {
+    interrupted: bool,
+    /// The step it started from (its resume point).
+    start_step: usize,
+    times: PhaseTimes,
+    step_times_s: Vec<f64>,
+}
+
+/// The run's summary after the loop: divergence after the best evaluation reported, the
+/// summary and `curves.png` written (rank 0); a resumed run with no step left keeps the one of
+/// the session that finished it.
+fn summarise(
+    cfg: &TrainConfig,
+    opts: &RunOptions,
+    problem: &Problem,
+    st: &State,
+    session: Session,
+    silent: bool,
+) -> Result<Summary, TrainError> {
+    let (group, dir) = (opts.group, &opts.out);
+    let metrics_path = dir.join("metrics.csv");
+    let Session {
+        interrupted,
+        start_step,
+        times,
+        step_times_s,
+    } = session;
     // a final model far worse than the best evaluated one is reported, not hidden
     let (last, best) = match problem.evaluation {
         Evaluation::PointValue { .. } => (st.last_l1, st.best_l1),
@@ -1351,13 +1422,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         peak_rss_mb: peak_rss_mb(),
         interrupted,
         processes: group.size(),
-        time_s: PhaseTimes {
-            sample: sample_s,
-            source: work.source_s,
-            network: work.network_s,
-            update: update_s,
-            reduce: reduce_s,
-        },
+        time_s: times,
         step_times_s,
     };
     if group.is_root() {
