@@ -1139,31 +1139,23 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
             true => work.deferred_first_weight(&points[0], din),
             false => None,
         };
-        // the global gradient norm (logged): a non-finite gradient makes it non-finite
-        let grad_norm = if let Some(first) = deferred {
-            let fill = |range, dst: &mut [T]| first.entries_into(range, dst);
-            let streamed: (usize, GradientFill<'_, T>) = (first_weight.end, &fill);
-            let norm = adam.update_streamed(net.params_mut(), &mut grad, lr, streamed, &mut norm_parts);
-            // the update has happened: on a non-finite gradient the run stops here, before
-            // any checkpoint could save the parameters
-            if !norm.is_finite() {
-                bar.abandon();
-                return Err(diverged(loss));
-            }
-            norm
-        } else {
-            let norm = gradient_norm(&grad, &mut norm_parts);
-            if !norm.is_finite() && grad.iter().any(|g| !g.as_f64().is_finite()) {
-                bar.abandon();
-                return Err(diverged(loss));
-            }
-            // clipped to --clip-grad-norm when set
-            if cfg.clip_grad_norm > 0.0 && norm > cfg.clip_grad_norm {
-                let s = T::c(cfg.clip_grad_norm / norm);
-                grad.iter_mut().for_each(|g| *g *= s);
-            }
-            adam.update(net.params_mut(), &grad, lr);
-            norm
+        // the global gradient norm (logged): a non-finite gradient stops the run
+        let first_fill = deferred.map(|first| move |range, dst: &mut [T]| first.entries_into(range, dst));
+        let streamed = first_fill
+            .as_ref()
+            .map(|f| (first_weight.end, f as GradientFill<'_, T>));
+        let clip = cfg.clip_grad_norm;
+        let Some(grad_norm) = adam_step(
+            &mut adam,
+            net.params_mut(),
+            &mut grad,
+            lr,
+            clip,
+            streamed,
+            &mut norm_parts,
+        ) else {
+            bar.abandon();
+            return Err(diverged(loss));
         };
         if head_step.active() {
             head_step.scale_step(net.params_mut(), &head_before);
@@ -1309,6 +1301,35 @@ fn draw_points<T: Real>(
     let block_sums = net.primal_block_sums(pre.concat());
     work.set_drawn(sources, block_sums);
     None
+}
+
+/// Adam's step on `grad` at rate `lr`, clipped to `clip` when that is set, or fused with the
+/// making of the first layer's weight gradient (`streamed`: the range it fills and how); the
+/// global gradient norm before clipping, `None` for a non-finite gradient (the streamed update
+/// has then happened: the run must stop before any checkpoint saves the parameters).
+fn adam_step<T: Real>(
+    adam: &mut Adam<T>,
+    params: &mut [T],
+    grad: &mut [T],
+    lr: f64,
+    clip: f64,
+    streamed: Option<(usize, GradientFill<'_, T>)>,
+    norm_parts: &mut Vec<f64>,
+) -> Option<f64> {
+    if let Some(streamed) = streamed {
+        let norm = adam.update_streamed(params, grad, lr, streamed, norm_parts);
+        return norm.is_finite().then_some(norm);
+    }
+    let norm = gradient_norm(grad, norm_parts);
+    if !norm.is_finite() && grad.iter().any(|g| !g.as_f64().is_finite()) {
+        return None;
+    }
+    if clip > 0.0 && norm > clip {
+        let s = T::c(clip / norm);
+        grad.iter_mut().for_each(|g| *g *= s);
+    }
+    adam.update(params, grad, lr);
+    Some(norm)
 }
 
 /// What the run prints before its first step: the missing reference value, the partials' routes.
