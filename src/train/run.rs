@@ -402,6 +402,25 @@ struct Scores {
     value: Option<f64>,
 }
 
+impl State {
+    /// Records an evaluation's scores (last and best); the metrics' `rel_l2` and `rel_l1`
+    /// columns (empty where not finite) and the progress text.
+    fn record(&mut self, scores: &Scores) -> (String, String, String) {
+        let (l2, l1) = (scores.rel_l2, scores.rel_l1);
+        self.last_value = scores.value;
+        self.last_l2 = l2;
+        self.last_l1 = l1;
+        self.best_l2 = self.best_l2.min(l2);
+        self.best_l1 = self.best_l1.min(l1);
+        let column = |v: f64| if v.is_finite() { format!("{v:e}") } else { String::new() };
+        let score = match scores.value {
+            Some(v) => format!("u(0) {v:.6}  rel_l1 {l1:.4e}  best {:.4e}", self.best_l1),
+            None => format!("rel_l2 {l2:.4e}  best {:.4e}", self.best_l2),
+        };
+        (column(l2), column(l1), score)
+    }
+}
+
 /// Scores the network as the problem says: relative L2 and L1 errors over the streamed test set
 /// (targets cached after the first call; each rank scores its share of the points and the sums
 /// are added across ranks), or the relative L1 error of `u` at a point.
@@ -1178,22 +1197,8 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
                 group,
                 evaluate(model(&net, &ema), &problem, cfg, group, &mut targets, &mut eval_tape),
             )?;
-            let (l2, l1) = (scores.rel_l2, scores.rel_l1);
-            st.last_value = scores.value;
-            st.last_l2 = l2;
-            st.last_l1 = l1;
-            st.best_l2 = st.best_l2.min(l2);
-            st.best_l1 = st.best_l1.min(l1);
-            if l2.is_finite() {
-                l2s = format!("{l2:e}");
-            }
-            if l1.is_finite() {
-                l1s = format!("{l1:e}");
-            }
-            let score = match scores.value {
-                Some(v) => format!("u(0) {v:.6}  rel_l1 {l1:.4e}  best {:.4e}", st.best_l1),
-                None => format!("rel_l2 {l2:.4e}  best {:.4e}", st.best_l2),
-            };
+            let score;
+            (l2s, l1s, score) = st.record(&scores);
             if quiet && !silent {
                 // a closed stdout (e.g. `| head`) must not end the run: progress lines are optional
                 let _ = writeln!(
