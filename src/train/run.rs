@@ -1125,17 +1125,7 @@ fn train_with<T: Real>(cfg: &TrainConfig, opts: &RunOptions) -> Result<Summary, 
         let mut interrupt = opts.interrupt.load(Ordering::Relaxed);
         if group.size() > 1 {
             let t_reduce = Instant::now();
-            reduced.clear();
-            reduced.extend(grad.iter().map(|g| g.as_f64()));
-            reduced.push(loss);
-            reduced.push(f64::from(u8::from(interrupt)));
-            group.sum(&mut reduced);
-            for (g, r) in grad.iter_mut().zip(&reduced) {
-                *g = T::c(*r);
-            }
-            let n = grad.len();
-            loss = reduced[n];
-            interrupt = reduced[n + 1] > 0.0;
+            (loss, interrupt) = sum_over_ranks(group, &mut grad, loss, interrupt, &mut reduced);
             reduce_s += t_reduce.elapsed().as_secs_f64();
         }
         let diverged = |value: f64| TrainError::Diverged {
@@ -1306,6 +1296,27 @@ fn draw_points<T: Real>(
     let block_sums = net.primal_block_sums(pre.concat());
     work.set_drawn(sources, block_sums);
     None
+}
+
+/// Every rank's gradient (into `grad`) and loss summed in rank order, and whether any rank was
+/// interrupted, through one f64 reduction (`buffer` reused).
+fn sum_over_ranks<T: Real>(
+    group: Group,
+    grad: &mut [T],
+    loss: f64,
+    interrupt: bool,
+    buffer: &mut Vec<f64>,
+) -> (f64, bool) {
+    buffer.clear();
+    buffer.extend(grad.iter().map(|g| g.as_f64()));
+    buffer.push(loss);
+    buffer.push(f64::from(u8::from(interrupt)));
+    group.sum(buffer);
+    for (g, r) in grad.iter_mut().zip(buffer.iter()) {
+        *g = T::c(*r);
+    }
+    let n = grad.len();
+    (buffer[n], buffer[n + 1] > 0.0)
 }
 
 /// Adam's step on `grad` at rate `lr`, clipped to `clip` when that is set, or fused with the
