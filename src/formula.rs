@@ -1251,8 +1251,8 @@ impl Formula {
         out[..=order].copy_from_slice(&ws.series[s..s + order + 1]);
     }
 
-    /// `Σ_c (term_c(curve_c) − term_c(x_c))` over `terms` of coordinate sum `i` along the dense
-    /// curve with coefficient slots `slots`: each term's series in its own coordinate (a table
+    /// Adds `Σ_c (term_c(curve_c) − term_c(x_c))` over `terms` of coordinate sum `i` along the
+    /// dense curve with coefficient slots `slots` to the sum's value buffer: each term's series in its own coordinate (a table
     /// made once per point) composed with the coordinate's curve.
     fn compose_terms(
         &self,
@@ -1261,7 +1261,7 @@ impl Formula {
         env: &dyn Env,
         slots: &[Vec<f64>],
         terms: std::ops::Range<usize>,
-    ) -> Vec<f64> {
+    ) {
         let Node::Sum { var, body, .. } = self.nodes[i] else {
             unreachable!("a sum")
         };
@@ -1275,7 +1275,9 @@ impl Formula {
                 table.extend_from_slice(&ws.series[body * 3 * n..body * 3 * n + n]);
             }
         }
-        let mut acc = vec![0.0; n];
+        // added to the sum's value buffer (its coefficients above 0 start at zero)
+        let start = i * 3 * n;
+        let acc = &mut ws.series[start..start + n];
         let slot = |k: usize| &slots[k - 1][terms.clone()];
         match n {
             1 => {}
@@ -1307,7 +1309,6 @@ impl Formula {
             }
         }
         ws.unit_series[i] = table;
-        acc
     }
 
     /// Coordinate sum `i` along a curve through the prepared point into its value buffer: the
@@ -1326,8 +1327,7 @@ impl Formula {
             Curve::Touching { touched, .. } => touched,
             Curve::Dense { slots, .. } => {
                 if lo <= hi {
-                    let acc = self.compose_terms(ws, i, env, slots, lo as usize..hi as usize + 1);
-                    ws.series[start + 1..start + n].copy_from_slice(&acc[1..]);
+                    self.compose_terms(ws, i, env, slots, lo as usize..hi as usize + 1);
                 }
                 return;
             }

@@ -263,7 +263,7 @@ pub(crate) fn add_offset_series<T: Real>(phi: &Formula, ws: &mut Workspace, inpu
     let mut entries: Vec<(usize, usize, f64)> = Vec::new();
     let mut support: Vec<usize> = Vec::new();
     // a dense row's normalised coefficients, one slot of `din` per order
-    let mut slots = vec![vec![0.0; din]; order];
+    let mut slots: Vec<Vec<f64>> = Vec::new();
     let mut x0 = vec![0.0; din];
     let mut prepared = usize::MAX;
     let mut out = vec![0.0; width];
@@ -278,6 +278,7 @@ pub(crate) fn add_offset_series<T: Real>(phi: &Formula, ws: &mut Workspace, inpu
             prepared = p;
         }
         if dense_rows {
+            slots.resize_with(order, || vec![0.0; din]);
             for (k, slot) in slots.iter_mut().enumerate() {
                 input.row_slot(k + 1, row, slot);
             }
